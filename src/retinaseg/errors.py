@@ -1,0 +1,27 @@
+"""Errors raised for bad user input.
+
+Every problem with a user's file, folder, config key or argument raises
+:class:`InputError`. The CLI turns it into one line on stderr and exit code 2,
+so the message must name the file (or key) and say what is wrong.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class InputError(ValueError):
+    """A user-supplied file, folder, key or value that cannot be used.
+
+    Parameters
+    ----------
+    where
+        The file path, folder or config key the problem is in.
+    problem
+        What is wrong, in a few words.
+    """
+
+    def __init__(self, where: str | PathLike[str], problem: str) -> None:
+        self.where = str(where)
+        self.problem = problem
+        super().__init__(f"{self.where}: {problem}")
