@@ -1,0 +1,155 @@
+"""The ``retinaseg`` command line.
+
+Bad input (a corrupt file, a missing config key, an unknown model...) ends the
+command with one line on stderr naming the file or key, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from retinaseg.errors import InputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Segment retinal OCT B-scans and fundus photographs; train, evaluate and compare models.",
+)
+console = Console()
+
+
+@app.command(epilog="Example: retinaseg train configs/duke_unet.yaml --set trainer.max_epochs=5 --set name=quick")
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML config (see configs/).")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: key.sub=value (repeatable).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue from this checkpoint (e.g. runs/NAME/last.ckpt).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder of the same name.")] = False,
+    devices: Annotated[Optional[int], typer.Option(help="Number of devices (processes for DDP).")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="Lightning strategy, e.g. ddp.")] = None,
+    accelerator: Annotated[Optional[str], typer.Option(help="cpu, gpu or auto.")] = None,
+) -> None:
+    """Train a model; writes runs/NAME/ and appends a row to runs/results.csv."""
+    from retinaseg.training.config import load_config
+    from retinaseg.training.train import train as run_training
+
+    overrides = list(set_ or [])
+    for key, value in (("devices", devices), ("strategy", strategy), ("accelerator", accelerator)):
+        if value is not None:
+            overrides.append(f"trainer.{key}={value}")
+    result = run_training(load_config(config, overrides), resume=resume, overwrite=overwrite)
+    if result.test_metrics is not None:
+        _print_summary(f"test metrics ({result.run_dir / 'test' / 'metrics.json'})", result.test_metrics["summary"])
+    console.print(f"run folder: {result.run_dir}  best checkpoint: {result.best_checkpoint}  ({result.train_seconds / 60:.1f} min)")
+
+
+@app.command(epilog="Example: retinaseg evaluate --checkpoint runs/duke_unet/best.ckpt --config configs/duke_unet.yaml --split test --out eval/duke")
+def evaluate(
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint written by retinaseg train.")],
+    out: Annotated[Path, typer.Option(help="Output folder for metrics.json and figures.")],
+    config: Annotated[Optional[Path], typer.Option(help="Config naming the data; default: the checkpoint's own.")] = None,
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: key.sub=value.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Score a checkpoint: per-class Dice/IoU/precision/recall/HD95, binary F1/AUC, boundary errors."""
+    from retinaseg.inference.evaluate import evaluate_checkpoint
+    from retinaseg.training.config import load_config
+
+    resolved = load_config(config, set_) if config is not None or set_ else None
+    metrics = evaluate_checkpoint(checkpoint, out, config=resolved, split=split, overwrite=overwrite)
+    _print_summary(f"{split} metrics ({out / 'metrics.json'})", metrics["summary"])
+
+
+@app.command(epilog="Example: retinaseg predict --checkpoint runs/chase_unet/best.ckpt photos/ --out predictions --probabilities")
+def predict(
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint written by retinaseg train.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")],
+    probabilities: Annotated[bool, typer.Option(help="Also write class probabilities.")] = False,
+    roi_size: Annotated[Optional[tuple[int, int]], typer.Option(help="Sliding-window size H W for large images.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Segment images: class-index PNGs, coloured masks, overlays, optional probabilities."""
+    from retinaseg.inference.predict import predict_files
+
+    written = predict_files(checkpoint, list(inputs), out, probabilities=probabilities, roi_size=roi_size, overwrite=overwrite)
+    console.print(f"segmented {len(written)} image(s) into {out}")
+
+
+@app.command(epilog="Example: retinaseg convert chase_db1 ../shared/data/chase_db1 --out data/chase")
+def convert(
+    source: Annotated[str, typer.Argument(help="Source format: duke_npy, duke_mat, chase_db1, drive, folder, vgg_json, retinaseg.")],
+    root: Annotated[Path, typer.Argument(help="File or folder to read.")],
+    out: Annotated[Path, typer.Option(help="Folder for the standard dataset (images/, labels/, dataset.json).")],
+    option: Annotated[Optional[list[str]], typer.Option("--option", help="Source option key=value (repeatable).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Convert a dataset into retinaseg's standard on-disk layout."""
+    import yaml
+
+    from retinaseg.io.dataset_format import write_dataset
+    from retinaseg.io.sources import load_source
+
+    options = {}
+    for item in option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(item, "option must look like key=value")
+        options[key] = yaml.safe_load(value)
+    sample_set = load_source(source, root, **options)
+    write_dataset(sample_set, out, overwrite=overwrite)
+    console.print(f"wrote {len(sample_set)} samples of {len(sample_set.subjects())} subjects, classes {sample_set.class_names}, to {out}")
+
+
+@app.command()
+def models() -> None:
+    """List the registered networks with parameter counts and input-size constraints."""
+    from retinaseg.models import build_model, count_parameters, list_models
+
+    table = Table(title="retinaseg models (parameters for 1 input channel, 10 classes, default options)")
+    for column in ("name", "parameters", "input H, W multiple of", "default options", "description"):
+        table.add_column(column)
+    for spec in list_models():
+        parameters = count_parameters(build_model(spec.name, 1, 10))
+        table.add_row(spec.name, f"{parameters:,}", str(spec.size_multiple(spec.defaults)), str(spec.defaults), spec.description)
+    console.print(table)
+
+
+@app.command(epilog="Example: retinaseg demo --out demo_output")
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for everything the demo makes.")] = Path("demo_output"),
+    minutes: Annotated[float, typer.Option(help="Training time budget in minutes.")] = 1.5,
+) -> None:
+    """Run the whole pipeline on synthetic OCT B-scans: data, training, evaluation, prediction."""
+    from retinaseg.demo import run_demo
+
+    run_demo(out, minutes=minutes, console=console)
+
+
+def _print_summary(title: str, summary: dict) -> None:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        table.add_row(key, "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point: bad input -> one line on stderr, exit code 2."""
+    try:
+        app()
+    except InputError as err:
+        print(f"retinaseg: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

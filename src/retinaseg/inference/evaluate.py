@@ -1,0 +1,138 @@
+"""``retinaseg evaluate``: score a checkpoint on a split of its (or another) config's data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import track
+
+from retinaseg.analysis.boundaries import boundaries_from_labels, boundary_mad
+from retinaseg.data.dataset import prepare_samples
+from retinaseg.errors import InputError
+from retinaseg.inference.checkpoint import load_module
+from retinaseg.metrics.binary import BinaryEvaluator
+from retinaseg.metrics.segmentation import SegmentationEvaluator
+from retinaseg.report.plots import plot_confusion_matrix, plot_pr_curve
+from retinaseg.training.module import metric_classes
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    config: dict[str, Any] | None = None,
+    split: str = "test",
+    overwrite: bool = False,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate a trained model and write ``metrics.json`` and figures to ``out_dir``.
+
+    Parameters
+    ----------
+    checkpoint
+        A ``.ckpt`` written by ``retinaseg train``.
+    out_dir
+        Output folder; written atomically (temp folder, then renamed).
+    config
+        Config naming the data and split; ``None`` uses the one stored in the
+        checkpoint.
+    split
+        ``"train"``, ``"val"`` or ``"test"``.
+    overwrite
+        Replace an existing ``out_dir``; otherwise that is an error.
+    device
+        ``"cpu"``, ``"cuda"``...; default: CUDA when available.
+
+    Returns
+    -------
+    dict
+        The contents of ``metrics.json``: ``summary`` (headline numbers),
+        ``segmentation`` (per-class scores), ``binary`` (binary tasks),
+        ``boundaries`` (OCT layer boundary errors when configured).
+    """
+    from retinaseg.training.train import load_splits
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise InputError(out_dir, "output folder exists; choose another --out or pass --overwrite")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    module = load_module(checkpoint, device)
+    config = config or module.config
+    sample_set, splits = load_splits(config)
+    if split not in splits:
+        raise InputError("--split", f"unknown split {split!r}; use train, val or test")
+    samples = splits[split]
+    if len(samples) == 0:
+        raise InputError(f"data.split.{split}", "no samples in this split")
+    if list(sample_set.class_names) != module.class_names:
+        raise InputError(checkpoint, f"model classes {module.class_names} differ from the data's {sample_set.class_names}")
+
+    prepared = prepare_samples(samples, module.preprocessing, config["data"]["fov"])
+    spacing = samples.samples[0].spacing_um
+    segmentation = SegmentationEvaluator(len(module.class_names), module.class_names, spacing=spacing)
+    binary = BinaryEvaluator() if samples.task == "binary" else None
+    boundary_classes = config["evaluation"]["boundary_classes"]
+    fluid_classes = config["evaluation"]["fluid_classes"]
+    pred_boundaries, true_boundaries = [], []
+    with torch.no_grad():
+        for sample in track(prepared, description=f"evaluating {split}"):
+            logits = module(torch.from_numpy(sample.image)[None].to(device))
+            probabilities = torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
+            prediction = probabilities.argmax(axis=0).astype(np.uint8)
+            segmentation.update(prediction, sample.label, mask=sample.fov)
+            if binary is not None:
+                binary.update(probabilities[1], sample.label == 1, fov=sample.fov)
+            if boundary_classes:
+                pred_boundaries.append(boundaries_from_labels(prediction, boundary_classes, fluid_classes))
+                true_boundaries.append(boundaries_from_labels(sample.label, boundary_classes, fluid_classes))
+
+    chosen = metric_classes(config, len(module.class_names))
+    seg_result = segmentation.result()
+    summary: dict[str, Any] = {"mean_dice": segmentation.mean_dice(chosen)}
+    summary.update({f"dice_{module.class_names[c]}": seg_result["classes"][module.class_names[c]]["dice"] for c in range(1, len(module.class_names))})
+    metrics: dict[str, Any] = {
+        "checkpoint": str(checkpoint),
+        "split": split,
+        "subjects": samples.subjects(),
+        "num_images": len(samples),
+        "metric_classes": [module.class_names[c] for c in chosen],
+        "segmentation": seg_result,
+    }
+    if binary is not None:
+        binary_result = binary.result()
+        metrics["binary"] = binary_result
+        summary.update({f"{k}": binary_result["at_threshold"][k] for k in ("f1", "sensitivity", "specificity", "accuracy")})
+        summary["auc"] = binary_result["roc_auc"]
+    if boundary_classes:
+        axial_um = None if spacing is None else spacing[0]
+        mad = boundary_mad(np.concatenate(pred_boundaries, axis=1), np.concatenate(true_boundaries, axis=1), axial_um=axial_um)
+        metrics["boundaries"] = {
+            "classes": [module.class_names[c] for c in boundary_classes],
+            "definition": "top row of each class per column",
+            **{key: np.asarray(value).tolist() for key, value in mad.items()},
+        }
+        if axial_um is not None:
+            summary["mean_boundary_mad_um"] = float(np.nanmean(mad["mad_um"]))
+        summary["mean_boundary_mad_px"] = float(np.nanmean(mad["mad_px"]))
+    metrics["summary"] = summary
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        plot_confusion_matrix(np.asarray(seg_result["confusion_matrix"]), module.class_names, staging / "confusion_matrix.png")
+        if binary is not None:
+            curve = metrics["binary"]["pr_curve"]
+            plot_pr_curve(np.asarray(curve["precision"]), np.asarray(curve["recall"]), staging / "pr_curve.png")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.replace(out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return metrics

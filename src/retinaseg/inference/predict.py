@@ -1,0 +1,125 @@
+"""``retinaseg predict``: segment image files with a trained checkpoint.
+
+For each input ``NAME.ext`` the output folder receives ``NAME_classes.png``
+(uint8 class index per pixel), ``NAME_colour.png`` (classes in the palette),
+``NAME_overlay.png`` (colours over the image) and, on request, the class
+probabilities: ``NAME_probability.png`` (8-bit foreground probability) for
+binary tasks or ``NAME_probabilities.npy`` (float16, ``(C, H, W)``) otherwise.
+``legend.png`` and ``palette.json`` document the colours.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import track
+
+from retinaseg.data.preprocess import prepare_image
+from retinaseg.errors import InputError
+from retinaseg.inference.checkpoint import load_module
+from retinaseg.inference.sliding import infer_logits
+from retinaseg.io.images import IMAGE_SUFFIXES, read_image, write_image_atomic
+from retinaseg.report.palette import colorize, legend_image, overlay, palette_for
+
+
+def collect_inputs(inputs: list[str | Path]) -> list[Path]:
+    """Image files named directly or found (non-recursively) in named folders."""
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise InputError(item, "folder holds no image files")
+            files += found
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise InputError(item, "no such file or folder")
+    stems = [f.stem for f in files]
+    clashes = sorted({s for s in stems if stems.count(s) > 1})
+    if clashes:
+        raise InputError(clashes[0], "several inputs share this file name; outputs would collide")
+    return files
+
+
+def predict_files(
+    checkpoint: str | Path,
+    inputs: list[str | Path],
+    out_dir: str | Path,
+    *,
+    probabilities: bool = False,
+    roi_size: tuple[int, int] | None = None,
+    overwrite: bool = False,
+    device: str | None = None,
+) -> list[Path]:
+    """Segment every input image; see the module docstring for the outputs.
+
+    Parameters
+    ----------
+    checkpoint
+        A ``.ckpt`` written by ``retinaseg train``.
+    inputs
+        Image files and/or folders of images.
+    out_dir
+        Output folder, written atomically; must not exist unless ``overwrite``.
+    probabilities
+        Also write class probabilities.
+    roi_size
+        Sliding-window size ``(h, w)`` for images larger than the network was
+        trained on; default: the checkpoint's ``evaluation.roi_size``.
+    device
+        Torch device; default CUDA when available.
+
+    Returns
+    -------
+    list of Path
+        The class-index PNGs written, in input order.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise InputError(out_dir, "output folder exists; choose another --out or pass --overwrite")
+    files = collect_inputs(inputs)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    module = load_module(checkpoint, device)
+    evaluation = module.config["evaluation"]
+    roi = roi_size or (None if evaluation["roi_size"] is None else tuple(evaluation["roi_size"]))
+    palette = palette_for(module.class_names)
+    images = [(path, read_image(path)) for path in files]  # fail on a bad file before any work
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    written = []
+    try:
+        write_image_atomic(staging / "legend.png", legend_image(module.class_names, palette))
+        (staging / "palette.json").write_text(
+            json.dumps({name: [int(v) for v in palette[k]] for k, name in enumerate(module.class_names)}, indent=2)
+        )
+        with torch.no_grad():
+            for path, image in track(images, description="segmenting"):
+                network_input = torch.from_numpy(prepare_image(image, module.preprocessing))[None].to(device)
+                logits = infer_logits(
+                    module.model, network_input, module.size_multiple, roi_size=roi,
+                    overlap=evaluation["overlap"], sw_batch_size=evaluation["sw_batch_size"],
+                )
+                probs = torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
+                classes = probs.argmax(axis=0).astype(np.uint8)
+                write_image_atomic(staging / f"{path.stem}_classes.png", classes)
+                write_image_atomic(staging / f"{path.stem}_colour.png", colorize(classes, palette))
+                write_image_atomic(staging / f"{path.stem}_overlay.png", overlay(image, classes, palette))
+                if probabilities and len(module.class_names) == 2:
+                    write_image_atomic(staging / f"{path.stem}_probability.png", np.round(probs[1] * 255).astype(np.uint8))
+                elif probabilities:
+                    np.save(staging / f"{path.stem}_probabilities.npy", probs.astype(np.float16))
+                written.append(out_dir / f"{path.stem}_classes.png")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.replace(out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return written

@@ -1,0 +1,107 @@
+"""Layer boundaries from label maps and their mean absolute errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retinaseg.analysis.boundaries import (
+    DUKE_BOUNDARY_NAMES,
+    DUKE_FLUID_CLASS,
+    DUKE_LAYER_CLASSES,
+    boundaries_from_labels,
+    boundary_mad,
+)
+from retinaseg.errors import InputError
+
+NAN = np.nan
+
+
+def _column_map(columns: list[list[int]]) -> np.ndarray:
+    """Label map whose columns are the given top-to-bottom class lists."""
+    return np.array(columns, dtype=np.uint8).T
+
+
+def test_top_row_of_each_layer() -> None:
+    label = _column_map(
+        [
+            [0, 0, 1, 1, 2, 2, 3, 3],
+            [0, 1, 1, 1, 1, 2, 3, 3],
+            [0, 0, 0, 0, 0, 0, 0, 0],  # no retina in this column
+        ]
+    )
+    b = boundaries_from_labels(label, [1, 2, 3])
+    assert b.shape == (3, 3) and b.dtype == np.float64
+    np.testing.assert_array_equal(b, [[2, 1, NAN], [4, 5, NAN], [6, 6, NAN]])
+
+
+def test_zero_thickness_layer_lies_on_the_next_boundary() -> None:
+    label = _column_map([[0, 0, 1, 1, 3, 3, 3, 3]])  # layer 2 pinched out
+    np.testing.assert_array_equal(boundaries_from_labels(label, [1, 2, 3])[:, 0], [2, 4, 4])
+
+
+def test_fluid_hides_the_boundary_it_covers() -> None:
+    fluid = 9
+    label = _column_map(
+        [
+            [0, 1, 9, 1, 2, 2, 3, 3],  # cyst inside layer 1: nothing hidden
+            [0, 1, 1, 9, 9, 2, 3, 3],  # cyst over the 1/2 boundary: boundary 2 unknown
+            [0, 9, 9, 9, 9, 9, 9, 9],  # fluid below the vitreous, no layer
+        ]
+    )
+    b = boundaries_from_labels(label, [1, 2, 3], fluid_classes=[fluid])
+    np.testing.assert_array_equal(b, [[1, 1, NAN], [4, NAN, NAN], [6, 6, NAN]])
+    # without a fluid class the cyst is just "not a layer": boundary 2 under the cyst
+    assert boundaries_from_labels(label, [1, 2, 3])[1, 1] == 5
+
+
+def test_duke_constants() -> None:
+    assert DUKE_LAYER_CLASSES == (1, 2, 3, 4, 5, 6, 7, 8)
+    assert DUKE_FLUID_CLASS == 9
+    assert len(DUKE_BOUNDARY_NAMES) == len(DUKE_LAYER_CLASSES)
+    assert DUKE_BOUNDARY_NAMES[0] == "ILM" and DUKE_BOUNDARY_NAMES[-1] == "BM"
+
+
+def test_duke_boundaries_rebuild_the_label_map(duke_npy_root: Path) -> None:
+    for path in sorted((duke_npy_root / "DukeData" / "test" / "masks").glob("*.npy"))[:3]:
+        label = np.load(path)
+        b = boundaries_from_labels(label, DUKE_LAYER_CLASSES, [DUKE_FLUID_CLASS])
+        assert b.shape == (8, label.shape[1])
+        known = np.isfinite(b).all(axis=0)
+        assert known.mean() > 0.9
+        assert (np.diff(b[:, known], axis=0) >= 0).all()  # boundaries never cross
+        # class of a pixel = number of boundaries at or above its row
+        rows = np.arange(label.shape[0])[:, None, None]
+        rebuilt = (rows >= b[None, :, known]).sum(axis=1)
+        layer_pixels = label[:, known] != DUKE_FLUID_CLASS
+        np.testing.assert_array_equal(rebuilt[layer_pixels], label[:, known][layer_pixels])
+
+
+def test_boundary_mad_by_hand() -> None:
+    pred = np.array([[1.0, 2.0, NAN], [5.0, 5.0, 5.0]])
+    true = np.array([[2.0, 2.0, 2.0], [NAN, NAN, NAN]])
+    out = boundary_mad(pred, true, axial_um=3.87)
+    np.testing.assert_allclose(out["mad_px"], [0.5, NAN])
+    np.testing.assert_allclose(out["mad_um"], [0.5 * 3.87, NAN])
+    np.testing.assert_array_equal(out["n_columns"], [2, 0])
+    assert "mad_um" not in boundary_mad(pred, true)
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        np.zeros((4, 4), dtype=np.float32),  # not a class map
+        np.zeros((2, 4, 4), dtype=np.uint8),  # not one B-scan
+        -np.ones((4, 4), dtype=np.int16),
+    ],
+)
+def test_bad_label_maps_raise(label: np.ndarray) -> None:
+    with pytest.raises(InputError):
+        boundaries_from_labels(label, [1, 2])
+
+
+def test_mad_shape_mismatch_raises() -> None:
+    with pytest.raises(InputError):
+        boundary_mad(np.zeros((8, 10)), np.zeros((8, 11)))
