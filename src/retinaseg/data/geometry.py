@@ -34,7 +34,9 @@ class PadSpec:
     padded_shape
         ``(H, W)`` after padding.
     axes
-        The two array axes that are rows and columns.
+        The row and column axes as given when padding. Negative axes
+        (``(-2, -1)``) also fit arrays with more leading axes, e.g. the
+        ``(B, K, H, W)`` network output of a padded ``(C, H, W)`` input.
     """
 
     original_shape: tuple[int, int]
@@ -147,7 +149,7 @@ def pad_to_shape(
         padded = np.pad(array, widths, mode="constant", constant_values=value)
     else:
         raise InputError("pad mode", f"unknown padding mode {mode!r}; use reflect or constant")
-    return padded, PadSpec(original_shape=(h, w), padded_shape=target, axes=(row_axis, col_axis))
+    return padded, PadSpec(original_shape=(h, w), padded_shape=target, axes=(int(axes[0]), int(axes[1])))
 
 
 def pad_to_multiple(
@@ -201,7 +203,7 @@ def crop_to_original(array: ArrayLike, spec: PadSpec) -> ArrayLike:
         The array's row/column sizes are not the padded ones.
     """
     shape = tuple(array.shape)  # type: ignore[attr-defined]
-    row_axis, col_axis = spec.axes
+    row_axis, col_axis = _normalise_axes(spec.axes, len(shape))
     got = (shape[row_axis], shape[col_axis])
     if got != spec.padded_shape:
         raise InputError("crop", f"array is {got[0]}x{got[1]} (HxW) but was padded to {spec.padded_shape}")

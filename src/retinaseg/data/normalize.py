@@ -76,8 +76,6 @@ def normalize_image(
     _check_image(image)
     if method == "none":
         return _to_unit_float(image)
-    if not 0.0 <= low_pct < high_pct <= 100.0:
-        raise InputError("normalize", f"percentiles must satisfy 0 <= low_pct < high_pct <= 100, got {low_pct}, {high_pct}")
     values = image.astype(np.float64)
     stats = values if mask is None else values[_check_mask(mask, image.shape[:2])]
     if method == "zscore":
@@ -87,6 +85,10 @@ def normalize_image(
     if method == "minmax":
         low, high = stats.min(), stats.max()
     else:
+        if not 0.0 <= low_pct < high_pct <= 100.0:
+            raise InputError(
+                "normalize", f"percentiles must satisfy 0 <= low_pct < high_pct <= 100, got {low_pct}, {high_pct}"
+            )
         low, high = np.percentile(stats, [low_pct, high_pct])
     if high <= low:
         return np.zeros(image.shape, dtype=np.float32)

@@ -12,7 +12,7 @@ Model
   thicknesses (RNFL ~25 um, thicker on the nasal side; GCL+IPL ~70 um;
   INL ~35; OPL ~25; ONL ~90; ISE ~20; OS-RPE ~35 um), varied per subject and
   smoothly along the B-scan. At the fovea the inner layers (RNFL to OPL)
-  thin to zero following a Gaussian pit while ONL and OS-RPE thicken, so the
+  thin to zero in a flat-bottomed pit while ONL and OS-RPE thicken, so the
   foveal depression of the inner surface emerges from the layer thicknesses.
 - Fluid (optional): intraretinal pockets of elliptic cross-section inside
   INL, OPL or ONL near the fovea; they thicken their layer (lifting the
@@ -129,7 +129,9 @@ def labels_from_boundaries(boundary_rows: np.ndarray, height: int) -> np.ndarray
     """
     boundary_rows = np.asarray(boundary_rows, dtype=np.float64)
     if boundary_rows.ndim != 2 or not 1 <= boundary_rows.shape[0] <= 255:
-        raise InputError("boundary_rows", f"expected an (n, W) array with 1 <= n <= 255, got shape {boundary_rows.shape}")
+        raise InputError(
+            "boundary_rows", f"expected an (n, W) array with 1 <= n <= 255, got shape {boundary_rows.shape}"
+        )
     if int(height) != height or height < 1:
         raise InputError("height", f"must be a positive integer, got {height!r}")
     return boundaries_to_labels(boundary_rows + 1.0, int(height))
@@ -215,7 +217,7 @@ def make_phantom_volume(
     -------
     dict
         ``"images"``: ``(N, H, W)`` uint8; ``"labels"``: ``(N, H, W)``
-        uint8; ``"boundary_rows"``: ``(N, 8, W)`` float32, 0-based rows of
+        uint8; ``"boundary_rows"``: ``(N, 8, W)`` float64, 0-based rows of
         the 8 layer boundaries (before fluid is drawn over the label map);
         ``"axial_um"``, ``"lateral_um"``, ``"bscan_spacing_um"``: pixel and
         B-scan spacing; ``"fovea_bscan"``: fractional B-scan index and
@@ -233,7 +235,7 @@ def make_phantom_volume(
     return {
         "images": images,
         "labels": labels,
-        "boundary_rows": boundaries.astype(np.float32),
+        "boundary_rows": boundaries,
         "axial_um": float(axial_um),
         "lateral_um": float(lateral_um),
         "bscan_spacing_um": float(bscan_spacing_um),
@@ -270,7 +272,9 @@ def make_phantom_set(
         ``"phantom_01_00"``, ... with ``spacing_um = (axial_um, lateral_um)``.
     """
     if int(n_subjects) != n_subjects or n_subjects < 1 or not 0.0 <= fluid_fraction <= 1.0:
-        raise InputError("phantom", f"need n_subjects >= 1 and 0 <= fluid_fraction <= 1, got {n_subjects}, {fluid_fraction}")
+        raise InputError(
+            "phantom", f"need n_subjects >= 1 and 0 <= fluid_fraction <= 1, got {n_subjects}, {fluid_fraction}"
+        )
     samples = []
     for i in range(int(n_subjects)):
         subject = f"phantom_{i + 1:02d}"
@@ -388,7 +392,7 @@ def _bscan(
     if pockets is not None:
         rows = np.arange(height, dtype=np.float64)[:, None]
         # Pockets sit mid-layer, stacked when several share a layer.
-        stacked = np.zeros((N_BOUNDARIES, width))
+        stacked = np.zeros((N_BOUNDARIES + 1, width))  # fluid rows so far, per layer class
         for layer, height_px in zip(pockets.layer, fluid_px):
             top = boundaries[layer - 1] + thickness_px[layer - 1] / 2 + stacked[layer]
             fluid |= (rows >= top) & (rows < top + height_px)
@@ -418,7 +422,10 @@ def _render(
     elm_row = (boundaries[5] - _ELM_ABOVE_ISE_UM / axial_um).astype(np.float32)
     level += _ELM_LEVEL * np.exp(-0.5 * (rows - elm_row) ** 2)
 
-    blobs = (max(round(height * axial_um / _CHOROID_BLOB_UM[0]), 2), max(round(width * lateral_um / _CHOROID_BLOB_UM[1]), 2))
+    blobs = (
+        max(round(height * axial_um / _CHOROID_BLOB_UM[0]), 2),
+        max(round(width * lateral_um / _CHOROID_BLOB_UM[1]), 2),
+    )
     texture = cv2.resize(
         rng.uniform(0.6, 1.25, blobs).astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC
     )

@@ -117,8 +117,8 @@ def evaluate_checkpoint(
             **{key: np.asarray(value).tolist() for key, value in mad.items()},
         }
         if axial_um is not None:
-            summary["mean_boundary_mad_um"] = float(np.nanmean(mad["mad_um"]))
-        summary["mean_boundary_mad_px"] = float(np.nanmean(mad["mad_px"]))
+            summary["mean_boundary_mad_um"] = _mean_or_none(mad["mad_um"])
+        summary["mean_boundary_mad_px"] = _mean_or_none(mad["mad_px"])
     metrics["summary"] = summary
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -136,3 +136,10 @@ def evaluate_checkpoint(
         if staging.exists():
             shutil.rmtree(staging)
     return metrics
+
+
+def _mean_or_none(values: np.ndarray) -> float | None:
+    """Mean of the finite values; ``None`` (JSON null) when there are none."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    return float(finite.mean()) if finite.size else None

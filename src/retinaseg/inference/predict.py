@@ -22,7 +22,6 @@ from rich.progress import track
 from retinaseg.data.preprocess import prepare_image
 from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_module
-from retinaseg.inference.sliding import infer_logits
 from retinaseg.io.images import IMAGE_SUFFIXES, read_image, write_image_atomic
 from retinaseg.report.palette import colorize, legend_image, overlay, palette_for
 
@@ -86,8 +85,6 @@ def predict_files(
     files = collect_inputs(inputs)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     module = load_module(checkpoint, device)
-    evaluation = module.config["evaluation"]
-    roi = roi_size or (None if evaluation["roi_size"] is None else tuple(evaluation["roi_size"]))
     palette = palette_for(module.class_names)
     images = [(path, read_image(path)) for path in files]  # fail on a bad file before any work
 
@@ -102,10 +99,7 @@ def predict_files(
         with torch.no_grad():
             for path, image in track(images, description="segmenting"):
                 network_input = torch.from_numpy(prepare_image(image, module.preprocessing))[None].to(device)
-                logits = infer_logits(
-                    module.model, network_input, module.size_multiple, roi_size=roi,
-                    overlap=evaluation["overlap"], sw_batch_size=evaluation["sw_batch_size"],
-                )
+                logits = module(network_input, roi_size=roi_size)
                 probs = torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
                 classes = probs.argmax(axis=0).astype(np.uint8)
                 write_image_atomic(staging / f"{path.stem}_classes.png", classes)

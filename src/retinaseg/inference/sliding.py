@@ -9,9 +9,10 @@ Either way the output has exactly the input's height and width.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 from torch import nn
+
+from retinaseg.data.geometry import crop_to_original, pad_to_multiple
 
 
 def infer_logits(
@@ -46,15 +47,11 @@ def infer_logits(
     torch.Tensor
         ``(B, K, H, W)`` logits.
     """
-    height, width = image.shape[-2:]
     if roi_size is None:
-        pad_h = -height % size_multiple
-        pad_w = -width % size_multiple
-        # Reflection keeps image statistics at the border; it needs pad < size,
-        # so tiny images fall back to replication.
-        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-        padded = F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
-        return model(padded)[..., :height, :width]
+        # Mirror padding at the bottom/right keeps image statistics at the border
+        # and leaves row/column coordinates unchanged for the crop back.
+        padded, spec = pad_to_multiple(image.detach().cpu().numpy(), size_multiple, mode="reflect", axes=(-2, -1))
+        return crop_to_original(model(torch.from_numpy(padded).to(image.device)), spec)
     roi = tuple(-(-int(s) // size_multiple) * size_multiple for s in roi_size)
     return sliding_window_inference(
         image, roi, sw_batch_size, model, overlap=overlap, mode="gaussian", padding_mode="replicate"

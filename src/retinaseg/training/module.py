@@ -9,7 +9,9 @@ import numpy as np
 import torch
 
 from retinaseg.data.preprocess import Preprocessing
+from retinaseg.errors import InputError
 from retinaseg.inference.sliding import infer_logits
+from retinaseg.metrics.segmentation import scores_from_confusion
 from retinaseg.models import build_model, model_size_multiple
 from retinaseg.training.losses import build_loss
 
@@ -42,9 +44,14 @@ class SegmentationModule(L.LightningModule):
         self.metric_classes = metric_classes(config, len(class_names))
         self.register_buffer("_val_confusion", torch.zeros(len(class_names), len(class_names), dtype=torch.long), persistent=False)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, roi_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Logits ``(B, K, H, W)`` for whole images ``(B, C, H, W)`` of any size.
+
+        ``roi_size`` switches to sliding-window inference with that window;
+        default: the config's ``evaluation.roi_size`` (``None``: one pass).
+        """
         evaluation = self.config["evaluation"]
-        roi = evaluation["roi_size"]
+        roi = roi_size or evaluation["roi_size"]
         return infer_logits(
             self.model,
             image,
@@ -74,15 +81,13 @@ class SegmentationModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         confusion = self.trainer.strategy.reduce(self._val_confusion.float(), reduce_op="sum")
-        dice = dice_from_confusion(confusion.cpu().numpy())
+        dice = scores_from_confusion(confusion.cpu().numpy().astype(np.int64))["dice"]
         self.log("val_dice", float(np.nanmean(dice[self.metric_classes])), prog_bar=True, sync_dist=False)
 
     def configure_optimizers(self) -> Any:
         opt_cfg, sched_cfg = self.config["optimizer"], self.config["scheduler"]
         optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
         if opt_cfg["name"] not in optimizers:
-            from retinaseg.errors import InputError
-
             raise InputError("optimizer.name", f"unknown optimizer {opt_cfg['name']!r}; known: adam, adamw")
         optimizer = optimizers[opt_cfg["name"]](self.parameters(), lr=opt_cfg["lr"], weight_decay=opt_cfg["weight_decay"])
         if sched_cfg["name"] == "cosine":
@@ -102,8 +107,6 @@ class SegmentationModule(L.LightningModule):
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor}}
         if sched_cfg["name"] in (None, "none"):
             return optimizer
-        from retinaseg.errors import InputError
-
         raise InputError("scheduler.name", f"unknown scheduler {sched_cfg['name']!r}; known: cosine, plateau, none")
 
 
@@ -111,14 +114,3 @@ def metric_classes(config: dict[str, Any], num_classes: int) -> list[int]:
     """Class ids averaged into ``val_dice`` (default: every class but 0)."""
     chosen = config["evaluation"]["metric_classes"]
     return list(range(1, num_classes)) if chosen is None else [int(c) for c in chosen]
-
-
-def dice_from_confusion(confusion: np.ndarray) -> np.ndarray:
-    """Per-class Dice from a ``(C, C)`` confusion matrix (rows target, columns prediction).
-
-    Classes absent from both target and prediction get NaN.
-    """
-    tp = np.diag(confusion).astype(np.float64)
-    denominator = confusion.sum(axis=0) + confusion.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denominator > 0, 2 * tp / denominator, np.nan)

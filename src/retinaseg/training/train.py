@@ -187,7 +187,8 @@ class EpochTable(Callback):
         self._validated: dict[str, float] = {}
         self._started = time.perf_counter()
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # on_validation_end runs after the module has logged val_dice.
         if not trainer.sanity_checking:
             self._validated = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
 
