@@ -108,7 +108,7 @@ def convert(
     console.print(f"wrote {len(sample_set)} samples of {len(sample_set.subjects())} subjects, classes {sample_set.class_names}, to {out}")
 
 
-@app.command()
+@app.command(epilog="Example: retinaseg models")
 def models() -> None:
     """List the registered networks with parameter counts and input-size constraints."""
     from retinaseg.models import build_model, count_parameters, list_models

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from retinaseg.analysis.boundaries import boundaries_from_labels, boundary_mad
 from retinaseg.data.dataset import prepare_samples
 from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_module
+from retinaseg.io.output import staged_output_dir
 from retinaseg.metrics.binary import BinaryEvaluator
 from retinaseg.metrics.segmentation import SegmentationEvaluator
 from retinaseg.report.plots import plot_confusion_matrix, plot_pr_curve
@@ -58,8 +57,8 @@ def evaluate_checkpoint(
     from retinaseg.training.train import load_splits
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise InputError(out_dir, "output folder exists; choose another --out or pass --overwrite")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:  # fail before the long part
+        raise InputError(out_dir, "folder exists and is not empty; choose another output or pass --overwrite")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     module = load_module(checkpoint, device)
     config = config or module.config
@@ -121,20 +120,12 @@ def evaluate_checkpoint(
         summary["mean_boundary_mad_px"] = _mean_or_none(mad["mad_px"])
     metrics["summary"] = summary
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_output_dir(out_dir, overwrite=overwrite) as staging:
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
         plot_confusion_matrix(np.asarray(seg_result["confusion_matrix"]), module.class_names, staging / "confusion_matrix.png")
         if binary is not None:
             curve = metrics["binary"]["pr_curve"]
             plot_pr_curve(np.asarray(curve["precision"]), np.asarray(curve["recall"]), staging / "pr_curve.png")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.replace(out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return metrics
 
 

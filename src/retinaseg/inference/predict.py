@@ -11,8 +11,6 @@ binary tasks or ``NAME_probabilities.npy`` (float16, ``(C, H, W)``) otherwise.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,9 @@ from rich.progress import track
 from retinaseg.data.preprocess import prepare_image
 from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_module
-from retinaseg.io.images import IMAGE_SUFFIXES, read_image, write_image_atomic
+from retinaseg.io.folders import image_files
+from retinaseg.io.images import read_image, write_image_atomic
+from retinaseg.io.output import staged_output_dir
 from retinaseg.report.palette import colorize, legend_image, overlay, palette_for
 
 
@@ -31,7 +31,7 @@ def collect_inputs(inputs: list[str | Path]) -> list[Path]:
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = list(image_files(item).values())
             if not found:
                 raise InputError(item, "folder holds no image files")
             files += found
@@ -80,18 +80,14 @@ def predict_files(
         The class-index PNGs written, in input order.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise InputError(out_dir, "output folder exists; choose another --out or pass --overwrite")
     files = collect_inputs(inputs)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     module = load_module(checkpoint, device)
     palette = palette_for(module.class_names)
     images = [(path, read_image(path)) for path in files]  # fail on a bad file before any work
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     written = []
-    try:
+    with staged_output_dir(out_dir, overwrite=overwrite) as staging:
         write_image_atomic(staging / "legend.png", legend_image(module.class_names, palette))
         (staging / "palette.json").write_text(
             json.dumps({name: [int(v) for v in palette[k]] for k, name in enumerate(module.class_names)}, indent=2)
@@ -110,10 +106,4 @@ def predict_files(
                 elif probabilities:
                     np.save(staging / f"{path.stem}_probabilities.npy", probs.astype(np.float16))
                 written.append(out_dir / f"{path.stem}_classes.png")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.replace(out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return written

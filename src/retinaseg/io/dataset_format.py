@@ -33,14 +33,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from retinaseg.errors import InputError
+from retinaseg.io.output import staged_output_dir
 from retinaseg.io.images import read_image, read_label_image, write_image_atomic
 from retinaseg.types import Sample, SampleSet
 
@@ -146,31 +145,13 @@ def write_dataset(sample_set: SampleSet, out_dir: str | os.PathLike[str], overwr
         raise InputError(out_dir, f"duplicate sample ids: {', '.join(duplicates[:5])}")
     for sample in sample_set.samples:
         _check_sample(sample, len(sample_set.class_names))
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise InputError(out_dir, "exists and is not a folder")
-        if any(out_dir.iterdir()):
-            if not overwrite:
-                raise InputError(out_dir, "folder exists and is not empty; use overwrite to replace it")
-            if not (out_dir / MANIFEST_NAME).is_file():
-                raise InputError(out_dir, f"not a retinaseg dataset (no {MANIFEST_NAME}); refusing to replace it")
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.writing-"))
-    try:
+    with staged_output_dir(
+        out_dir,
+        overwrite=overwrite,
+        replaceable=lambda folder: (folder / MANIFEST_NAME).is_file(),
+        refusal=f"not a retinaseg dataset (no {MANIFEST_NAME}); refusing to replace it",
+    ) as staging:
         _write_into(sample_set, staging)
-        if out_dir.exists():
-            # A folder cannot be renamed over a non-empty one: move the old
-            # one aside first, then delete it once the new one is in place.
-            old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old-"))
-            os.replace(out_dir, old)
-            os.replace(staging, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir
 
 

@@ -27,7 +27,6 @@ from retinaseg.data.preprocess import Preprocessing, choose_channels
 from retinaseg.data.relabel import relabel_from_config
 from retinaseg.data.splits import split_by_subject
 from retinaseg.errors import InputError
-from retinaseg.io.paths import resolve_data_path
 from retinaseg.io.sources import load_source
 from retinaseg.models import count_parameters
 from retinaseg.report.plots import plot_training_curves
@@ -51,7 +50,7 @@ class TrainResult:
 def load_splits(config: dict[str, Any]) -> tuple[SampleSet, dict[str, SampleSet]]:
     """Read the configured data source and split it by subject."""
     data = config["data"]
-    sample_set = load_source(data["source"], resolve_data_path(data["root"]), **data["options"])
+    sample_set = load_source(data["source"], data["root"], **data["options"])
     sample_set = relabel_from_config(sample_set, data["relabel"])
     split = data["split"]
     return sample_set, split_by_subject(sample_set, train=split["train"], val=split["val"], test=split["test"])

@@ -1,0 +1,328 @@
+"""Tests for retinaseg.training: configs, losses and smoke training runs on phantom B-scans."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from retinaseg.data.phantom import make_phantom_set
+from retinaseg.errors import InputError
+from retinaseg.io.dataset_format import write_dataset
+from retinaseg.training.config import DEFAULTS, load_config
+from retinaseg.training.losses import LOSS_NAMES, build_loss
+from retinaseg.training.train import train
+
+REQUIRED = ["name=run", "data.source=retinaseg", "data.root=somewhere"]
+EPOCH_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "lr", "elapsed_s"]
+# Duke classes 1-7 and fluid (9) are retina; vitreous (0) and choroid (8) are not.
+RETINA_RELABEL = {"class_names": ["background", "retina"], "map": {0: 0, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 0, 9: 1}}
+
+
+def tiny_config(dataset_dir: Path, runs_dir: Path, name: str, *overrides: str) -> dict:
+    """A U-Net with 3 levels and 4 base channels, trained on whole 272x64 phantom B-scans."""
+    return load_config(
+        None,
+        [
+            f"name={name}",
+            "data.source=retinaseg",
+            f"data.root={dataset_dir}",
+            "data.split.train=[phantom_01, phantom_02]",
+            "data.split.val=[phantom_03]",
+            "data.split.test=[phantom_04]",
+            "data.channels=grey",
+            "data.batch_size=2",
+            "model.options={depth: 3, base_channels: 4}",
+            "trainer.accelerator=cpu",
+            "trainer.max_epochs=1",
+            f"output.runs_dir={runs_dir}",
+            *overrides,
+        ],
+    )
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def file_contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --- configs -----------------------------------------------------------------------------------
+
+
+def test_defaults_fill_everything_not_given() -> None:
+    config = load_config(None, REQUIRED)
+    assert config["name"] == "run" and config["data"]["root"] == "somewhere"
+    assert config["trainer"] == DEFAULTS["trainer"]
+    assert config["loss"] == {"name": "dice_ce", "class_weights": None}
+
+
+def test_file_values_and_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("name: from_file\ndata: {source: folder, root: data}\ntrainer: {max_epochs: 10, patience: 3}\n")
+    config = load_config(path, ["trainer.max_epochs=5"])
+    assert config["name"] == "from_file"
+    assert (config["trainer"]["max_epochs"], config["trainer"]["patience"]) == (5, 3)
+    assert config["trainer"]["monitor"] == "val_dice"  # sibling keys keep their defaults
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "expected"),
+    [
+        ("data.patch_size=[256, 128]", ("data", "patch_size"), [256, 128]),
+        ("data.split.train=[a, b]", ("data", "split", "train"), ["a", "b"]),
+        ("data.clahe=true", ("data", "clahe"), True),
+        ("trainer.max_epochs=7", ("trainer", "max_epochs"), 7),
+        ("optimizer.lr=0.002", ("optimizer", "lr"), 0.002),
+        ("trainer.max_time_minutes=", ("trainer", "max_time_minutes"), None),
+        ("name='007'", ("name",), "007"),
+        ("model.options={depth: 3, norm: instance}", ("model", "options"), {"depth": 3, "norm": "instance"}),
+    ],
+)
+def test_override_values_keep_their_yaml_types(override: str, key: tuple[str, ...], expected: object) -> None:
+    value = load_config(None, [*REQUIRED, override])
+    for part in key:
+        value = value[part]
+    assert value == expected and type(value) is type(expected)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="PyYAML (YAML 1.1) reads 1e-3 as the string '1e-3'; load_config promises a float "
+    "and a string lr crashes the optimizer with a TypeError instead of an InputError",
+)
+def test_exponent_without_dot_is_a_float() -> None:
+    assert load_config(None, [*REQUIRED, "optimizer.lr=1e-3"])["optimizer"]["lr"] == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize(
+    ("override", "where"),
+    [
+        ("trainer.max_epoch=3", "trainer.max_epoch"),
+        ("modle.name=unet", "modle"),
+        ("data.split.training=[a]", "data.split.training"),
+    ],
+)
+def test_unknown_key_is_named(override: str, where: str) -> None:
+    with pytest.raises(InputError, match="unknown config key") as error:
+        load_config(None, [*REQUIRED, override])
+    assert error.value.where == where
+
+
+def test_unknown_key_in_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text("name: x\ndata: {source: folder, root: data, bach_size: 4}\n")
+    with pytest.raises(InputError) as error:
+        load_config(path)
+    assert error.value.where == "data.bach_size"
+
+
+@pytest.mark.parametrize("missing", ["name", "data.source", "data.root"])
+def test_missing_required_key_is_named(tmp_path: Path, missing: str) -> None:
+    given = {"name": "x", "data": {"source": "folder", "root": "data"}}
+    parent, _, leaf = missing.rpartition(".")
+    del (given[parent] if parent else given)[leaf]
+    path = tmp_path / "incomplete.yaml"
+    path.write_text(yaml.safe_dump(given))
+    with pytest.raises(InputError, match="missing config key") as error:
+        load_config(path)
+    assert error.value.where == missing and str(path) in error.value.problem
+
+
+def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed\ndata: {source: folder\n")
+    with pytest.raises(InputError, match="not valid YAML") as error:
+        load_config(path)
+    assert error.value.where == str(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"), [("- a\n- b\n", "must be a mapping"), (None, "not found")]
+)
+def test_non_mapping_or_missing_file(tmp_path: Path, text: str | None, problem: str) -> None:
+    path = tmp_path / "config.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(InputError, match=problem) as error:
+        load_config(path)
+    assert error.value.where == str(path)
+
+
+def test_free_form_sections_accept_any_keys() -> None:
+    config = load_config(
+        None,
+        [
+            *REQUIRED,
+            "data.options={anything: 1, nested: {deep: [1, 2]}}",
+            "data.augment={made_up: true}",
+            "model.options={whatever: 2}",
+        ],
+    )
+    assert config["data"]["options"] == {"anything": 1, "nested": {"deep": [1, 2]}}
+    assert config["data"]["augment"] == {"made_up": True}
+    assert config["model"]["options"] == {"whatever": 2}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="config._merge does {**base[key], ...} and the default of data.relabel is None: "
+    "TypeError 'NoneType' object is not a mapping (configs/duke_retina.yaml cannot be loaded)",
+)
+def test_relabel_section_can_be_set() -> None:
+    relabel = load_config(None, [*REQUIRED, "data.relabel={class_names: [a, b], map: {0: 0, 1: 1}}"])["data"]["relabel"]
+    assert relabel == {"class_names": ["a", "b"], "map": {0: 0, 1: 1}}
+
+
+@pytest.mark.parametrize(
+    ("override", "where"),
+    [("data.options=5", "data.options"), ("trainer=5", "trainer"), ("trainer.max_epochs", "trainer.max_epochs")],
+)
+def test_malformed_values_are_named(override: str, where: str) -> None:
+    with pytest.raises(InputError) as error:
+        load_config(None, [*REQUIRED, override])
+    assert error.value.where == where
+
+
+# --- losses ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("class_weights", [None, [0.5, 1.0, 2.0]])
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_loss_is_a_finite_scalar_with_gradients(name: str, class_weights: list[float] | None) -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8, generator=generator, requires_grad=True)
+    target = torch.randint(0, 3, (2, 8, 8), generator=generator)
+    loss = build_loss(name, class_weights)(logits, target)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def _confident_logits(classes: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Logits of +20 for the given class and -20 elsewhere: probabilities within 1e-9 of one-hot."""
+    one_hot = torch.nn.functional.one_hot(classes, num_classes).permute(0, 3, 1, 2).float()
+    return 40.0 * one_hot - 20.0
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_perfect_prediction_gives_zero_loss(name: str) -> None:
+    target = torch.randint(0, 3, (2, 8, 8), generator=torch.Generator().manual_seed(1))
+    assert build_loss(name)(_confident_logits(target, 3), target).item() == pytest.approx(0.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["dice", "jaccard"])
+def test_overlap_losses_are_one_for_a_wrong_prediction(name: str) -> None:
+    # Every class occurs and every pixel is predicted as the next class: no overlap, Dice = IoU = 0.
+    target = torch.arange(3).repeat_interleave(16).view(1, 6, 8)
+    assert build_loss(name)(_confident_logits((target + 1) % 3, 3), target).item() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_unknown_loss_is_named() -> None:
+    with pytest.raises(InputError, match="focal") as error:
+        build_loss("focal")
+    assert error.value.where == "loss.name"
+
+
+# --- training runs on phantom B-scans ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def phantom_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 phantom subjects with 2 B-scans of 272x64 pixels (1.05 mm deep), as a retinaseg dataset."""
+    root = tmp_path_factory.mktemp("phantom") / "dataset"
+    return write_dataset(make_phantom_set(n_subjects=4, bscans_per_subject=2, height=272, width=64, seed=0), root)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(phantom_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, object]:
+    config = tiny_config(phantom_dir, tmp_path_factory.mktemp("runs"), "smoke", "trainer.max_epochs=2")
+    return config, train(config)
+
+
+@pytest.mark.slow
+def test_run_folder_holds_every_output(smoke_run: tuple) -> None:
+    config, result = smoke_run
+    run_dir = Path(config["output"]["runs_dir"]) / "smoke"
+    assert result.run_dir == run_dir and result.best_checkpoint == run_dir / "best.ckpt"
+    for name in ("config.yaml", "best.ckpt", "last.ckpt", "metrics.csv", "curves.png", "test/metrics.json"):
+        assert (run_dir / name).is_file(), name
+    assert yaml.safe_load((run_dir / "config.yaml").read_text()) == config
+
+    with (run_dir / "metrics.csv").open(newline="") as handle:
+        assert next(csv.reader(handle)) == EPOCH_COLUMNS
+    rows = read_rows(run_dir / "metrics.csv")
+    assert [int(row["epoch"]) for row in rows] == [0, 1]
+    for row in rows:
+        assert 0.0 <= float(row["val_dice"]) <= 1.0
+        assert math.isfinite(float(row["train_loss"])) and math.isfinite(float(row["val_loss"]))
+
+    test_metrics = json.loads((run_dir / "test" / "metrics.json").read_text())
+    assert test_metrics["split"] == "test" and test_metrics["subjects"] == ["phantom_04"]
+    assert test_metrics["summary"]["mean_dice"] == pytest.approx(result.test_metrics["summary"]["mean_dice"])
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="every saved config.yaml has data.relabel: null, which config._merge cannot merge (see test_relabel_section_can_be_set)",
+)
+def test_saved_config_loads_back_unchanged(smoke_run: tuple) -> None:
+    config, result = smoke_run
+    assert load_config(result.run_dir / "config.yaml") == config
+
+
+@pytest.mark.slow
+def test_results_table_gains_a_row_per_run(smoke_run: tuple, phantom_dir: Path) -> None:
+    config, _ = smoke_run
+    runs_dir = Path(config["output"]["runs_dir"])
+    (first,) = read_rows(runs_dir / "results.csv")
+    assert (first["name"], first["model"], first["loss"], first["epochs"]) == ("smoke", "unet", "dice_ce", "2")
+    assert json.loads(first["model_options"]) == {"base_channels": 4, "depth": 3}
+
+    # A binary run adds binary test scores: the table takes the union of the columns.
+    binary = tiny_config(phantom_dir, runs_dir, "binary")
+    binary["data"]["relabel"] = RETINA_RELABEL  # not through load_config: see test_relabel_section_can_be_set
+    result = train(binary)
+    assert (result.run_dir / "test" / "pr_curve.png").is_file()
+    assert 0.0 <= result.test_metrics["summary"]["auc"] <= 1.0
+    rows = read_rows(runs_dir / "results.csv")
+    assert [row["name"] for row in rows] == ["smoke", "binary"]
+    assert rows[0]["test_auc"] == "" and float(rows[1]["test_auc"]) == result.test_metrics["summary"]["auc"]
+    assert rows[0]["finished"] == first["finished"]
+
+
+@pytest.mark.slow
+def test_same_name_again_is_refused_and_leaves_the_run_alone(smoke_run: tuple) -> None:
+    config, result = smoke_run
+    before = file_contents(result.run_dir)
+    with pytest.raises(InputError, match="run folder exists") as error:
+        train(config)
+    assert error.value.where == str(result.run_dir)
+    assert file_contents(result.run_dir) == before
+
+
+@pytest.mark.slow
+def test_resume_continues_from_last_checkpoint(smoke_run: tuple, tmp_path: Path) -> None:
+    config, result = smoke_run
+    # A copy, so the shared run stays as the other tests expect it.
+    run_dir = shutil.copytree(result.run_dir, tmp_path / "runs" / "smoke")
+    config = copy.deepcopy(config)
+    config["trainer"]["max_epochs"] = 3
+    config["output"]["runs_dir"] = str(tmp_path / "runs")
+    resumed = train(config, resume=run_dir / "last.ckpt")
+    assert resumed.run_dir == run_dir
+    assert [int(row["epoch"]) for row in read_rows(run_dir / "metrics.csv")] == [0, 1, 2]
+    assert torch.load(run_dir / "last.ckpt", weights_only=False)["epoch"] == 2
