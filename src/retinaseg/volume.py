@@ -222,9 +222,8 @@ class OctVolume:
         """
         if not gamma > 0:
             raise ValueError(f"gamma must be positive, got {gamma}")
-        # float64 so that rounding matches exports made with float64 arithmetic.
-        r = np.clip(np.nan_to_num(self.reflectance.astype(np.float64), nan=0.0), 0.0, 1.0)
-        return np.round(255.0 * r**gamma).astype(np.uint8)
+        r = np.clip(np.nan_to_num(self.reflectance, nan=0.0), 0.0, 1.0)
+        return np.round(255.0 * r ** np.float32(gamma)).astype(np.uint8)
 
     def ascan_positions_mm(self) -> np.ndarray:
         """Fundus position of every A-scan.

@@ -54,6 +54,7 @@ MAX_SEGMENTATION_LINES = 64
 """More lines than any known export (19 with OCTA); larger counts mean a corrupt header."""
 
 _INVALID_ABOVE = 1e30
+_FIELD_NAMES = {"scale_x": "ScaleX", "scale_z": "ScaleZ", "scale_x_slo": "ScaleXSlo", "scale_y_slo": "ScaleYSlo"}
 _FILE_MAGIC = b"HSF-OCT-"
 _BSCAN_MAGIC = b"HSF-BS-"
 
@@ -113,24 +114,24 @@ def _text(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("latin-1").strip()
 
 
-def _exam_time(value: int) -> str | None:
-    """ExamTime: 100 ns ticks since 1601-01-01 (Windows FILETIME), 0 = unknown."""
-    return (datetime(1601, 1, 1) + timedelta(microseconds=value // 10)).isoformat() if value else None
+def _exam_time(ticks: int) -> str | None:
+    """ExamTime: 100 ns ticks since 1601-01-01 UTC (Windows FILETIME); None if 0 or out of range."""
+    try:
+        return (datetime(1601, 1, 1) + timedelta(microseconds=ticks // 10)).isoformat() if ticks else None
+    except OverflowError:
+        return None
 
 
 def _visit_date(days: float) -> str | None:
-    """VisitDate: days since 1899-12-30 (OLE date), 0 = unknown."""
-    return (datetime(1899, 12, 30) + timedelta(days=days)).date().isoformat() if days else None
-
-
-def _positive(path: Path, name: str, value: float, unit: str = "") -> float:
-    if not (np.isfinite(value) and value > 0):
-        raise InputError(path, f"header {name} = {value}{unit} is not a positive number")
-    return float(value)
+    """VisitDate: days since 1899-12-30 (OLE date); None if 0 or not a representable date."""
+    try:
+        return (datetime(1899, 12, 30) + timedelta(days=days)).date().isoformat() if days else None
+    except (OverflowError, ValueError):
+        return None
 
 
 def _check_file_header(path: Path, head: np.void, file_bytes: int) -> int:
-    """Validate sizes against the file size; return the bytes the content needs."""
+    """Validate the header and its sizes against the file size; return the bytes needed."""
     size_x, size_z, num_bscans = int(head["size_x"]), int(head["size_z"]), int(head["num_bscans"])
     slo_x, slo_y, hdr_size = int(head["size_x_slo"]), int(head["size_y_slo"]), int(head["bscan_hdr_size"])
     if num_bscans == 0:
@@ -143,6 +144,13 @@ def _check_file_header(path: Path, head: np.void, file_bytes: int) -> int:
             raise InputError(path, f"header {name} = {value} is negative")
     if hdr_size < BSCAN_FIXED_HEADER_BYTES:
         raise InputError(path, f"header BScanHdrSize = {hdr_size} is below the {BSCAN_FIXED_HEADER_BYTES}-byte minimum")
+    scales = ["scale_x", "scale_z"] + (["scale_x_slo", "scale_y_slo"] if slo_x * slo_y else [])
+    for name in scales:
+        if not (np.isfinite(head[name]) and head[name] > 0):
+            raise InputError(path, f"header {_FIELD_NAMES[name]} = {head[name]} mm is not a positive number")
+    laterality = _text(bytes(head["scan_position"]))
+    if laterality not in ("OD", "OS"):
+        raise InputError(path, f"ScanPosition {laterality!r} is neither 'OD' nor 'OS'")
     # Python integers: no overflow however large the claimed sizes are.
     needed = FILE_HEADER_BYTES + slo_x * slo_y + num_bscans * (hdr_size + 4 * size_x * size_z)
     if needed > file_bytes:
@@ -160,11 +168,14 @@ def _read_checked(path: Path) -> tuple[np.void, bytes]:
     try:
         with path.open("rb") as stream:
             file_bytes = os.fstat(stream.fileno()).st_size
-            if file_bytes < FILE_HEADER_BYTES:
-                raise InputError(path, f"truncated: {file_bytes} bytes, shorter than the {FILE_HEADER_BYTES}-byte .vol header")
-            head = np.frombuffer(stream.read(FILE_HEADER_BYTES), dtype=_FILE_HEADER)[0]
-            if not bytes(head["version"]).startswith(_FILE_MAGIC):
-                raise InputError(path, f"not a Heidelberg .vol file (magic {bytes(head['version'])!r}, expected HSF-OCT-1xx)")
+            head_bytes = stream.read(FILE_HEADER_BYTES)
+            if not head_bytes.startswith(_FILE_MAGIC):
+                raise InputError(path, f"not a Heidelberg .vol file (magic {head_bytes[:12]!r}, expected HSF-OCT-1xx)")
+            if len(head_bytes) < FILE_HEADER_BYTES:
+                raise InputError(
+                    path, f"truncated: {file_bytes} bytes, shorter than the {FILE_HEADER_BYTES}-byte .vol header"
+                )
+            head = np.frombuffer(head_bytes, dtype=_FILE_HEADER)[0]
             needed = _check_file_header(path, head, file_bytes)
             stream.seek(0)
             buffer = stream.read(needed)
@@ -176,7 +187,7 @@ def _read_checked(path: Path) -> tuple[np.void, bytes]:
 
 
 def _bscan_blocks(path: Path, head: np.void, buffer: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """B-scan headers + pixels, and segmentation lines ``(N, NumSeg, W)`` (NaN-free check pending)."""
+    """B-scan headers with pixels (views into ``buffer``), and raw lines ``(N, max NumSeg, W)``."""
     size_x, size_z = int(head["size_x"]), int(head["size_z"])
     num_bscans, hdr_size = int(head["num_bscans"]), int(head["bscan_hdr_size"])
     stride = hdr_size + 4 * size_x * size_z
@@ -187,15 +198,20 @@ def _bscan_blocks(path: Path, head: np.void, buffer: bytes) -> tuple[np.ndarray,
     bad_magic = ~np.char.startswith(blocks["version"], _BSCAN_MAGIC)
     if bad_magic.any():
         i = int(np.argmax(bad_magic))
-        raise InputError(path, f"B-scan {i}: magic {bytes(blocks['version'][i])!r} is not HSF-BS-1xx (corrupt layout)")
+        magic = bytes(blocks["version"][i])
+        raise InputError(path, f"B-scan {i}: magic {magic!r} is not HSF-BS-1xx (corrupt layout)")
     bad_size = blocks["bscan_hdr_size"] != hdr_size
     if bad_size.any():
         i = int(np.argmax(bad_size))
-        raise InputError(path, f"B-scan {i}: BScanHdrSize {blocks['bscan_hdr_size'][i]} differs from the file header's {hdr_size}")
+        raise InputError(
+            path, f"B-scan {i}: BScanHdrSize {blocks['bscan_hdr_size'][i]} differs from the file header's {hdr_size}"
+        )
 
     num_seg = blocks["num_seg"]
     if num_seg.min() < 0 or num_seg.max() > MAX_SEGMENTATION_LINES:
-        raise InputError(path, f"B-scan NumSeg values {num_seg.min()}..{num_seg.max()} outside 0..{MAX_SEGMENTATION_LINES}")
+        raise InputError(
+            path, f"B-scan NumSeg values {num_seg.min()}..{num_seg.max()} outside 0..{MAX_SEGMENTATION_LINES}"
+        )
     max_seg = int(num_seg.max())
     if max_seg == 0:
         return blocks, np.empty((num_bscans, 0, size_x), dtype=np.float32)
@@ -214,7 +230,7 @@ def _bscan_blocks(path: Path, head: np.void, buffer: bytes) -> tuple[np.ndarray,
     )["lines"]
     # B-scans with fewer lines than the most: the rest of their block is not segmentation.
     absent = np.arange(max_seg)[None, :, None] >= num_seg[:, None, None]
-    return blocks, np.where(absent, np.float32(np.nan), lines).astype(np.float32)
+    return blocks, np.where(absent, np.float32(np.nan), lines).astype(np.float32, copy=False)
 
 
 def _invalid_to_nan(path: Path, values: np.ndarray, what: str) -> np.ndarray:
@@ -222,8 +238,10 @@ def _invalid_to_nan(path: Path, values: np.ndarray, what: str) -> np.ndarray:
     non_finite = ~np.isfinite(values)
     if non_finite.any():
         n, where = int(non_finite.sum()), np.argwhere(non_finite)[0].tolist()
-        raise InputError(path, f"{n} {what} values are NaN or infinite (first at index {where}); the invalid marker is FLT_MAX")
-    return np.where(values > _INVALID_ABOVE, np.float32(np.nan), values).astype(np.float32)
+        raise InputError(
+            path, f"{n} {what} values are NaN or infinite (first at index {where}); the invalid marker is FLT_MAX"
+        )
+    return np.where(values > _INVALID_ABOVE, np.float32(np.nan), values).astype(np.float32, copy=False)
 
 
 def _geometry(path: Path, blocks: np.ndarray, circle: bool) -> list[BScanGeometry]:
@@ -286,11 +304,6 @@ def read_vol(path: str | os.PathLike[str]) -> OctVolume:
     """
     path = Path(path)
     head, buffer = _read_checked(path)
-    scale_x = _positive(path, "ScaleX", head["scale_x"], " mm")
-    scale_z = _positive(path, "ScaleZ", head["scale_z"], " mm")
-    laterality = _text(bytes(head["scan_position"]))
-    if laterality not in ("OD", "OS"):
-        raise InputError(path, f"ScanPosition {laterality!r} is neither 'OD' nor 'OS'")
     scan_pattern = int(head["scan_pattern"])
     if scan_pattern not in SCAN_PATTERN_NAMES:
         logger.warning("%s: unknown scan pattern %d; B-scans are placed as straight lines", path, scan_pattern)
@@ -309,11 +322,9 @@ def read_vol(path: str | os.PathLike[str]) -> OctVolume:
     slo_x, slo_y = int(head["size_x_slo"]), int(head["size_y_slo"])
     slo, slo_scale = None, None
     if slo_x * slo_y:
-        slo = np.frombuffer(buffer, dtype=np.uint8, count=slo_x * slo_y, offset=FILE_HEADER_BYTES).reshape(slo_y, slo_x).copy()
-        slo_scale = (
-            _positive(path, "ScaleXSlo", head["scale_x_slo"], " mm"),
-            _positive(path, "ScaleYSlo", head["scale_y_slo"], " mm"),
-        )
+        slo = np.frombuffer(buffer, dtype=np.uint8, count=slo_x * slo_y, offset=FILE_HEADER_BYTES)
+        slo = slo.reshape(slo_y, slo_x).copy()
+        slo_scale = (float(head["scale_x_slo"]), float(head["scale_y_slo"]))
 
     metadata: dict[str, Any] = {
         "version": _text(bytes(head["version"])),
@@ -330,14 +341,14 @@ def read_vol(path: str | os.PathLike[str]) -> OctVolume:
     }
     return OctVolume(
         reflectance=reflectance,
-        scale_x_mm=scale_x,
-        scale_z_mm=scale_z,
+        scale_x_mm=float(head["scale_x"]),
+        scale_z_mm=float(head["scale_z"]),
         bscan_geometry=_geometry(path, blocks, circle=scan_pattern == CIRCLE_PATTERN),
         scan_pattern=scan_pattern,
-        laterality=laterality,  # type: ignore[arg-type]  # checked above
+        laterality=_text(bytes(head["scan_position"])),  # type: ignore[arg-type]  # OD/OS, checked
         slo=slo,
         slo_scale_xy_mm=slo_scale,
-        device_layers={device_line_name(i): lines[:, i] for i in range(lines.shape[1])},
+        device_layers={device_line_name(i): np.ascontiguousarray(lines[:, i]) for i in range(lines.shape[1])},
         metadata=metadata,
         source=str(path),
     )

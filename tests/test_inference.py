@@ -1,0 +1,270 @@
+"""Tests for retinaseg.inference: evaluating and applying a checkpoint trained on phantom B-scans."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+import yaml
+
+from retinaseg.cli import main
+from retinaseg.data.phantom import PHANTOM_CLASS_NAMES, make_phantom_set
+from retinaseg.errors import InputError
+from retinaseg.inference.evaluate import evaluate_checkpoint
+from retinaseg.inference.predict import predict_files
+from retinaseg.io.dataset_format import write_dataset
+from retinaseg.io.images import read_image, write_image_atomic
+from retinaseg.training.config import load_config
+from retinaseg.training.train import train
+
+SPLIT = {"train": ["phantom_01", "phantom_02"], "val": ["phantom_03"], "test": ["phantom_04"]}
+BOUNDARY_CLASSES = [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One epoch of a 3-level U-Net on 4 phantom subjects (2 B-scans of 272x64 each)."""
+    dataset_dir = write_dataset(
+        make_phantom_set(n_subjects=4, bscans_per_subject=2, height=272, width=64, seed=0),
+        tmp_path_factory.mktemp("phantom") / "dataset",
+    )
+    config = load_config(
+        None,
+        [
+            "name=tiny",
+            "data.source=retinaseg",
+            f"data.root={dataset_dir}",
+            f"data.split.train={SPLIT['train']}",
+            f"data.split.val={SPLIT['val']}",
+            "data.split.test=[]",  # no test evaluation during training: the tests below do it
+            "data.channels=grey",
+            "data.batch_size=2",
+            "model.options={depth: 3, base_channels: 4}",
+            "trainer.accelerator=cpu",
+            "trainer.max_epochs=1",
+            f"evaluation.boundary_classes={BOUNDARY_CLASSES}",
+            "evaluation.fluid_classes=[9]",
+            f"output.runs_dir={tmp_path_factory.mktemp('runs')}",
+        ],
+    )
+    return {"dataset": dataset_dir, "config": config, "checkpoint": train(config).best_checkpoint}
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:
+    """Run the console-script entry point in this process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["retinaseg", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    return exit_info.value.code or 0, captured.out, captured.err
+
+
+def file_contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --- evaluate ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_evaluate_with_the_checkpoints_own_config(trained: dict, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    metrics = evaluate_checkpoint(trained["checkpoint"], out, split="val")
+    assert sorted(p.name for p in out.iterdir()) == ["confusion_matrix.png", "metrics.json"]
+    assert json.loads((out / "metrics.json").read_text())["summary"] == metrics["summary"]
+    assert (metrics["split"], metrics["subjects"], metrics["num_images"]) == ("val", SPLIT["val"], 2)
+
+    segmentation = metrics["segmentation"]
+    assert list(segmentation["classes"]) == PHANTOM_CLASS_NAMES
+    for scores in segmentation["classes"].values():
+        assert {"dice", "iou", "precision", "recall", "hd95"} <= set(scores)
+    # Dice of each class from the confusion matrix (rows: truth): 2 TP / (truth + predicted).
+    confusion = np.array(segmentation["confusion_matrix"])
+    assert confusion.sum() == 2 * 272 * 64
+    with np.errstate(invalid="ignore"):
+        dice = 2 * np.diag(confusion) / (confusion.sum(axis=0) + confusion.sum(axis=1))
+    reported = np.array([np.nan if s["dice"] is None else s["dice"] for s in segmentation["classes"].values()])
+    np.testing.assert_allclose(reported, dice)
+    assert metrics["summary"]["mean_dice"] == pytest.approx(np.nanmean(dice[1:]))
+
+    boundaries = metrics["boundaries"]
+    assert boundaries["classes"] == [PHANTOM_CLASS_NAMES[c] for c in BOUNDARY_CLASSES]
+    assert len(boundaries["mad_px"]) == len(boundaries["mad_um"]) == len(BOUNDARY_CLASSES)
+    assert "mean_boundary_mad_um" in metrics["summary"] and "mean_boundary_mad_px" in metrics["summary"]
+
+
+@pytest.mark.slow
+def test_evaluate_cli_with_another_config_and_split(
+    trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # A config as a user writes it: the same data, with a test split and no boundary evaluation.
+    config = tmp_path / "config.yaml"
+    data = {"source": "retinaseg", "root": str(trained["dataset"]), "split": SPLIT, "channels": "grey"}
+    config.write_text(yaml.safe_dump({"name": "tiny", "data": data}))
+    out = tmp_path / "eval"
+    code, stdout, stderr = run_main(
+        monkeypatch, capsys, "evaluate", "--checkpoint", trained["checkpoint"], "--config", config, "--split", "test", "--out", out
+    )
+    assert (code, stderr) == (0, "")
+    assert "mean_dice" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["split"], metrics["subjects"]) == ("test", SPLIT["test"])
+    assert "boundaries" not in metrics and "mean_boundary_mad_px" not in metrics["summary"]
+
+
+def test_evaluate_refuses_an_existing_folder(trained: dict, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "notes.txt").write_text("earlier results")
+    with pytest.raises(InputError, match="exists") as error:
+        evaluate_checkpoint(trained["checkpoint"], out, split="val")
+    assert error.value.where == str(out)
+    assert file_contents(out) == {"notes.txt": b"earlier results"}
+
+
+def test_evaluate_unknown_split_is_named(trained: dict, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="validation") as error:
+        evaluate_checkpoint(trained["checkpoint"], tmp_path / "eval", split="validation")
+    assert error.value.where == "--split"
+    assert not (tmp_path / "eval").exists()
+
+
+def _truncated_checkpoint(trained: dict) -> bytes:
+    data = Path(trained["checkpoint"]).read_bytes()
+    return data[: len(data) // 2]
+
+
+def _other_torch_file(trained: dict) -> bytes:
+    path = Path(trained["checkpoint"]).with_name("weights.pt")
+    torch.save({"weights": torch.zeros(3)}, path)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "make_bytes",
+    [
+        pytest.param(lambda trained: b"", id="empty"),
+        pytest.param(_truncated_checkpoint, id="truncated"),
+        pytest.param(_other_torch_file, id="not-lightning"),
+        pytest.param(
+            lambda trained: b"model weights, honest\n" * 20,
+            id="text",
+            marks=pytest.mark.xfail(
+                strict=True,
+                raises=pickle.UnpicklingError,
+                reason="load_module does not catch pickle.UnpicklingError (torch.load of a non-zip, "
+                "non-pickle file), so a text file gives a traceback instead of an InputError",
+            ),
+        ),
+    ],
+)
+def test_garbage_checkpoint_is_named(trained: dict, tmp_path: Path, make_bytes) -> None:
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(make_bytes(trained))
+    with pytest.raises(InputError, match="checkpoint") as error:
+        evaluate_checkpoint(checkpoint, tmp_path / "eval", config=trained["config"], split="val")
+    assert error.value.where == str(checkpoint)
+    assert not (tmp_path / "eval").exists()
+
+
+# --- predict -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def images(trained: dict, tmp_path: Path) -> list[Path]:
+    """A phantom B-scan (272x64), the same padded to 273x67, a 101x75 RGB image and a 16-bit TIFF."""
+    bscan = read_image(trained["dataset"] / "images" / "phantom_04_00.png")
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    paths = [folder / "bscan.png", folder / "odd.png", folder / "colour.png", folder / "deep.tif"]
+    write_image_atomic(paths[0], bscan)
+    write_image_atomic(paths[1], np.pad(bscan, ((0, 1), (0, 3)), mode="edge"))
+    write_image_atomic(paths[2], np.random.default_rng(0).integers(0, 256, (101, 75, 3), dtype=np.uint8))
+    tifffile.imwrite(paths[3], bscan[:150, :45].astype(np.uint16) * 257)
+    return paths
+
+
+@pytest.mark.slow
+def test_predict_writes_every_output_at_input_size(trained: dict, images: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "predictions"
+    written = predict_files(trained["checkpoint"], images, out, probabilities=True)
+    stems = [path.stem for path in images]
+    assert written == [out / f"{stem}_classes.png" for stem in stems]
+    kinds = ("classes.png", "colour.png", "overlay.png", "probabilities.npy")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["legend.png", "palette.json", *(f"{stem}_{kind}" for stem in stems for kind in kinds)]
+    )
+    palette_json = json.loads((out / "palette.json").read_text())
+    assert list(palette_json) == PHANTOM_CLASS_NAMES
+    palette = np.array(list(palette_json.values()), dtype=np.uint8)
+    assert palette.shape == (10, 3)
+
+    for path in images:
+        height, width = read_image(path).shape[:2]
+        classes = read_image(out / f"{path.stem}_classes.png")
+        assert classes.shape == (height, width) and classes.dtype == np.uint8
+        assert classes.max() < len(PHANTOM_CLASS_NAMES)
+        np.testing.assert_array_equal(read_image(out / f"{path.stem}_colour.png"), palette[classes])
+        assert read_image(out / f"{path.stem}_overlay.png").shape == (height, width, 3)
+        probabilities = np.load(out / f"{path.stem}_probabilities.npy")
+        assert probabilities.shape == (10, height, width) and probabilities.dtype == np.float16
+        probabilities = probabilities.astype(np.float32)
+        np.testing.assert_allclose(probabilities.sum(axis=0), 1.0, atol=1e-2)
+        # The class map is the most probable class, up to float16 rounding (< 1e-3 below 1).
+        chosen = np.take_along_axis(probabilities, classes[None].astype(np.intp), axis=0)[0]
+        assert (chosen >= probabilities.max(axis=0) - 1e-3).all()
+
+
+@pytest.mark.slow
+def test_sliding_window_prediction_keeps_the_input_size(trained: dict, images: list[Path], tmp_path: Path) -> None:
+    odd = images[1]
+    (written,) = predict_files(trained["checkpoint"], [odd], tmp_path / "windows", roi_size=(136, 40))
+    classes = read_image(written)
+    assert classes.shape == (273, 67) and classes.max() < len(PHANTOM_CLASS_NAMES)
+
+
+def test_predict_refuses_an_existing_folder(trained: dict, images: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "predictions"
+    out.mkdir()
+    (out / "bscan_classes.png").write_bytes(b"earlier result")
+    with pytest.raises(InputError, match="exists") as error:
+        predict_files(trained["checkpoint"], images[:1], out)
+    assert error.value.where == str(out)
+    assert file_contents(out) == {"bscan_classes.png": b"earlier result"}
+
+
+def test_predict_input_errors_are_named(trained: dict, images: list[Path], tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    write_image_atomic(twin / "bscan.png", np.zeros((8, 8), np.uint8))
+    for inputs, where in [
+        ([empty], empty),
+        ([tmp_path / "missing.png"], tmp_path / "missing.png"),
+        ([images[0], twin], "bscan"),  # two inputs named bscan would write the same outputs
+    ]:
+        with pytest.raises(InputError) as error:
+            predict_files(trained["checkpoint"], inputs, tmp_path / "out")
+        assert error.value.where == str(where)
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_input_exits_2_and_writes_nothing(
+    trained: dict, images: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    corrupt = images[0].with_name("truncated.png")
+    corrupt.write_bytes(images[0].read_bytes()[:200])
+    out = tmp_path / "predictions"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, _, stderr = run_main(monkeypatch, capsys, "predict", "--checkpoint", trained["checkpoint"], *images, corrupt, "--out", out)
+    assert code == 2
+    (line,) = stderr.splitlines()
+    assert line.startswith(f"retinaseg: error: {corrupt}: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output, no staging folder left

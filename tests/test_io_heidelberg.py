@@ -1,0 +1,314 @@
+"""Tests for retinaseg.io.heidelberg (Spectralis .vol reader) and retinaseg.volume."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import struct
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retinaseg.errors import InputError
+from retinaseg.io.heidelberg import read_vol
+from retinaseg.volume import BScanGeometry, OctVolume
+
+# --- genuine Spectralis exports (values from the data set's SOURCE.md) -----------------------
+
+GENUINE = {
+    # name: (path, scan pattern, ScaleX mm, start (x, y) mm, end (x, y) mm, quality,
+    #        invalid entries of ILM/BM/RNFL, median rows of ILM/BM/RNFL)
+    "Willis_B_716_0": ("halirutan_spectralis-raw-data/test-data/Willis_B_716_0.vol", 1, 0.011821,
+                       (0.0, 4.539), (9.078, 4.539), 44.6, (9, 135, 768), (76.3, 169.4, None)),
+    "Willis_B_716_2": ("halirutan_spectralis-raw-data/test-data/Willis_B_716_2.vol", 2, 0.014722,
+                       (3.789, 4.03), (5.588, 4.03), 31.3, (0, 0, 0), (164.5, 260.8, 201.2)),
+    "Willis_B_716_4": ("halirutan_spectralis-raw-data/test-data/Willis_B_716_4.vol", 2, 0.014722,
+                       (3.789, 4.03), (5.588, 4.03), 30.8, (0, 0, 0), (164.6, 261.2, 202.0)),
+    "valid": ("halirutan_spectralis-raw-data/test-data/valid.vol", 2, 0.017891,
+              (2.75, 4.664), (4.934, 4.664), 24.4, (187, 0, 187), (179.6, 284.0, 187.9)),
+    "onh": ("mu-biomed_retimat/data/onh.vol", 2, 0.015613,
+            (3.359, 4.498), (5.268, 4.498), 27.0, (0, 0, 0), (221.4, 302.3, 249.5)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GENUINE))
+def test_genuine_spectralis_files(spectralis_vol_root: Path, name: str) -> None:
+    rel, pattern, scale_x, start, end, quality, n_invalid, medians = GENUINE[name]
+    vol = read_vol(spectralis_vol_root / rel)
+    assert vol.shape == (1, 496, 768) and vol.reflectance.dtype == np.float32
+    assert vol.scan_pattern == pattern
+    assert vol.scan_pattern_name == {1: "line", 2: "circle"}[pattern]
+    assert vol.scale_x_mm == pytest.approx(scale_x, abs=5e-7)
+    assert vol.scale_z_mm == pytest.approx(0.0038717, abs=5e-8)
+    assert vol.axial_um == pytest.approx(3.8717, abs=5e-5)
+    assert vol.laterality == "OD" and vol.metadata["slo_field_size_deg"] == 30
+    assert vol.metadata["version"] == "HSF-OCT-103" and vol.metadata["header_distance_mm"] == 0.0
+    assert vol.slo is not None and vol.slo.shape == (768, 768) and vol.slo.dtype == np.uint8
+    assert vol.slo.std() > 10  # a real fundus image, not blank
+
+    (geom,) = vol.bscan_geometry
+    np.testing.assert_allclose(geom.start_xy_mm, start, atol=5e-4)
+    np.testing.assert_allclose(geom.end_xy_mm, end, atol=5e-4)
+    assert geom.quality == pytest.approx(quality, abs=0.05)
+
+    r = vol.reflectance
+    assert not np.isnan(r).any() and r.min() >= 0 and r.max() <= 1
+    assert list(vol.device_layers) == ["ILM", "BM", "RNFL"]
+    for (line, rows), invalid, median in zip(vol.device_layers.items(), n_invalid, medians):
+        assert rows.shape == (1, 768) and int(np.isnan(rows).sum()) == invalid, line
+        if median is not None:
+            assert np.nanmedian(rows) == pytest.approx(median, abs=0.05), line
+    ilm, bm, rnfl = (vol.device_layers[k][0] for k in ("ILM", "BM", "RNFL"))
+    both = ~np.isnan(ilm) & ~np.isnan(bm)
+    assert both.sum() == 768 - max(n_invalid[:2]) and (ilm[both] < bm[both]).all()
+    # line 2 is the outer RNFL boundary: between ILM and BM
+    all3 = both & ~np.isnan(rnfl)
+    assert (ilm[all3] <= rnfl[all3] + 1e-3).all() and (rnfl[all3] < bm[all3]).all()
+
+
+def test_genuine_line_scan_positions(spectralis_vol_root: Path) -> None:
+    vol = read_vol(spectralis_vol_root / GENUINE["Willis_B_716_0"][0])
+    pos = vol.ascan_positions_mm()
+    assert pos.shape == (1, 768, 2)
+    np.testing.assert_allclose(pos[0, 0], vol.bscan_geometry[0].start_xy_mm)
+    # consecutive A-scans are ScaleX apart; the stored end is one pitch past the last A-scan
+    np.testing.assert_allclose(np.linalg.norm(np.diff(pos[0], axis=0), axis=1), vol.scale_x_mm)
+    np.testing.assert_allclose(pos[0, -1, 0] + vol.scale_x_mm, vol.bscan_geometry[0].end_xy_mm[0])
+    assert vol.bscan_spacing_mm().shape == (0,)
+
+
+@pytest.mark.parametrize("name", ["Willis_B_716_2", "valid", "onh"])
+def test_genuine_circle_geometry(spectralis_vol_root: Path, name: str) -> None:
+    vol = read_vol(spectralis_vol_root / GENUINE[name][0])
+    (geom,) = vol.bscan_geometry
+    assert geom.is_circle and geom.circle_centre_xy_mm == geom.end_xy_mm
+    # the stored circle is consistent with the lateral scale: circumference = SizeX * ScaleX
+    assert 2 * np.pi * geom.circle_radius_mm == pytest.approx(768 * vol.scale_x_mm, rel=2e-3)
+    pos = vol.ascan_positions_mm()[0]
+    np.testing.assert_allclose(pos[0], geom.start_xy_mm)
+    np.testing.assert_allclose(np.linalg.norm(pos - geom.circle_centre_xy_mm, axis=1), geom.circle_radius_mm)
+    np.testing.assert_allclose(pos.mean(axis=0), geom.circle_centre_xy_mm, atol=1e-9)
+    # OD: start temporal (left of the disc), then superior (up on the SLO, smaller y)
+    assert pos[0, 0] < geom.circle_centre_xy_mm[0]
+    assert pos[192, 1] == pytest.approx(geom.circle_centre_xy_mm[1] - geom.circle_radius_mm)
+
+
+# --- Duke DME volumes (assembled .vol files, see their SOURCE.md) ----------------------------
+
+DUKE_WIDTH = {1: 536, 2: 524, 3: 524, 4: 548, 5: 542, 6: 542, 7: 500, 8: 542, 9: 506, 10: 524}
+DUKE_X0 = {1: 118, 2: 109, 3: 105, 4: 85, 5: 116, 6: 125, 7: 134, 8: 99, 9: 121, 10: 128}
+DUKE_OS = {5, 7, 9}
+DUKE_FIRST_Y_MM = {4: 7.296, 5: 7.056, 7: 6.696, 8: 7.056}
+# B-scan indices 10,15,20,25,28,30,32,35,40,45,50 (shifted per subject) of a 0.12 mm raster
+DUKE_SPACING_MM = 0.12 * np.array([5, 5, 5, 3, 2, 2, 3, 5, 5, 5])
+
+
+def test_duke_volumes_geometry_and_lines(duke_volumes_root: Path) -> None:
+    for subject in range(1, 11):
+        vol = read_vol(duke_volumes_root / f"Subject_{subject:02d}.vol")
+        width = DUKE_WIDTH[subject]
+        assert vol.shape == (11, 496, width), subject
+        assert (vol.scan_pattern, vol.scan_pattern_name) == (3, "volume")
+        assert vol.laterality == ("OS" if subject in DUKE_OS else "OD")
+        assert (vol.scale_x_mm, vol.scale_z_mm, vol.axial_um) == (0.0115, 0.00387, pytest.approx(3.87))
+        assert vol.slo.shape == (768, 768) and vol.slo_scale_xy_mm == (0.0115, 0.0115)
+        geom = vol.bscan_geometry
+        assert geom[0].start_xy_mm == pytest.approx((DUKE_X0[subject] * 0.0115, DUKE_FIRST_Y_MM.get(subject, 6.816)))
+        assert geom[0].end_xy_mm[0] - geom[0].start_xy_mm[0] == pytest.approx(width * 0.0115)
+        assert all(not g.is_circle and np.isnan(g.quality) for g in geom)  # Quality = FLT_MAX
+        # header Distance is the original 61-B-scan pitch, not the spacing of these 11 B-scans
+        assert vol.metadata["header_distance_mm"] == 0.12
+        np.testing.assert_allclose(vol.bscan_spacing_mm(), DUKE_SPACING_MM, atol=1e-9)
+        assert vol.metadata["exam_time"] is None and vol.metadata["visit_date"] is None
+
+        assert len(vol.device_layers) == 17
+        filled = {"ILM", "RNFL", "IPL", "INL", "OPL", "PR1", "PR2", "BM"}
+        for name, rows in vol.device_layers.items():
+            assert rows.shape == (11, width) and rows.dtype == np.float32
+            assert np.isnan(rows).all() != (name in filled), (subject, name)
+        assert (vol.device_layers["ILM"] < vol.device_layers["BM"]).sum() >= 11 * width - 4
+    # SOURCE.md: the only unannotated line positions are Subject 04, B-scan 5, columns 211-214
+    ilm = read_vol(duke_volumes_root / "Subject_04.vol").device_layers["ILM"]
+    assert np.argwhere(np.isnan(ilm)).tolist() == [[5, c] for c in range(211, 215)]
+
+
+def test_duke_display_reproduces_npy_bscans(duke_volumes_root: Path, duke_npy_root: Path) -> None:
+    for subject in range(1, 11):
+        vol = read_vol(duke_volumes_root / f"Subject_{subject:02d}.vol")
+        # column c of both forms is column x0 + c of the original B-scan: no offset to apply
+        files = sorted(duke_npy_root.glob(f"DukeData/*/images/Subject_{subject:02d}_*.npy"))
+        images = np.stack([np.load(f) for f in files])
+        display = vol.display_bscans()
+        valid = ~np.isnan(vol.reflectance)
+        assert display.shape == images.shape and display.dtype == np.uint8
+        np.testing.assert_array_equal(display[valid], images[valid])
+        # invalid pixels are the white corner wedges of the Duke export; display shows them as 0
+        assert 0.02 < (~valid).mean() < 0.075
+        assert (images[~valid] == 255).all() and (display[~valid] == 0).all()
+
+
+# --- domain object on hand-made values -------------------------------------------------------
+
+
+def _volume(geometry: list[BScanGeometry], width: int = 4, laterality: str = "OD", pattern: int = 3) -> OctVolume:
+    return OctVolume(
+        reflectance=np.zeros((len(geometry), 2, width), np.float32),
+        scale_x_mm=0.5, scale_z_mm=0.004, bscan_geometry=geometry,
+        scan_pattern=pattern, laterality=laterality,  # type: ignore[arg-type]
+    )
+
+
+def test_display_transform_hand_values() -> None:
+    vol = _volume([BScanGeometry((0, 0), (2, 0), 30.0)])
+    vol.reflectance[0, 0] = [0.0, 0.2**4, 1.0, np.nan]
+    vol.reflectance[0, 1] = [0.5**4, 1.5, -0.1, 0.25]
+    np.testing.assert_array_equal(vol.display_bscans()[0], [[0, 51, 255, 0], [128, 255, 0, 180]])
+    np.testing.assert_array_equal(vol.display_bscans(gamma=0.5)[0, 1], [64, 255, 0, 128])
+    with pytest.raises(ValueError, match="gamma"):
+        vol.display_bscans(gamma=0)
+
+
+def test_line_positions_and_spacing() -> None:
+    geometry = [BScanGeometry((1.0, y), (3.0, y + 0.1), float("nan")) for y in (5.0, 4.0, 3.5)]
+    vol = _volume(geometry)
+    pos = vol.ascan_positions_mm()
+    np.testing.assert_allclose(pos[0], [[1.0, 5.0], [1.5, 5.025], [2.0, 5.05], [2.5, 5.075]])
+    np.testing.assert_allclose(vol.bscan_spacing_mm(), [1.0, 0.5])
+
+
+def test_circle_positions_run_tsnit_for_both_eyes() -> None:
+    # OD: disc right of the fovea, start temporal = left of the centre; OS mirrored
+    od = _volume([BScanGeometry((4.0, 5.0), (5.0, 5.0), 1.0, (5.0, 5.0), 1.0)], laterality="OD", pattern=2)
+    os_ = _volume([BScanGeometry((6.0, 5.0), (5.0, 5.0), 1.0, (5.0, 5.0), 1.0)], laterality="OS", pattern=2)
+    # temporal, superior (smaller y on the SLO), nasal, inferior
+    np.testing.assert_allclose(od.ascan_positions_mm()[0], [[4, 5], [5, 4], [6, 5], [5, 6]], atol=1e-12)
+    np.testing.assert_allclose(os_.ascan_positions_mm()[0], [[6, 5], [5, 4], [4, 5], [5, 6]], atol=1e-12)
+    mirrored = dataclasses.replace(od, laterality="OS")
+    np.testing.assert_allclose(mirrored.ascan_positions_mm()[0, 1], [5, 6], atol=1e-12)
+
+
+def test_volume_rejects_inconsistent_parts() -> None:
+    line = BScanGeometry((0, 0), (1, 0), 1.0)
+    with pytest.raises(ValueError, match="1 B-scan geometries for 2 B-scans"):
+        OctVolume(np.zeros((2, 2, 4), np.float32), 0.01, 0.004, [line], 1, "OD")
+    with pytest.raises(ValueError, match="ILM"):
+        OctVolume(np.zeros((1, 2, 4), np.float32), 0.01, 0.004, [line], 1, "OD",
+                  device_layers={"ILM": np.zeros((1, 3), np.float32)})
+
+
+# --- hostile files ---------------------------------------------------------------------------
+
+SLO_BYTES = 768 * 768
+BSCAN0 = 2048 + SLO_BYTES          # first B-scan header in the 768x768-SLO genuine files
+HDR_SIZE = 55296                   # BScanHdrSize of onh.vol
+PIXEL0 = BSCAN0 + HDR_SIZE         # first pixel of B-scan 0
+
+
+def _patch(fmt: str, offset: int, *values: object):
+    def mutate(data: bytearray) -> bytearray:
+        struct.pack_into(fmt, data, offset, *values)
+        return data
+    return mutate
+
+
+HOSTILE = {
+    "short": (lambda d: d[:1000], "shorter than the 2048-byte"),
+    "png": (lambda d: bytearray(b"\x89PNG\r\n\x1a\n" + bytes(100)), "not a Heidelberg .vol file"),
+    "truncated": (lambda d: d[: len(d) - 5000], "truncated file or corrupt header"),
+    "magic": (_patch("<12s", 0, b"NOT-A-VOL"), "not a Heidelberg .vol file"),
+    "zero_bscans": (_patch("<i", 16, 0), "no B-scans"),
+    "negative_width": (_patch("<i", 12, -768), "SizeX = -768"),
+    "hdr_size_beyond_file": (_patch("<i", 100, 10**8), "BScanHdrSize=100000000"),
+    "hdr_size_tiny": (_patch("<i", 100, 8), "BScanHdrSize = 8"),
+    "bscan_magic": (_patch("<10s", BSCAN0, b"garbage!!!"), "B-scan 0: magic"),
+    "bscan_hdr_size_mismatch": (_patch("<i", BSCAN0 + 12, 1234), "differs from the file header"),
+    "num_seg_huge": (_patch("<i", BSCAN0 + 48, 1_000_000), "NumSeg"),
+    "off_seg_outside": (_patch("<i", BSCAN0 + 52, HDR_SIZE - 100), "do not fit"),
+    "nan_pixel": (_patch("<f", PIXEL0 + 4 * 1000, float("nan")), "NaN or infinite"),
+    "inf_pixel": (_patch("<f", PIXEL0 + 4 * 5, float("inf")), "NaN or infinite"),
+    "pixel_above_one": (_patch("<f", PIXEL0, 7.0), "outside [0, 1]"),
+    "nan_line": (_patch("<f", BSCAN0 + 256 + 4 * 10, float("nan")), "segmentation line values are NaN"),
+    "zero_scale": (_patch("<d", 40, 0.0), "ScaleZ = 0.0 mm"),
+    "laterality": (_patch("<4s", 84, b"XY"), "neither 'OD' nor 'OS'"),
+    "nan_position": (_patch("<d", BSCAN0 + 16, float("nan")), "positions are not finite"),
+}
+
+
+@pytest.fixture
+def genuine_bytes(spectralis_vol_root: Path) -> bytes:
+    return (spectralis_vol_root / GENUINE["onh"][0]).read_bytes()
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_files_raise_input_error(genuine_bytes: bytes, tmp_path: Path, case: str) -> None:
+    mutate, message = HOSTILE[case]
+    path = tmp_path / f"{case}.vol"
+    path.write_bytes(bytes(mutate(bytearray(genuine_bytes))))
+    with pytest.raises(InputError) as info:
+        read_vol(path)
+    text = str(info.value)
+    assert message in text and str(path) in text and "\n" not in text
+
+
+def test_huge_bscan_count_fails_fast_without_allocating(genuine_bytes: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "huge.vol"
+    path.write_bytes(bytes(_patch("<i", 16, 10**9)(bytearray(genuine_bytes))))
+    tracemalloc.start()
+    began = time.perf_counter()
+    try:
+        with pytest.raises(InputError, match="NumBScans=1000000000"):
+            read_vol(path)
+        elapsed = time.perf_counter() - began
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20 and elapsed < 1.0
+
+
+def test_trailing_bytes_and_unknown_pattern_are_accepted(
+    genuine_bytes: bytes, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "odd.vol"
+    path.write_bytes(bytes(_patch("<i", 96, 9)(bytearray(genuine_bytes))) + b"\x01" * 300)
+    with caplog.at_level(logging.WARNING, logger="retinaseg.io.heidelberg"):
+        vol = read_vol(path)
+    assert "unknown scan pattern 9" in caplog.text
+    assert (vol.scan_pattern, vol.scan_pattern_name) == (9, "unknown")
+    assert not vol.bscan_geometry[0].is_circle  # placed as a straight line
+    assert vol.shape == (1, 496, 768) and not np.isnan(vol.reflectance).any()
+
+
+def test_invalid_marker_becomes_nan(genuine_bytes: bytes, tmp_path: Path) -> None:
+    flt_max = float(np.finfo(np.float32).max)
+    data = bytearray(genuine_bytes)
+    for offset in (PIXEL0 + 4 * 3, BSCAN0 + 256 + 4 * 7, BSCAN0 + 56):  # pixel, ILM column 7, quality
+        struct.pack_into("<f", data, offset, flt_max)
+    path = tmp_path / "marked.vol"
+    path.write_bytes(bytes(data))
+    vol = read_vol(path)
+    assert np.argwhere(np.isnan(vol.reflectance)).tolist() == [[0, 0, 3]]
+    assert np.argwhere(np.isnan(vol.device_layers["ILM"])).tolist() == [[0, 7]]
+    assert np.isnan(vol.bscan_geometry[0].quality)
+
+
+def test_file_without_slo_and_unreadable_dates(genuine_bytes: bytes, tmp_path: Path) -> None:
+    header = bytearray(genuine_bytes[:2048])
+    struct.pack_into("<2i", header, 48, 0, 0)        # SizeXSlo, SizeYSlo
+    struct.pack_into("<Q", header, 88, 2**64 - 1)    # ExamTime beyond any date
+    struct.pack_into("<d", header, 200, float("nan"))  # VisitDate
+    path = tmp_path / "no_slo.vol"
+    path.write_bytes(bytes(header) + genuine_bytes[BSCAN0:])
+    vol = read_vol(path)
+    assert vol.slo is None and vol.slo_scale_xy_mm is None
+    assert vol.metadata["exam_time"] is None and vol.metadata["visit_date"] is None
+    assert vol.shape == (1, 496, 768)
+
+
+def test_missing_file_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read file"):
+        read_vol(tmp_path / "absent.vol")
+    with pytest.raises(InputError, match="cannot read file"):
+        read_vol(tmp_path)
