@@ -135,17 +135,24 @@ def _bad_option(root: Path) -> tuple[list[str], Path]:
     return ["--option", "mask_sufix=_mask"], Path("mask_sufix")
 
 
-@pytest.mark.parametrize(
-    "spoil",
-    [_corrupt_image, _text_as_image, _mask_value_without_class, _mask_size_mismatch, _missing_mask, _empty_folders, _bad_option],
-)
+SPOILERS = [
+    _corrupt_image, _text_as_image, _mask_value_without_class, _mask_size_mismatch,
+    _missing_mask, _empty_folders, _bad_option,
+]
+
+
+@pytest.mark.parametrize("spoil", SPOILERS)
 def test_convert_bad_input(
-    spoil: Callable[[Path], tuple[list[str], Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    spoil: Callable[[Path], tuple[list[str], Path]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     root = tmp_path / "source"
     _folder_dataset(root)
     options, where = spoil(root)
-    code, _, stderr = run_main(monkeypatch, capsys, "convert", "folder", root, "--out", tmp_path / "converted", *options)
+    out = tmp_path / "converted"
+    code, _, stderr = run_main(monkeypatch, capsys, "convert", "folder", root, "--out", out, *options)
     assert code == 2
     assert_one_error_line(stderr, where)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source"]  # no output, no staging folder
@@ -177,12 +184,6 @@ def test_train_missing_config_key(
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="train() creates runs/<name>/ before it reads the data and builds the model, so a typo leaves an "
-    "empty run folder and the corrected command then fails with 'run folder exists'",
-)
 def test_train_unknown_model_leaves_no_run_folder(
     phantom_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
@@ -228,7 +229,9 @@ def test_ddp_on_cpu_with_two_processes(phantom_dir: Path, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_convert_chase_db1(chase_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_convert_chase_db1(
+    chase_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "chase"
     code, stdout, stderr = run_main(monkeypatch, capsys, "convert", "chase_db1", chase_root, "--out", out)
     assert (code, stderr) == (0, "")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import pickle
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -108,9 +108,8 @@ def test_evaluate_cli_with_another_config_and_split(
     data = {"source": "retinaseg", "root": str(trained["dataset"]), "split": SPLIT, "channels": "grey"}
     config.write_text(yaml.safe_dump({"name": "tiny", "data": data}))
     out = tmp_path / "eval"
-    code, stdout, stderr = run_main(
-        monkeypatch, capsys, "evaluate", "--checkpoint", trained["checkpoint"], "--config", config, "--split", "test", "--out", out
-    )
+    args = ["--checkpoint", trained["checkpoint"], "--config", config, "--split", "test", "--out", out]
+    code, stdout, stderr = run_main(monkeypatch, capsys, "evaluate", *args)
     assert (code, stderr) == (0, "")
     assert "mean_dice" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
@@ -155,16 +154,10 @@ def _other_torch_file(trained: dict) -> bytes:
         pytest.param(
             lambda trained: b"model weights, honest\n" * 20,
             id="text",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=pickle.UnpicklingError,
-                reason="load_module does not catch pickle.UnpicklingError (torch.load of a non-zip, "
-                "non-pickle file), so a text file gives a traceback instead of an InputError",
-            ),
         ),
     ],
 )
-def test_garbage_checkpoint_is_named(trained: dict, tmp_path: Path, make_bytes) -> None:
+def test_garbage_checkpoint_is_named(trained: dict, tmp_path: Path, make_bytes: Callable[[dict], bytes]) -> None:
     checkpoint = tmp_path / "model.ckpt"
     checkpoint.write_bytes(make_bytes(trained))
     with pytest.raises(InputError, match="checkpoint") as error:
@@ -263,7 +256,8 @@ def test_corrupt_input_exits_2_and_writes_nothing(
     corrupt.write_bytes(images[0].read_bytes()[:200])
     out = tmp_path / "predictions"
     before = sorted(p.name for p in tmp_path.iterdir())
-    code, _, stderr = run_main(monkeypatch, capsys, "predict", "--checkpoint", trained["checkpoint"], *images, corrupt, "--out", out)
+    args = ["--checkpoint", trained["checkpoint"], *images, corrupt, "--out", out]
+    code, _, stderr = run_main(monkeypatch, capsys, "predict", *args)
     assert code == 2
     (line,) = stderr.splitlines()
     assert line.startswith(f"retinaseg: error: {corrupt}: ")

@@ -44,6 +44,8 @@ def train(
         if value is not None:
             overrides.append(f"trainer.{key}={value}")
     result = run_training(load_config(config, overrides), resume=resume, overwrite=overwrite)
+    if not result.is_main_process:  # other DDP processes stay quiet
+        return
     if result.test_metrics is not None:
         _print_summary(f"test metrics ({result.run_dir / 'test' / 'metrics.json'})", result.test_metrics["summary"])
     console.print(f"run folder: {result.run_dir}  best checkpoint: {result.best_checkpoint}  ({result.train_seconds / 60:.1f} min)")

@@ -21,6 +21,6 @@ def load_module(path: str | Path, device: str | torch.device = "cpu") -> Segment
         raise InputError(path, "checkpoint file not found")
     try:
         module = SegmentationModule.load_from_checkpoint(path, map_location=device, weights_only=False)
-    except (RuntimeError, KeyError, TypeError, EOFError, ValueError) as err:
+    except Exception as err:  # torch.load/unpickling fail in many ways on a foreign or damaged file
         raise InputError(path, f"not a retinaseg checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:120]})") from err
     return module.eval()

@@ -119,9 +119,10 @@ def evaluate_checkpoint(
             summary["mean_boundary_mad_um"] = _mean_or_none(mad["mad_um"])
         summary["mean_boundary_mad_px"] = _mean_or_none(mad["mad_px"])
     metrics["summary"] = summary
+    metrics = _strict_json(metrics)
 
     with staged_output_dir(out_dir, overwrite=overwrite) as staging:
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False))
         plot_confusion_matrix(np.asarray(seg_result["confusion_matrix"]), module.class_names, staging / "confusion_matrix.png")
         if binary is not None:
             curve = metrics["binary"]["pr_curve"]
@@ -134,3 +135,14 @@ def _mean_or_none(values: np.ndarray) -> float | None:
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
     return float(finite.mean()) if finite.size else None
+
+
+def _strict_json(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by ``None``, so the file is strict JSON."""
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(item) for item in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

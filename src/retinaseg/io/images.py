@@ -300,7 +300,8 @@ def write_image_atomic(path: str | os.PathLike[str], array: np.ndarray) -> None:
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            image.save(handle, format="PNG")
+            # Level 1 is ~4x faster than Pillow's default for ~20% larger files.
+            image.save(handle, format="PNG", compress_level=1)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

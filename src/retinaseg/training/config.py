@@ -9,6 +9,7 @@ uses them (the data source, the model, the augmentation).
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,23 @@ DEFAULTS: dict[str, Any] = {
     "output": {"runs_dir": "runs"},
 }
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 loader that also reads ``1e-3`` (no dot) as a float, as YAML 1.2 does."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
 FREE_FORM = {("data", "options"), ("data", "augment"), ("data", "relabel"), ("model", "options")}
 REQUIRED = [("name",), ("data", "source"), ("data", "root")]
 
@@ -90,7 +108,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not path.is_file():
             raise InputError(path, "config file not found")
         try:
-            user = yaml.safe_load(path.read_text()) or {}
+            user = yaml.load(path.read_text(), Loader=_Loader) or {}
         except yaml.YAMLError as err:
             raise InputError(path, f"not valid YAML ({str(err).splitlines()[0]})") from err
         if not isinstance(user, dict):
@@ -99,7 +117,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise InputError(item, "override must look like key.sub=value")
-        _set_path(user, key.split("."), yaml.safe_load(value) if value else None)
+        _set_path(user, key.split("."), yaml.load(value, Loader=_Loader) if value else None)
     config = _merge(copy.deepcopy(DEFAULTS), user, ())
     for key in REQUIRED:
         if _get_path(config, key) is None:
@@ -120,7 +138,7 @@ def _merge(base: dict[str, Any], user: dict[str, Any], prefix: tuple[str, ...]) 
         if where in FREE_FORM:
             if value is not None and not isinstance(value, dict):
                 raise InputError(".".join(where), "must be a mapping")
-            base[key] = {**base[key], **(value or {})}
+            base[key] = None if value is None else {**(base[key] or {}), **value}
         elif isinstance(base[key], dict) and base[key]:
             if not isinstance(value, dict):
                 raise InputError(".".join(where), "must be a mapping")

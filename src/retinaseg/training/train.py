@@ -45,6 +45,7 @@ class TrainResult:
     best_checkpoint: Path
     test_metrics: dict[str, Any] | None
     train_seconds: float
+    is_main_process: bool = True
 
 
 def load_splits(config: dict[str, Any]) -> tuple[SampleSet, dict[str, SampleSet]]:
@@ -96,11 +97,9 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
     run_dir = runs_dir / str(config["name"])
     trainer_cfg = config["trainer"]
     is_launcher = _global_rank() == 0
-    if is_launcher and run_dir.exists() and resume is None:
-        if not overwrite:
-            raise InputError(run_dir, "run folder exists; pick another name (--set name=...), --resume it or --overwrite")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    replace_run = is_launcher and run_dir.exists() and resume is None
+    if replace_run and not overwrite:
+        raise InputError(run_dir, "run folder exists; pick another name (--set name=...), --resume it or --overwrite")
 
     sample_set, splits = load_splits(config)
     for split in ("train", "val"):
@@ -123,6 +122,10 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
     val_loader = DataLoader(val_set, batch_size=1, **loader_args)
 
     module = SegmentationModule(config, sample_set.class_names, sample_set.task, preprocessing.to_dict())
+    # The run folder is made only now, so bad data or a bad model leave nothing behind.
+    if replace_run:
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     monitor = trainer_cfg["monitor"]
     mode = "min" if monitor == "val_loss" else "max"
     checkpoint = ModelCheckpoint(dirpath=run_dir, filename="best", monitor=monitor, mode=mode, save_last=True, enable_version_counter=False)
@@ -158,7 +161,7 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
     train_seconds = time.perf_counter() - started
     best = Path(checkpoint.best_model_path or run_dir / "last.ckpt")
     if not trainer.is_global_zero:
-        return TrainResult(run_dir, best, None, train_seconds)
+        return TrainResult(run_dir, best, None, train_seconds, is_main_process=False)
 
     plot_training_curves(run_dir / "metrics.csv", run_dir / "curves.png")
     test_metrics = None
