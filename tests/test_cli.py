@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from retinaseg.cli import app, main
+from retinaseg.cli import app
 from retinaseg.data.phantom import make_phantom_set
 from retinaseg.io.dataset_format import read_dataset, write_dataset
 from retinaseg.io.images import read_image, read_label_image, write_image_atomic
@@ -22,15 +22,6 @@ from retinaseg.io.images import read_image, read_label_image, write_image_atomic
 _SCRIPT = Path(sys.executable).with_name("retinaseg")
 # The console script as installed; Lightning's DDP relaunches it with the same arguments.
 RETINASEG = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "retinaseg.cli"]
-
-
-def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:
-    """Run the console-script entry point in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["retinaseg", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out, captured.err
 
 
 def assert_one_error_line(stderr: str, where: str | Path) -> None:
@@ -145,14 +136,13 @@ SPOILERS = [
 def test_convert_bad_input(
     spoil: Callable[[Path], tuple[list[str], Path]],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture,
+    run_cli: Callable[..., tuple[int, str, str]],
 ) -> None:
     root = tmp_path / "source"
     _folder_dataset(root)
     options, where = spoil(root)
     out = tmp_path / "converted"
-    code, _, stderr = run_main(monkeypatch, capsys, "convert", "folder", root, "--out", out, *options)
+    code, _, stderr = run_cli("convert", "folder", root, "--out", out, *options)
     assert code == 2
     assert_one_error_line(stderr, where)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source"]  # no output, no staging folder
@@ -172,33 +162,33 @@ def test_convert_bad_input_through_the_console_script(tmp_path: Path) -> None:
 
 
 def test_train_missing_config_key(
-    phantom_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    phantom_dir: Path, tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]
 ) -> None:
     config = write_config(tmp_path / "config.yaml", phantom_dir, tmp_path / "runs")
     given = yaml.safe_load(config.read_text())
     del given["data"]["root"]
     config.write_text(yaml.safe_dump(given))
-    code, _, stderr = run_main(monkeypatch, capsys, "train", config)
+    code, _, stderr = run_cli("train", config)
     assert code == 2
     assert_one_error_line(stderr, "data.root")
     assert not (tmp_path / "runs").exists()
 
 
 def test_train_unknown_model_leaves_no_run_folder(
-    phantom_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    phantom_dir: Path, tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]
 ) -> None:
     config = write_config(tmp_path / "config.yaml", phantom_dir, tmp_path / "runs")
-    code, _, stderr = run_main(monkeypatch, capsys, "train", config, "--set", "model.name=nope")
+    code, _, stderr = run_cli("train", config, "--set", "model.name=nope")
     assert code == 2
     assert_one_error_line(stderr, "model.name")
     assert not (tmp_path / "runs" / "tiny").exists()
 
 
 def test_train_unknown_model_is_named(
-    phantom_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    phantom_dir: Path, tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]
 ) -> None:
     config = write_config(tmp_path / "config.yaml", phantom_dir, tmp_path / "runs")
-    code, _, stderr = run_main(monkeypatch, capsys, "train", config, "--set", "model.name=nope")
+    code, _, stderr = run_cli("train", config, "--set", "model.name=nope")
     assert code == 2
     assert_one_error_line(stderr, "model.name")
     assert "nope" in stderr and "unet" in stderr
@@ -230,10 +220,10 @@ def test_ddp_on_cpu_with_two_processes(phantom_dir: Path, tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_convert_chase_db1(
-    chase_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    chase_root: Path, tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]
 ) -> None:
     out = tmp_path / "chase"
-    code, stdout, stderr = run_main(monkeypatch, capsys, "convert", "chase_db1", chase_root, "--out", out)
+    code, stdout, stderr = run_cli("convert", "chase_db1", chase_root, "--out", out)
     assert (code, stderr) == (0, "")
     assert "28 samples of 14 subjects" in stdout
     manifest = json.loads((out / "dataset.json").read_text())

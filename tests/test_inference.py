@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import file_contents
 import tifffile
 import torch
 import yaml
 
-from retinaseg.cli import main
 from retinaseg.data.phantom import PHANTOM_CLASS_NAMES, make_phantom_set
 from retinaseg.errors import InputError
 from retinaseg.inference.evaluate import evaluate_checkpoint
@@ -56,19 +55,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"dataset": dataset_dir, "config": config, "checkpoint": train(config).best_checkpoint}
 
 
-def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:
-    """Run the console-script entry point in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["retinaseg", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    captured = capsys.readouterr()
-    return exit_info.value.code or 0, captured.out, captured.err
-
-
-def file_contents(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 # --- evaluate ----------------------------------------------------------------------------------
 
 
@@ -101,7 +87,7 @@ def test_evaluate_with_the_checkpoints_own_config(trained: dict, tmp_path: Path)
 
 @pytest.mark.slow
 def test_evaluate_cli_with_another_config_and_split(
-    trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    trained: dict, tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]
 ) -> None:
     # A config as a user writes it: the same data, with a test split and no boundary evaluation.
     config = tmp_path / "config.yaml"
@@ -109,7 +95,7 @@ def test_evaluate_cli_with_another_config_and_split(
     config.write_text(yaml.safe_dump({"name": "tiny", "data": data}))
     out = tmp_path / "eval"
     args = ["--checkpoint", trained["checkpoint"], "--config", config, "--split", "test", "--out", out]
-    code, stdout, stderr = run_main(monkeypatch, capsys, "evaluate", *args)
+    code, stdout, stderr = run_cli("evaluate", *args)
     assert (code, stderr) == (0, "")
     assert "mean_dice" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
@@ -250,14 +236,14 @@ def test_predict_input_errors_are_named(trained: dict, images: list[Path], tmp_p
 
 
 def test_corrupt_input_exits_2_and_writes_nothing(
-    trained: dict, images: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    trained: dict, images: list[Path], tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]
 ) -> None:
     corrupt = images[0].with_name("truncated.png")
     corrupt.write_bytes(images[0].read_bytes()[:200])
     out = tmp_path / "predictions"
     before = sorted(p.name for p in tmp_path.iterdir())
     args = ["--checkpoint", trained["checkpoint"], *images, corrupt, "--out", out]
-    code, _, stderr = run_main(monkeypatch, capsys, "predict", *args)
+    code, _, stderr = run_cli("predict", *args)
     assert code == 2
     (line,) = stderr.splitlines()
     assert line.startswith(f"retinaseg: error: {corrupt}: ")

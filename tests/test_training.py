@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import file_contents
 import torch
 import yaml
 
@@ -54,10 +55,6 @@ def tiny_config(dataset_dir: Path, runs_dir: Path, name: str, *overrides: str) -
 def read_rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
-
-
-def file_contents(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 # --- configs -----------------------------------------------------------------------------------
