@@ -18,6 +18,7 @@ from retinaseg.io.output import staged_output_dir
 from retinaseg.metrics.binary import BinaryEvaluator
 from retinaseg.metrics.segmentation import SegmentationEvaluator
 from retinaseg.report.plots import plot_confusion_matrix, plot_pr_curve
+from retinaseg.training.data import load_splits
 from retinaseg.training.module import metric_classes
 
 
@@ -54,8 +55,6 @@ def evaluate_checkpoint(
         ``segmentation`` (per-class scores), ``binary`` (binary tasks),
         ``boundaries`` (OCT layer boundary errors when configured).
     """
-    from retinaseg.training.train import load_splits
-
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:  # fail before the long part
         raise InputError(out_dir, "folder exists and is not empty; choose another output or pass --overwrite")

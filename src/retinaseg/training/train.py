@@ -23,18 +23,13 @@ from torch.utils.data import DataLoader
 
 from retinaseg.data.augment import build_augmentation
 from retinaseg.data.dataset import PatchDataset, WholeImageDataset, prepare_samples
-from retinaseg.data.preprocess import Preprocessing, choose_channels
-from retinaseg.data.relabel import relabel_from_config
-from retinaseg.data.splits import split_by_subject
 from retinaseg.errors import InputError
-from retinaseg.io.sources import load_source
+from retinaseg.inference.evaluate import evaluate_checkpoint
 from retinaseg.models import count_parameters
 from retinaseg.report.plots import plot_training_curves
 from retinaseg.training.config import save_config
+from retinaseg.training.data import load_splits, resolve_preprocessing
 from retinaseg.training.module import SegmentationModule
-from retinaseg.types import SampleSet
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -46,26 +41,6 @@ class TrainResult:
     test_metrics: dict[str, Any] | None
     train_seconds: float
     is_main_process: bool = True
-
-
-def load_splits(config: dict[str, Any]) -> tuple[SampleSet, dict[str, SampleSet]]:
-    """Read the configured data source and split it by subject."""
-    data = config["data"]
-    sample_set = load_source(data["source"], data["root"], **data["options"])
-    sample_set = relabel_from_config(sample_set, data["relabel"])
-    split = data["split"]
-    return sample_set, split_by_subject(sample_set, train=split["train"], val=split["val"], test=split["test"])
-
-
-def resolve_preprocessing(config: dict[str, Any], sample_set: SampleSet) -> Preprocessing:
-    """Preprocessing settings for this data (``channels: auto`` resolved)."""
-    data = config["data"]
-    first_channels = sample_set.samples[0].channels if sample_set.samples else 1
-    return Preprocessing(
-        channels=choose_channels(data["channels"], sample_set.modality, first_channels),
-        clahe=bool(data["clahe"]),
-        normalize=data["normalize"],
-    )
 
 
 def precision_for(requested: str) -> str:
@@ -166,8 +141,6 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
     plot_training_curves(run_dir / "metrics.csv", run_dir / "curves.png")
     test_metrics = None
     if len(splits["test"]) > 0:
-        from retinaseg.inference.evaluate import evaluate_checkpoint
-
         test_metrics = evaluate_checkpoint(best, run_dir / "test", config=config, split="test", overwrite=True)
     append_results_row(
         runs_dir / "results.csv",
