@@ -2,6 +2,9 @@
 
 Bad input (a corrupt file, a missing config key, an unknown model...) ends the
 command with one line on stderr naming the file or key, and exit code 2.
+
+Each command imports what it needs when it runs, so ``--help`` does not wait
+for PyTorch to load.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ from typing import Literal
 
 import numpy as np
 
+from retinaseg.errors import InputError
+
 Task = Literal["multiclass", "binary"]
 Modality = Literal["oct", "fundus"]
 
@@ -47,8 +49,6 @@ class Sample:
         for name in ("label", "fov"):
             arr = getattr(self, name)
             if arr is not None and arr.shape[:2] != shape:
-                from retinaseg.errors import InputError
-
                 raise InputError(
                     self.source or self.id,
                     f"{name} size {arr.shape[1]}x{arr.shape[0]} does not match "
