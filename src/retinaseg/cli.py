@@ -130,7 +130,7 @@ def models() -> None:
 @app.command(epilog="Example: retinaseg demo --out demo_output")
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for everything the demo makes.")] = Path("demo_output"),
-    minutes: Annotated[float, typer.Option(help="Training time budget in minutes.")] = 1.5,
+    minutes: Annotated[float, typer.Option(help="Training time budget in minutes.")] = 2.0,
 ) -> None:
     """Run the whole pipeline on synthetic OCT B-scans: data, training, evaluation, prediction."""
     from retinaseg.demo import run_demo

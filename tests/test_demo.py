@@ -1,0 +1,29 @@
+"""The demo runs end to end and never replaces a folder it did not make."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retinaseg.demo import run_demo
+from retinaseg.errors import InputError
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_can_rerun(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    metrics = run_demo(out, minutes=0.05)
+    assert 0.0 <= metrics["summary"]["mean_dice"] <= 1.0
+    assert (out / "phantom_dataset" / "dataset.json").is_file()
+    assert (out / "runs" / "demo_unet" / "best.ckpt").is_file()
+    assert (out / "runs" / "demo_unet" / "test" / "metrics.json").is_file()
+    assert sorted(p.name for p in (out / "predictions").glob("*_classes.png"))
+    run_demo(out, minutes=0.02)  # its own earlier output is replaced
+
+
+def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "results.csv").write_text("someone's results")
+    with pytest.raises(InputError, match="not made by the demo"):
+        run_demo(tmp_path, minutes=0.01)
+    assert (tmp_path / "results.csv").read_text() == "someone's results"
