@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import file_contents
 import tifffile
 import torch
 import yaml
 
+from conftest import file_contents
 from retinaseg.data.phantom import PHANTOM_CLASS_NAMES, make_phantom_set
 from retinaseg.errors import InputError
 from retinaseg.inference.evaluate import evaluate_checkpoint

@@ -10,13 +10,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import file_contents
 import torch
 import yaml
 
+from conftest import file_contents
 from retinaseg.data.phantom import PHANTOM_CLASS_NAMES, make_phantom_set
 from retinaseg.errors import InputError
 from retinaseg.io.dataset_format import write_dataset
+from retinaseg.models import get_model_spec
 from retinaseg.training.config import DEFAULTS, load_config
 from retinaseg.training.losses import LOSS_NAMES, build_loss
 from retinaseg.training.train import train
@@ -321,3 +322,14 @@ def test_resume_continues_from_last_checkpoint(smoke_run: tuple, tmp_path: Path)
     assert resumed.run_dir == run_dir and resumed.test_metrics is None
     assert [int(row["epoch"]) for row in read_rows(run_dir / "metrics.csv")] == [0, 1, 2]
     assert torch.load(run_dir / "last.ckpt", weights_only=False)["epoch"] == 2
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_configs_load_and_build(path: Path) -> None:
+    config = load_config(path)
+    assert config["name"] == path.stem
+    spec = get_model_spec(config["model"]["name"])
+    spec.resolve(config["model"]["options"])
+    build_loss(config["loss"]["name"], config["loss"]["class_weights"])
+    relabel = config["data"]["relabel"]
+    assert relabel is None or set(relabel) == {"class_names", "map"}
