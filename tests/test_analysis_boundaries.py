@@ -11,9 +11,12 @@ from retinaseg.analysis.boundaries import (
     DUKE_BOUNDARY_NAMES,
     DUKE_FLUID_CLASS,
     DUKE_LAYER_CLASSES,
+    DUKE_TO_DEVICE_LINES,
     boundaries_from_labels,
     boundary_mad,
+    layer_surfaces,
 )
+from retinaseg.io.heidelberg import read_vol
 from retinaseg.errors import InputError
 
 NAN = np.nan
@@ -105,3 +108,72 @@ def test_bad_label_maps_raise(label: np.ndarray) -> None:
 def test_mad_shape_mismatch_raises() -> None:
     with pytest.raises(InputError):
         boundary_mad(np.zeros((8, 10)), np.zeros((8, 11)))
+
+
+# --- layer_surfaces: ordered boundaries for measurements ---------------------------------------
+
+
+def test_surfaces_of_clean_columns_are_the_top_rows() -> None:
+    label = _column_map([[0, 0, 1, 1, 2, 2, 3, 3], [0, 1, 1, 1, 1, 2, 3, 3], [0, 0, 0, 1, 3, 3, 3, 3]])
+    surfaces = layer_surfaces(label, [1, 2, 3], min_retina_px=1)
+    np.testing.assert_array_equal(surfaces, [[2, 1, 3], [4, 5, 4], [6, 6, 4]])
+
+
+def test_stray_pixels_do_not_pull_boundaries() -> None:
+    clean = [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 3, 3]
+    noisy = [
+        [0, 3, 0, 0, 1, 1, 2, 2, 3, 3, 3, 3],  # a "choroid" pixel in the vitreous
+        [0, 0, 0, 0, 1, 1, 2, 2, 3, 0, 0, 3],  # "vitreous" holes in the choroid
+        [0, 0, 0, 0, 1, 2, 1, 2, 3, 3, 3, 3],  # two swapped layer pixels
+    ]
+    surfaces = layer_surfaces(_column_map([clean, *noisy]), [1, 2, 3], min_retina_px=1)
+    assert np.abs(surfaces[:, 1:] - surfaces[:, :1]).max() <= 1
+    first_rows = boundaries_from_labels(_column_map(noisy), [1, 2, 3])
+    assert first_rows[2, 0] == 1  # reading the map literally, the stray pixel moves the boundaries
+
+
+def test_surfaces_never_cross_on_noisy_maps() -> None:
+    rng = np.random.default_rng(0)
+    clean = np.repeat(np.repeat(np.arange(5), 8)[:, None], 30, axis=1)  # 40 rows, classes 0..4
+    noisy = np.where(rng.random(clean.shape) < 0.1, rng.integers(0, 5, clean.shape), clean).astype(np.uint8)
+    surfaces = layer_surfaces(noisy, [1, 2, 3, 4], min_retina_px=1)
+    assert np.isfinite(surfaces).all() and (np.diff(surfaces, axis=0) >= 0).all()
+    error = np.abs(surfaces - np.array([8, 16, 24, 32])[:, None])
+    assert error.mean() < 0.5 and error.max() <= 3
+
+
+def test_boundary_under_fluid_is_interpolated_into_the_pocket() -> None:
+    seen = [0, 0, 1, 1, 1, 2, 2, 2, 3, 3]  # boundary 2 at row 5
+    covered = [0, 0, 1, 9, 9, 9, 9, 2, 3, 3]  # a pocket over the 1/2 boundary, rows 3-6
+    deeper = [0, 0, 1, 1, 1, 1, 1, 2, 3, 3]  # boundary 2 at row 7
+    surfaces = layer_surfaces(_column_map([seen, covered, deeper]), [1, 2, 3], fluid_classes=[9], min_retina_px=1)
+    # pocket column: boundary 2 midway between its neighbours (rows 5 and 7), inside the pocket (rows 3-6)
+    np.testing.assert_array_equal(surfaces[:, 1], [2, 6, 8])
+
+
+def test_invalid_wedge_over_a_boundary_leaves_it_unknown() -> None:
+    column = [0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    label = _column_map([column, column])
+    invalid = np.zeros(label.shape, dtype=bool)
+    invalid[:4, 1] = True  # the wedge covers the vitreous and the top of the retina in column 1
+    surfaces = layer_surfaces(label, [1, 2, 3], invalid=invalid, min_retina_px=1)
+    np.testing.assert_array_equal(surfaces[:, 0], [3, 8, 11])
+    assert np.isnan(surfaces[0, 1]) and surfaces[1, 1] == 8 and surfaces[2, 1] == 11
+
+
+def test_columns_without_retina_are_nan() -> None:
+    label = _column_map([[0, 0, 1, 1, 2, 2, 3, 3], [0] * 8, [0, 0, 0, 0, 0, 0, 1, 3]])
+    surfaces = layer_surfaces(label, [1, 2, 3], min_retina_px=2)
+    assert np.isfinite(surfaces[:, 0]).all() and np.isnan(surfaces[:, 1:]).all()
+
+
+def test_surfaces_of_duke_masks_reproduce_the_volume_lines(duke_npy_root: Path, duke_volumes_root: Path) -> None:
+    """The manual masks give back the manual lines stored in the .vol files (same fluid rule)."""
+    for subject in ("Subject_06", "Subject_09"):
+        volume = read_vol(duke_volumes_root / f"{subject}.vol")
+        masks = np.stack([np.load(next(duke_npy_root.glob(f"DukeData/*/masks/{subject}_{i:02d}.npy"))) for i in range(11)])
+        surfaces = layer_surfaces(masks, DUKE_LAYER_CLASSES, [DUKE_FLUID_CLASS], invalid=np.isnan(volume.reflectance))
+        lines = np.stack([volume.device_layers[DUKE_TO_DEVICE_LINES[name]] for name in DUKE_BOUNDARY_NAMES], axis=1)
+        difference = np.abs(surfaces - lines)
+        assert np.isfinite(difference).all()
+        assert (difference == 0).mean() > 0.999 and difference.mean() < 0.01

@@ -11,14 +11,18 @@ from retinaseg.errors import InputError
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end_and_can_rerun(tmp_path: Path) -> None:
+def test_demo_runs_end_to_end_and_can_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("retinaseg.demo.find_dataset", lambda name: None)  # the phantom part only
     out = tmp_path / "demo"
-    metrics = run_demo(out, minutes=0.05)
-    assert 0.0 <= metrics["summary"]["mean_dice"] <= 1.0
+    outputs = run_demo(out, minutes=0.05)
+    assert 0.0 <= outputs["test_metrics"]["summary"]["mean_dice"] <= 1.0
     assert (out / "phantom_dataset" / "dataset.json").is_file()
     assert (out / "runs" / "demo_unet" / "best.ckpt").is_file()
     assert (out / "runs" / "demo_unet" / "test" / "metrics.json").is_file()
     assert sorted(p.name for p in (out / "predictions").glob("*_classes.png"))
+    assert outputs["report"] == out / "volume_analysis" / "report.html" and outputs["report"].is_file()
+    assert set(outputs["volume_summary"]["boundary_mad_um"]) == {"ILM", "NFL/GCL", "IPL/INL", "INL/OPL", "OPL/ONL", "ISM/ISE", "ISE/OS", "BM"}
+    assert "duke_report" not in outputs
     run_demo(out, minutes=0.02)  # its own earlier output is replaced
 
 

@@ -248,3 +248,35 @@ def test_corrupt_input_exits_2_and_writes_nothing(
     (line,) = stderr.splitlines()
     assert line.startswith(f"retinaseg: error: {corrupt}: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output, no staging folder left
+
+
+# --- weight files and shipped models ---------------------------------------------------------
+
+
+def test_exported_weights_give_the_checkpoints_predictions(trained: dict, tmp_path: Path) -> None:
+    from retinaseg.inference.checkpoint import export_weights, load_model, load_module
+
+    weights = export_weights(trained["checkpoint"], tmp_path / "tiny.pt")
+    assert weights.stat().st_size < Path(trained["checkpoint"]).stat().st_size
+    original, exported = load_module(trained["checkpoint"]), load_model(weights)
+    assert exported.class_names == original.class_names and exported.preprocessing == original.preprocessing
+    image = torch.rand(1, 1, 272, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(exported(image), original(image), atol=0.05, rtol=0.01)  # half-precision weights
+    with pytest.raises(InputError, match="exists"):
+        export_weights(trained["checkpoint"], weights)
+
+
+def test_shipped_model_loads_by_name_and_unknown_names_are_listed(tmp_path: Path) -> None:
+    from retinaseg.inference.checkpoint import load_model, pretrained_models
+
+    assert "duke_layers_unet" in pretrained_models()
+    assert (pretrained_models()["duke_layers_unet"].with_suffix(".md")).is_file()  # its model card
+    module = load_model("duke_layers_unet")
+    assert module.class_names[1] == "RNFL" and not module.training
+    with pytest.raises(InputError, match="shipped: duke_layers_unet"):
+        load_model("no_such_model")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00" * 100)
+    with pytest.raises(InputError, match="not a retinaseg weight file"):
+        load_model(garbage)

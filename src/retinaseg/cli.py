@@ -113,6 +113,18 @@ def convert(
     console.print(f"wrote {len(sample_set)} samples of {len(sample_set.subjects())} subjects, classes {sample_set.class_names}, to {out}")
 
 
+@app.command("export-model", epilog="Example: retinaseg export-model runs/duke_unet/best.ckpt duke_layers_unet.pt")
+def export_model(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint written by retinaseg train.")],
+    out: Annotated[Path, typer.Argument(help="New .pt weight file (usable as --model).")],
+) -> None:
+    """Keep only what inference needs from a checkpoint: config, classes, half-precision weights."""
+    from retinaseg.inference.checkpoint import export_weights
+
+    written = export_weights(checkpoint, out)
+    console.print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)")
+
+
 @app.command(epilog="Example: retinaseg models")
 def models() -> None:
     """List the registered networks with parameter counts and input-size constraints."""
@@ -125,6 +137,38 @@ def models() -> None:
         parameters = count_parameters(build_model(spec.name, 1, 10))
         table.add_row(spec.name, f"{parameters:,}", str(spec.size_multiple(spec.defaults)), str(spec.defaults), spec.description)
     console.print(table)
+
+
+@app.command(epilog="Example: retinaseg analyze scans/Subject_06.vol --out analysis/Subject_06")
+def analyze(
+    scan: Annotated[Path, typer.Argument(help="OCT scan: Heidelberg .vol/.e2e/HEYEX .xml, eyepy .eye, or a folder of B-scan images.")],
+    out: Annotated[Path, typer.Option(help="Output folder (report.html, etdrs.csv, thickness_maps.npz, boundaries.npz, .eye).")],
+    model: Annotated[str, typer.Option(help="Shipped model name or a .ckpt/.pt file.")] = "duke_layers_unet",
+    fovea: Annotated[Optional[tuple[float, float]], typer.Option(help="ETDRS centre X Y in mm on the SLO image (default: found automatically).")] = None,
+    batch_size: Annotated[int, typer.Option(help="B-scans per forward pass.")] = 4,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    scale_x_mm: Annotated[Optional[float], typer.Option(help="Image folders: A-scan spacing in mm.")] = None,
+    scale_z_mm: Annotated[Optional[float], typer.Option(help="Image folders: axial pixel size in mm.")] = None,
+    bscan_spacing_mm: Annotated[Optional[float], typer.Option(help="Image folders: distance between B-scans in mm.")] = None,
+    laterality: Annotated[Optional[str], typer.Option(help="Image folders: OD or OS.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Segment an OCT scan and measure it: layer thickness maps, ETDRS grid, RNFL circle profile, device agreement."""
+    from retinaseg.analyze import analyze_file
+
+    read_options = {
+        key: value
+        for key, value in (("scale_x_mm", scale_x_mm), ("scale_z_mm", scale_z_mm), ("bscan_spacing_mm", bscan_spacing_mm), ("laterality", laterality))
+        if value is not None
+    }
+    report, facts = analyze_file(
+        scan, out, model=model, fovea_xy_mm=fovea, device=device, batch_size=batch_size, overwrite=overwrite, read_options=read_options
+    )
+    shown = {key: value for key, value in facts.items() if isinstance(value, (int, float, str)) and key != "source"}
+    for key, value in (facts.get("boundary_mad_um") or {}).items():
+        shown[f"MAD vs {facts['reference']}: {key} (µm)"] = value
+    _print_summary(f"analysis of {scan}", shown)
+    console.print(f"report: {report}")
 
 
 @app.command(epilog="Example: retinaseg demo --out demo_output")

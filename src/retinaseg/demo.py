@@ -1,9 +1,13 @@
-"""``retinaseg demo``: the whole pipeline on synthetic OCT B-scans, no data needed.
+"""``retinaseg demo``: the whole pipeline on synthetic OCT data, no data needed.
 
 Generates phantom B-scans with known layers (:mod:`retinaseg.data.phantom`),
 stores them as a standard retinaseg dataset, trains a small U-Net for a minute
 or two on the CPU, evaluates it on held-out phantom subjects and segments
-their images.
+their images. Then it analyses a phantom macular volume with that model
+(thickness maps, ETDRS grid, 3D surfaces, report) and compares the result
+with the phantom's known layers; when the Duke DME volumes are found (see
+:func:`retinaseg.io.paths.find_dataset`), it also analyses one with the
+shipped model.
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from retinaseg.data.phantom import make_phantom_set
+from retinaseg.analysis.boundaries import DUKE_BOUNDARY_NAMES
+from retinaseg.analyze import TOTAL, analyze_file, analyze_volume, summary, write_analysis
+from retinaseg.data.phantom import make_phantom_oct_volume, make_phantom_set
 from retinaseg.errors import InputError
+from retinaseg.inference.checkpoint import load_module
 from retinaseg.inference.predict import predict_files
+from retinaseg.io.paths import find_dataset
 from retinaseg.io.dataset_format import write_dataset
 from retinaseg.training.config import load_config
 from retinaseg.training.train import train
@@ -50,7 +58,7 @@ def demo_config(dataset_dir: Path, runs_dir: Path, minutes: float) -> dict:
 
 
 def run_demo(out: str | Path, minutes: float = 2.0, console: Console | None = None) -> dict:
-    """Run the demo into ``out``; returns the test metrics.
+    """Run the demo into ``out``; returns the test metrics, volume summary and report paths.
 
     ``out`` is replaced only if an earlier demo made it; any other existing,
     non-empty folder is an error, so user results are never overwritten.
@@ -65,7 +73,7 @@ def run_demo(out: str | Path, minutes: float = 2.0, console: Console | None = No
     out.mkdir(parents=True, exist_ok=True)
     (out / _MARKER).touch()
 
-    console.rule("1/3 synthetic OCT B-scans")
+    console.rule("1/4 synthetic OCT B-scans")
     # B-scans binned 2x2 (7.74 µm axial, 46 µm lateral, 5.9 mm wide) so a CPU trains in minutes.
     phantoms = make_phantom_set(
         n_subjects=len(_SUBJECTS), bscans_per_subject=4, height=144, width=128, axial_um=7.74, lateral_um=46.0, seed=0
@@ -74,19 +82,45 @@ def run_demo(out: str | Path, minutes: float = 2.0, console: Console | None = No
     write_dataset(phantoms, dataset_dir)
     console.print(f"{len(phantoms)} B-scans of {len(_SUBJECTS)} phantom subjects (144x128 pixels, 7.74 µm axial) in {dataset_dir}")
 
-    console.rule(f"2/3 training a small U-Net (at most {minutes:g} min)")
+    console.rule(f"2/4 training a small U-Net (at most {minutes:g} min)")
     result = train(demo_config(dataset_dir, out / "runs", minutes))
 
-    console.rule("3/3 segmenting held-out B-scans")
+    console.rule("3/4 segmenting held-out B-scans")
     test_images = sorted((dataset_dir / "images").glob(f"{_SUBJECTS[-1]}_*.png"))
     predictions = out / "predictions"
     predict_files(result.best_checkpoint, test_images, predictions, probabilities=False)
 
-    summary = result.test_metrics["summary"]
-    console.print(f"\n[bold]Mean Dice over the 7 layers on held-out phantom subjects: {summary['mean_dice']:.3f}[/bold]")
-    if summary.get("mean_boundary_mad_um") is not None:
-        console.print(f"mean absolute boundary error: {summary['mean_boundary_mad_um']:.1f} µm")
+    scores = result.test_metrics["summary"]
+    console.print(f"\n[bold]Mean Dice over the 7 layers on held-out phantom subjects: {scores['mean_dice']:.3f}[/bold]")
+    if scores.get("mean_boundary_mad_um") is not None:
+        console.print(f"mean absolute boundary error: {scores['mean_boundary_mad_um']:.1f} µm")
     console.print(f"training run (checkpoints, metrics.csv, curves.png): {result.run_dir}")
     console.print(f"test metrics and confusion matrix: {result.run_dir / 'test'}")
     console.print(f"predictions (class maps, colour masks, overlays, legend): {predictions}")
-    return result.test_metrics
+
+    console.rule("4/4 analysing a phantom macular volume")
+    volume, truth = make_phantom_oct_volume(seed=1)
+    reference = {name: truth["boundary_rows"][:, k] for k, name in enumerate(DUKE_BOUNDARY_NAMES)}
+    analysis = analyze_volume(
+        volume, load_module(result.best_checkpoint), model_name="demo_unet", reference_px=reference, reference_name="phantom truth"
+    )
+    report = write_analysis(analysis, out / "volume_analysis")
+    facts = summary(analysis)
+    error_mm = ((analysis.fovea_xy_mm[0] - truth["fovea_xy_mm"][0]) ** 2 + (analysis.fovea_xy_mm[1] - truth["fovea_xy_mm"][1]) ** 2) ** 0.5
+    console.print(f"{volume.shape[0]} B-scans, {volume.shape[2]} A-scans each, {volume.bscan_spacing_mm()[0]:.2f} mm apart")
+    console.print("boundary error against the phantom's true layers (µm): " + ", ".join(
+        f"{name} {mad:.1f}" for name, mad in facts["boundary_mad_um"].items()
+    ))
+    console.print(f"[bold]ETDRS {TOTAL} thickness, mean |difference| to the truth over the 9 sectors: "
+                  f"{facts['total_thickness_sector_mad_um']:.1f} µm[/bold]; fovea found {error_mm * 1000:.0f} µm from the true centre")
+    console.print(f"[bold]report: {report}[/bold]")
+    outputs = {"test_metrics": result.test_metrics, "volume_summary": facts, "report": report}
+
+    duke_volumes = find_dataset("duke_dme_volumes")
+    if duke_volumes is not None and (duke_volumes / "Subject_06.vol").is_file():
+        console.rule("Duke DME volume found: analysing Subject_06.vol with the shipped model")
+        duke_report, duke_facts = analyze_file(duke_volumes / "Subject_06.vol", out / "duke_subject_06")
+        console.print(f"ETDRS {TOTAL} thickness vs the manual layers, mean |difference|: {duke_facts['total_thickness_sector_mad_um']:.1f} µm")
+        console.print(f"[bold]report: {duke_report}[/bold]")
+        outputs["duke_report"] = duke_report
+    return outputs

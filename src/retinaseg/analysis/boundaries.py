@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import ndimage
 
 from retinaseg.errors import InputError
 from retinaseg.io.duke import DUKE_CLASS_NAMES, FLUID_CLASS
@@ -143,3 +144,224 @@ def boundary_mad(
     if axial_um is not None:
         out["mad_um"] = mad_px * axial_um
     return out
+
+
+#: Spectralis segmentation line (see :data:`retinaseg.volume.DEVICE_LINE_NAMES`)
+#: that corresponds to each Duke boundary. ISE/OS is matched to ``PR2``
+#: (outer segments / interdigitation zone), the nearest line but not the same
+#: boundary: it lies deeper by about the outer-segment length.
+DUKE_TO_DEVICE_LINES: dict[str, str] = {
+    "ILM": "ILM",
+    "NFL/GCL": "RNFL",
+    "IPL/INL": "IPL",
+    "INL/OPL": "INL",
+    "OPL/ONL": "OPL",
+    "ISM/ISE": "PR1",
+    "ISE/OS": "PR2",
+    "BM": "BM",
+}
+
+
+#: Rows next to a padding wedge in which a boundary counts as hidden by it.
+_EDGE_MARGIN_PX = 2
+
+
+def layer_surfaces(
+    labels: np.ndarray,
+    layer_classes: Sequence[int],
+    fluid_classes: Sequence[int] = (),
+    invalid: np.ndarray | None = None,
+    min_retina_px: float = 10.0,
+) -> np.ndarray:
+    """Anatomically ordered layer boundaries of segmented B-scans.
+
+    Unlike :func:`boundaries_from_labels`, which reads a label map literally
+    (for scoring), this turns a network's prediction into surfaces fit for
+    thickness measurements: boundaries never cross, layers leave no gaps,
+    isolated wrong pixels barely move a boundary, boundaries under fluid are
+    interpolated, and columns where the retina is not visible are NaN.
+
+    Parameters
+    ----------
+    labels
+        ``(N, H, W)`` or ``(H, W)`` integer class maps, row 0 at the top.
+    layer_classes
+        Layer classes in top-to-bottom order; boundary ``k`` is the upper
+        edge of ``layer_classes[k]``. Every other class that is not fluid
+        counts as lying above the retina (vitreous).
+    fluid_classes
+        Classes of fluid pockets, which lie inside or across layers.
+    invalid
+        Boolean mask like ``labels`` of pixels without image data (the
+        device's padding wedges), or ``None``.
+    min_retina_px
+        Columns whose first-to-last boundary distance is below this are
+        treated as showing no retina.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, len(layer_classes), W)`` (or ``(len(layer_classes), W)``)
+        float64 row positions in pixels; NaN where unknown.
+
+    Notes
+    -----
+    Each column is first replaced by the top-to-bottom layer sequence (each
+    layer once, in order, possibly empty) that disagrees with the fewest of
+    its pixels (:func:`_monotone_fit`), so stray pixels and islands of a
+    wrong class, inside or outside the retina, cannot move a boundary to
+    them; boundaries are then ordered by construction, and for a clean
+    column they are exactly the top rows of the layers.
+
+    A fluid pixel belongs to the layer around it. Where a fluid pocket
+    separates two different layers, the boundary between them runs somewhere
+    inside the pocket: its row is interpolated along the B-scan from the
+    columns where it is seen and clipped into the pocket (the rule used for
+    the Duke DME reference lines).
+
+    Invalid pixels touching the top (bottom) edge of the image count as
+    vitreous (as lying below the retina); a boundary that runs along the edge
+    of such a region is not seen and is NaN, as is every boundary of a column
+    with less than ``min_retina_px`` of retina (the B-scan is wider than the
+    retina or the column is in a shadow). NaN columns are never filled in.
+    """
+    labels = np.asarray(labels)
+    single = labels.ndim == 2
+    if single:
+        labels = labels[None]
+        invalid = None if invalid is None else np.asarray(invalid)[None]
+    if labels.ndim != 3 or not np.issubdtype(labels.dtype, np.integer):
+        raise InputError("labels", f"must be (N, H, W) integer class maps, got {labels.dtype} {labels.shape}")
+    if invalid is not None and invalid.shape != labels.shape:
+        raise InputError("invalid", f"mask shape {invalid.shape} does not match the labels {labels.shape}")
+    n_layers = len(layer_classes)
+    height = labels.shape[1]
+
+    lut = np.full(max(int(labels.max(initial=0)), *layer_classes, *fluid_classes) + 1, -1, dtype=np.int8)
+    lut[list(layer_classes)] = np.arange(n_layers)
+    fluid = np.zeros(lut.size, dtype=bool)
+    fluid[list(fluid_classes)] = True
+    depth = lut[labels]  # (N, H, W): -1 above the retina, k inside layer k
+    unknown = fluid[labels]
+
+    top_invalid = bottom_invalid = np.zeros(labels.shape, dtype=bool)
+    if invalid is not None:
+        invalid = invalid.astype(bool)
+        top_invalid = np.logical_and.accumulate(invalid, axis=1)
+        bottom_invalid = np.logical_and.accumulate(invalid[:, ::-1], axis=1)[:, ::-1]
+        depth = np.where(top_invalid, -1, np.where(bottom_invalid, n_layers - 1, depth))
+        unknown = (unknown | invalid) & ~top_invalid & ~bottom_invalid
+
+    unknown |= _detached_retina(depth, unknown, n_layers)
+    depth = np.where(unknown, depth, _monotone_fit(depth, unknown, n_layers))
+
+    # Unknown pixels take the layer above them (count toward the upper layer:
+    # boundary at the pocket's bottom) or the layer below (boundary at its top).
+    rows = np.arange(height)[None, :, None]
+    known_above = np.maximum.accumulate(np.where(unknown, -1, rows), axis=1)
+    known_below = np.minimum.accumulate(np.where(unknown, height, rows)[:, ::-1], axis=1)[:, ::-1]
+    depth_from_above = np.where(known_above >= 0, np.take_along_axis(depth, np.maximum(known_above, 0), axis=1), -1)
+    depth_from_below = np.where(
+        known_below < height, np.take_along_axis(depth, np.minimum(known_below, height - 1), axis=1), n_layers - 1
+    )
+    k = np.arange(n_layers)[None, :, None, None]
+    deepest = (depth_from_above[:, None] < k).sum(axis=2).astype(np.float64)  # (N, L, W)
+    shallowest = (depth_from_below[:, None] < k).sum(axis=2).astype(np.float64)
+
+    surfaces = np.where(deepest == shallowest, deepest, np.nan)
+    columns = np.arange(surfaces.shape[2])
+    for n, layer in zip(*np.nonzero(np.isnan(surfaces).any(axis=2))):
+        seen = np.isfinite(surfaces[n, layer])
+        if seen.any():
+            surfaces[n, layer, ~seen] = np.interp(columns[~seen], columns[seen], surfaces[n, layer, seen])
+    surfaces = np.clip(surfaces, shallowest, deepest)
+    never_seen = np.isnan(surfaces)
+    surfaces = np.maximum.accumulate(np.where(never_seen, -np.inf, surfaces), axis=1)
+    surfaces[never_seen] = np.nan
+
+    # A boundary lying on the edge of a padding wedge may be hidden under it.
+    top_rows = top_invalid.sum(axis=1)[:, None, :]  # (N, 1, W)
+    bottom_rows = bottom_invalid.sum(axis=1)[:, None, :]
+    unseen = ((top_rows > 0) & (surfaces <= top_rows + _EDGE_MARGIN_PX)) | (
+        (bottom_rows > 0) & (surfaces >= height - bottom_rows - _EDGE_MARGIN_PX)
+    )
+    surfaces[unseen] = np.nan
+    no_retina = surfaces[:, -1] - surfaces[:, 0] < min_retina_px  # False where either is NaN
+    surfaces[np.broadcast_to(no_retina[:, None, :], surfaces.shape)] = np.nan
+    return surfaces[0] if single else surfaces
+
+
+#: Pieces of retina smaller than this fraction of the B-scan's largest piece
+#: are ignored (false positives in the vitreous or choroid).
+_MIN_RETINA_PIECE = 0.2
+
+
+def _detached_retina(depth: np.ndarray, unknown: np.ndarray, n_layers: int) -> np.ndarray:
+    """Pixels of small pieces of retina apart from the main retina of their B-scan.
+
+    The retina (every layer but the last, which lies below it, and fluid) is
+    one connected sheet in a B-scan, or a few large pieces where a shadow or
+    the optic disc interrupts it. Islands predicted in the noisy vitreous or
+    deep in the choroid are smaller than :data:`_MIN_RETINA_PIECE` of the
+    largest piece; they are returned so that they carry no weight.
+    """
+    retina = ((depth >= 0) & (depth < n_layers - 1)) | unknown
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = ndimage.generate_binary_structure(2, 2)  # connected within a B-scan only
+    pieces, count = ndimage.label(retina, structure=structure)
+    if count == 0:
+        return np.zeros(depth.shape, dtype=bool)
+    sizes = np.bincount(pieces.ravel())
+    sizes[0] = 0
+    bscan_of_piece = np.zeros(count + 1, dtype=np.int64)
+    bscan_of_piece[pieces.ravel()] = np.repeat(np.arange(depth.shape[0]), depth[0].size)
+    largest = np.zeros(depth.shape[0], dtype=np.int64)
+    np.maximum.at(largest, bscan_of_piece[1:], sizes[1:])
+    small = sizes < _MIN_RETINA_PIECE * largest[bscan_of_piece]
+    small[0] = False
+    return small[pieces]
+
+
+def _monotone_fit(depth: np.ndarray, unknown: np.ndarray, n_layers: int) -> np.ndarray:
+    """Closest layer order of each column, by dynamic programming.
+
+    Parameters
+    ----------
+    depth
+        ``(N, H, W)`` layer index per pixel, -1 above the retina.
+    unknown
+        ``(N, H, W)`` pixels that fit any layer (fluid, missing data).
+    n_layers
+        Number of layers.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, H, W)`` int8 depths, non-decreasing down every column, that
+        differ from ``depth`` at the fewest known pixels (ties: the deeper
+        layer starts as low as possible).
+    """
+    n, height, width = depth.shape
+    states = np.arange(-1, n_layers)[:, None]  # (S, 1): -1 = above the retina
+    flat_depth = depth.transpose(1, 0, 2).reshape(height, 1, n * width)
+    flat_unknown = unknown.transpose(1, 0, 2).reshape(height, 1, n * width)
+    mismatch = (flat_depth != states[None]) & ~flat_unknown  # (H, S, C)
+    cost = mismatch[0].astype(np.int32)
+    previous = np.empty((height, states.size, n * width), dtype=np.int8)
+    previous[0] = np.arange(states.size)[:, None]
+    for row in range(1, height):
+        # best predecessor state <= s (prefix minimum over the states)
+        best_cost = cost.copy()
+        best_state = np.broadcast_to(np.arange(states.size)[:, None], cost.shape).astype(np.int8)
+        for s in range(1, states.size):
+            better = best_cost[s - 1] <= best_cost[s]
+            best_cost[s] = np.where(better, best_cost[s - 1], best_cost[s])
+            best_state[s] = np.where(better, best_state[s - 1], best_state[s])
+        previous[row] = best_state
+        cost = best_cost + mismatch[row]
+    fitted = np.empty((height, n * width), dtype=np.int8)
+    state = cost.argmin(axis=0)
+    for row in range(height - 1, -1, -1):
+        fitted[row] = state
+        state = previous[row, state, np.arange(n * width)]
+    return (fitted - 1).reshape(height, n, width).transpose(1, 0, 2)

@@ -42,6 +42,7 @@ import numpy as np
 from retinaseg.errors import InputError
 from retinaseg.io.duke import DUKE_CLASS_NAMES, boundaries_to_labels
 from retinaseg.types import Sample, SampleSet
+from retinaseg.volume import BScanGeometry, OctVolume
 
 PHANTOM_CLASS_NAMES: list[str] = list(DUKE_CLASS_NAMES)
 """Class names of the phantom: the Duke DME convention."""
@@ -453,3 +454,58 @@ def _render(
     speckle = cv2.GaussianBlur(speckle, (0, 0), sigmaX=grain[1], sigmaY=grain[0])
     speckle = (speckle - speckle.mean()) * (_SPECKLE_GREY / speckle.std())
     return np.clip(np.rint(level + speckle), 0, 255).astype(np.uint8)
+
+
+def make_phantom_oct_volume(
+    seed: int = 0,
+    n_bscans: int = 25,
+    height: int = 144,
+    width: int = 128,
+    *,
+    bscan_spacing_um: float = 240.0,
+    axial_um: float = 7.74,
+    lateral_um: float = 46.0,
+    with_fluid: bool = True,
+    laterality: str = "OD",
+) -> tuple[OctVolume, dict]:
+    """A phantom raster volume with its scan geometry, as a device would store it.
+
+    The B-scans of :func:`make_phantom_volume` become an :class:`OctVolume`:
+    linear reflectance ``(u / 255) ** 4`` (so the Spectralis-style display
+    gives the 8-bit images back), horizontal B-scans ``bscan_spacing_um``
+    apart on a fundus frame with its origin 1 mm above and left of the scan,
+    the first B-scan the inferior-most, as in Spectralis rasters. The
+    defaults make a 2x2-binned 25-B-scan macular cube (5.9 x 5.8 mm).
+
+    Returns
+    -------
+    tuple
+        The volume and the ground truth: ``"boundary_rows"`` ``(N, 8, W)``
+        rows of the 8 boundaries (ILM .. BM), ``"labels"`` ``(N, H, W)``
+        and ``"fovea_xy_mm"`` the foveal centre in the fundus frame.
+    """
+    rng = np.random.default_rng(seed)
+    phantom = make_phantom_volume(
+        rng, n_bscans, height, width, bscan_spacing_um=bscan_spacing_um, with_fluid=with_fluid, axial_um=axial_um, lateral_um=lateral_um
+    )
+    origin_mm, lateral_mm, spacing_mm = 1.0, lateral_um / 1000, bscan_spacing_um / 1000
+    y_mm = origin_mm + (n_bscans - 1 - np.arange(n_bscans)) * spacing_mm
+    geometry = [
+        BScanGeometry(start_xy_mm=(origin_mm, float(y)), end_xy_mm=(origin_mm + width * lateral_mm, float(y)), quality=np.nan)
+        for y in y_mm
+    ]
+    volume = OctVolume(
+        reflectance=(phantom["images"].astype(np.float32) / 255) ** 4,
+        scale_x_mm=lateral_mm,
+        scale_z_mm=axial_um / 1000,
+        bscan_geometry=geometry,
+        scan_pattern=3,
+        laterality=laterality,
+        metadata={"phantom_seed": seed},
+        source=f"phantom_volume_seed{seed}",
+    )
+    fovea_xy_mm = (
+        origin_mm + phantom["fovea_col"] * lateral_mm,
+        origin_mm + (n_bscans - 1 - phantom["fovea_bscan"]) * spacing_mm,
+    )
+    return volume, {"boundary_rows": phantom["boundary_rows"], "labels": phantom["labels"], "fovea_xy_mm": fovea_xy_mm}

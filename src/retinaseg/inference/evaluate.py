@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from retinaseg.data.dataset import prepare_samples
 from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_module
 from retinaseg.io.output import staged_output_dir
+from retinaseg.io.records import finite_mean, strict_json, write_json
 from retinaseg.metrics.binary import BinaryEvaluator
 from retinaseg.metrics.segmentation import SegmentationEvaluator
 from retinaseg.report.plots import plot_confusion_matrix, plot_pr_curve
@@ -115,33 +115,15 @@ def evaluate_checkpoint(
             **{key: np.asarray(value).tolist() for key, value in mad.items()},
         }
         if axial_um is not None:
-            summary["mean_boundary_mad_um"] = _mean_or_none(mad["mad_um"])
-        summary["mean_boundary_mad_px"] = _mean_or_none(mad["mad_px"])
+            summary["mean_boundary_mad_um"] = finite_mean(mad["mad_um"])
+        summary["mean_boundary_mad_px"] = finite_mean(mad["mad_px"])
     metrics["summary"] = summary
-    metrics = _strict_json(metrics)
+    metrics = strict_json(metrics)
 
     with staged_output_dir(out_dir, overwrite=overwrite) as staging:
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False))
+        write_json(staging / "metrics.json", metrics)
         plot_confusion_matrix(np.asarray(seg_result["confusion_matrix"]), module.class_names, staging / "confusion_matrix.png")
         if binary is not None:
             curve = metrics["binary"]["pr_curve"]
             plot_pr_curve(np.asarray(curve["precision"]), np.asarray(curve["recall"]), staging / "pr_curve.png")
     return metrics
-
-
-def _mean_or_none(values: np.ndarray) -> float | None:
-    """Mean of the finite values; ``None`` (JSON null) when there are none."""
-    finite = np.asarray(values, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    return float(finite.mean()) if finite.size else None
-
-
-def _strict_json(value: Any) -> Any:
-    """``value`` with NaN and infinities replaced by ``None``, so the file is strict JSON."""
-    if isinstance(value, dict):
-        return {key: _strict_json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict_json(item) for item in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value

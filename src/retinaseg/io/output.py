@@ -17,6 +17,28 @@ from pathlib import Path
 from retinaseg.errors import InputError
 
 
+def check_output_dir(
+    out_dir: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    replaceable: Callable[[Path], bool] | None = None,
+    refusal: str = "",
+) -> None:
+    """Raise :class:`InputError` unless ``out_dir`` may be written (see :func:`staged_output_dir`).
+
+    Call it before long work, so a refused destination fails at once.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise InputError(out_dir, "exists and is not a folder")
+        if any(out_dir.iterdir()):
+            if not overwrite:
+                raise InputError(out_dir, "folder exists and is not empty; choose another output or pass --overwrite")
+            if replaceable is not None and not replaceable(out_dir):
+                raise InputError(out_dir, refusal or "refusing to replace this folder")
+
+
 @contextmanager
 def staged_output_dir(
     out_dir: str | os.PathLike[str],
@@ -40,14 +62,7 @@ def staged_output_dir(
         folder is never deleted; ``refusal`` is the message when it fails.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise InputError(out_dir, "exists and is not a folder")
-        if any(out_dir.iterdir()):
-            if not overwrite:
-                raise InputError(out_dir, "folder exists and is not empty; choose another output or pass --overwrite")
-            if replaceable is not None and not replaceable(out_dir):
-                raise InputError(out_dir, refusal or "refusing to replace this folder")
+    check_output_dir(out_dir, overwrite=overwrite, replaceable=replaceable, refusal=refusal)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.writing-"))
     try:

@@ -32,13 +32,13 @@ _NORMALISATIONS = {
 }
 
 
-def _new_figure(width_in: float, height_in: float) -> Figure:
+def new_figure(width_in: float, height_in: float) -> Figure:
     fig = Figure(figsize=(width_in, height_in), dpi=_DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
+def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     """Write ``fig`` to ``path`` as PNG via a temporary file and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +105,7 @@ def plot_confusion_matrix(
     np.divide(cm, totals, out=values, where=np.broadcast_to(totals > 0, cm.shape))
 
     size = 2.2 + 0.55 * n
-    fig = _new_figure(size + 1.2, size)
+    fig = new_figure(size + 1.2, size)
     ax = fig.add_subplot()
     vmax = 1.0 if normalize else max(float(np.nanmax(values, initial=0.0)), 1.0)
     image = ax.imshow(np.ma.masked_invalid(values), cmap="Blues", vmin=0.0, vmax=vmax)
@@ -123,7 +123,7 @@ def plot_confusion_matrix(
     ax.set_xlabel("Predicted class")
     ax.set_ylabel("Reference class")
     ax.set_title(f"Confusion matrix\n({subtitle})", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_pr_curve(
@@ -160,7 +160,7 @@ def plot_pr_curve(
     known = np.isfinite(precision) & np.isfinite(recall)
     order = np.argsort(recall[known], kind="stable")
 
-    fig = _new_figure(5.0, 5.0)
+    fig = new_figure(5.0, 5.0)
     ax = fig.add_subplot()
     r = np.linspace(0.01, 1.0, 200)
     for f1 in (0.2, 0.4, 0.6, 0.8):
@@ -185,7 +185,7 @@ def plot_pr_curve(
     ax.set_ylabel("Precision")
     ax.set_title(title)
     ax.legend(loc="lower left", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _read_metrics_csv(csv_path: Path) -> dict[str, np.ndarray]:
@@ -247,7 +247,7 @@ def plot_training_curves(metrics_csv_path: str | os.PathLike[str], path: str | o
     if not losses and not scores:
         raise InputError(csv_path, "no loss or val_* columns to plot")
 
-    fig = _new_figure(10.0, 4.0)
+    fig = new_figure(10.0, 4.0)
     panels = [(fig.add_subplot(1, 2, 1), losses, "Loss", "Training and validation loss"),
               (fig.add_subplot(1, 2, 2), scores, "Score", "Validation scores")]
     for ax, names, ylabel, title in panels:
@@ -264,7 +264,7 @@ def plot_training_curves(metrics_csv_path: str | os.PathLike[str], path: str | o
             ax.xaxis.get_major_locator().set_params(integer=True)
         else:
             ax.text(0.5, 0.5, "no values logged", transform=ax.transAxes, ha="center", color="0.5")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_prediction_panel(
@@ -311,7 +311,7 @@ def plot_prediction_panel(
 
     height, width = panels[0][1].shape[:2]
     panel_in = 4.0
-    fig = _new_figure(panel_in * len(panels), panel_in * height / width + 0.9)
+    fig = new_figure(panel_in * len(panels), panel_in * height / width + 0.9)
     for k, (name, rgb) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), k + 1)
         ax.imshow(rgb, interpolation="nearest")
@@ -322,4 +322,4 @@ def plot_prediction_panel(
                    ncol=min(len(shown), 6), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

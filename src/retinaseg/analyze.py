@@ -1,0 +1,373 @@
+"""``retinaseg analyze``: from an OCT scan to layer boundaries, thickness and a report.
+
+:func:`analyze_volume` segments every B-scan, turns the class maps into
+ordered layer boundaries, and measures: per-layer and total thickness per
+A-scan (µm); for raster volumes, en-face thickness maps at the A-scans' true
+fundus positions, the fovea and the ETDRS grid; for circle scans, the RNFL
+profile along the circle. Where the scan carries a reference segmentation
+(the device's own, or a phantom's ground truth) it measures the agreement.
+:func:`write_analysis` writes everything into one output folder atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retinaseg.analysis.agreement import boundary_agreement, sector_differences
+from retinaseg.analysis.boundaries import DUKE_BOUNDARY_NAMES, DUKE_TO_DEVICE_LINES, layer_surfaces
+from retinaseg.analysis.circle import CircleProfile, circle_profile
+from retinaseg.analysis.enface import EnfaceGrid, enface_grid, enface_maps
+from retinaseg.analysis.etdrs import etdrs_table, find_fovea
+from retinaseg.analysis.thickness import layer_thickness_um
+from retinaseg.errors import InputError
+from retinaseg.inference.volume import segment_volume
+from retinaseg.io.duke import DUKE_CLASS_NAMES
+from retinaseg.io.records import finite_mean, write_csv, write_json
+from retinaseg.training.module import SegmentationModule
+from retinaseg.volume import CIRCLE_PATTERN, OctVolume
+
+#: Thinner columns than this (ILM to BM) show no retina.
+MIN_RETINA_UM = 50.0
+
+#: Name of the total-thickness (ILM to BM) map and table rows.
+TOTAL = "total retina"
+
+#: Inner retina (ILM to IPL/INL) thickness locates the fovea: unlike the total
+#: thickness it stays minimal at the pit when oedema thickens the outer layers.
+_FOVEA_LAYERS = ("RNFL", "GCL+IPL")
+
+
+@dataclass
+class AnalysisResult:
+    """Everything :func:`analyze_volume` measured on one scan.
+
+    Attributes
+    ----------
+    volume
+        The analysed scan.
+    class_names
+        The model's classes.
+    labels
+        ``(N, H, W)`` uint8 class maps.
+    boundary_names, layer_names
+        ``B`` boundaries top to bottom and the ``B - 1`` layers between them.
+    boundaries_px
+        ``(N, B, W)`` row of each boundary per A-scan, NaN where not seen.
+    thickness_um
+        ``{layer or TOTAL: (N, W)}`` thickness per A-scan in µm.
+    grid, maps_um
+        Raster volumes: the en-face grid and ``{layer or TOTAL: (ny, nx)}``
+        thickness maps in µm; ``None`` / empty otherwise.
+    fovea_xy_mm, fovea_source
+        ETDRS centre in the SLO frame and how it was found (``"automatic"``,
+        ``"given"``); ``None`` without a map.
+    etdrs
+        Rows of :func:`retinaseg.analysis.etdrs.etdrs_table`.
+    circle
+        RNFL profile of a circle scan, else ``None``.
+    reference_name
+        What the reference segmentation is (``"device"``, ...), or ``None``.
+    reference_px
+        ``{our boundary name: (N, W)}`` reference boundaries.
+    boundary_agreement, sector_agreement
+        Rows of :func:`retinaseg.analysis.agreement.boundary_agreement` and
+        :func:`~retinaseg.analysis.agreement.sector_differences`.
+    reference_maps_um, reference_circle
+        The reference's thickness maps / circle profile, for side-by-side plots.
+    model_name
+        Model used.
+    """
+
+    volume: OctVolume
+    class_names: list[str]
+    labels: np.ndarray
+    boundary_names: list[str]
+    layer_names: list[str]
+    boundaries_px: np.ndarray
+    thickness_um: dict[str, np.ndarray]
+    model_name: str
+    grid: EnfaceGrid | None = None
+    maps_um: dict[str, np.ndarray] = field(default_factory=dict)
+    fovea_xy_mm: tuple[float, float] | None = None
+    fovea_source: str | None = None
+    etdrs: list[dict[str, Any]] = field(default_factory=list)
+    circle: CircleProfile | None = None
+    reference_name: str | None = None
+    reference_px: dict[str, np.ndarray] = field(default_factory=dict)
+    boundary_agreement: list[dict[str, Any]] = field(default_factory=list)
+    sector_agreement: list[dict[str, Any]] = field(default_factory=list)
+    reference_maps_um: dict[str, np.ndarray] = field(default_factory=dict)
+    reference_circle: CircleProfile | None = None
+
+    @property
+    def is_raster(self) -> bool:
+        return self.grid is not None
+
+
+def model_layers(module: SegmentationModule) -> tuple[list[int], list[int], list[str], list[str]]:
+    """Layer classes, fluid classes, boundary names and layer names of a layer model.
+
+    Read from the model's training config (``evaluation.boundary_classes`` in
+    top-to-bottom order, ``evaluation.fluid_classes``). Boundaries are named
+    after the Duke DME convention when the classes are Duke's, else
+    ``"top of <class>"``.
+    """
+    evaluation = module.config["evaluation"]
+    layer_classes = [int(c) for c in evaluation.get("boundary_classes") or []]
+    if len(layer_classes) < 2:
+        raise InputError("--model", "this model has no layer order (evaluation.boundary_classes); analyze needs an OCT layer model")
+    fluid_classes = [int(c) for c in evaluation.get("fluid_classes") or []]
+    names = module.class_names
+    if list(names) == list(DUKE_CLASS_NAMES) and layer_classes == list(range(1, 9)):
+        boundary_names = list(DUKE_BOUNDARY_NAMES)
+    else:
+        boundary_names = [f"top of {names[c]}" for c in layer_classes]
+    layer_names = [names[c] for c in layer_classes[:-1]]
+    return layer_classes, fluid_classes, boundary_names, layer_names
+
+
+def analyze_volume(
+    volume: OctVolume,
+    module: SegmentationModule,
+    *,
+    model_name: str = "",
+    fovea_xy_mm: tuple[float, float] | None = None,
+    reference_px: dict[str, np.ndarray] | None = None,
+    reference_name: str = "device",
+    batch_size: int = 4,
+    grid_spacing_mm: float = 0.02,
+    progress: bool = True,
+) -> AnalysisResult:
+    """Segment and measure one scan.
+
+    Parameters
+    ----------
+    volume
+        The scan.
+    module
+        An OCT layer model (:func:`retinaseg.inference.checkpoint.load_model`).
+    model_name
+        How to name the model in outputs.
+    fovea_xy_mm
+        ETDRS centre ``(x, y)`` in mm in the SLO frame; default: found
+        automatically as the thinnest point of the inner retina within 1 mm
+        of the scan centre.
+    reference_px
+        Reference boundaries ``{our boundary name: (N, W)}``; default: the
+        device's segmentation lines stored in the scan (matched by
+        :data:`retinaseg.analysis.boundaries.DUKE_TO_DEVICE_LINES`).
+    reference_name
+        What the reference is, for the report.
+    batch_size
+        B-scans per forward pass.
+    grid_spacing_mm
+        Pixel size of the en-face maps.
+    progress
+        Show a progress bar while segmenting.
+    """
+    layer_classes, fluid_classes, boundary_names, layer_names = model_layers(module)
+    labels = segment_volume(volume, module, batch_size=batch_size, progress=progress)
+    boundaries = layer_surfaces(
+        labels, layer_classes, fluid_classes, invalid=np.isnan(volume.reflectance), min_retina_px=MIN_RETINA_UM / volume.axial_um
+    )
+    result = AnalysisResult(
+        volume=volume,
+        class_names=list(module.class_names),
+        labels=labels,
+        boundary_names=boundary_names,
+        layer_names=layer_names,
+        boundaries_px=boundaries,
+        thickness_um=_thickness(boundaries, layer_names, volume.axial_um),
+        model_name=model_name,
+    )
+    if reference_px is None:
+        reference_px = {
+            name: volume.device_layers[DUKE_TO_DEVICE_LINES[name]]
+            for name in boundary_names
+            if DUKE_TO_DEVICE_LINES.get(name) in volume.device_layers
+            and np.isfinite(volume.device_layers[DUKE_TO_DEVICE_LINES[name]]).any()
+        }
+    if reference_px:
+        result.reference_name = reference_name
+        result.reference_px = reference_px
+        ours = {name: boundaries[:, k] for k, name in enumerate(boundary_names)}
+        result.boundary_agreement = boundary_agreement(ours, reference_px, volume.axial_um)
+
+    positions = volume.ascan_positions_mm()
+    if volume.scan_pattern == CIRCLE_PATTERN or any(g.is_circle for g in volume.bscan_geometry):
+        _measure_circle(result, positions)
+    elif volume.shape[0] >= 2:
+        _measure_raster(result, positions, fovea_xy_mm, grid_spacing_mm)
+    return result
+
+
+def _thickness(boundaries: np.ndarray, layer_names: list[str], axial_um: float) -> dict[str, np.ndarray]:
+    per_layer = layer_thickness_um(boundaries, axial_um)
+    thickness = {name: per_layer[:, k] for k, name in enumerate(layer_names)}
+    thickness[TOTAL] = layer_thickness_um(boundaries[:, [0, -1]], axial_um)[:, 0]
+    return thickness
+
+
+def _reference_thickness(result: AnalysisResult) -> dict[str, np.ndarray]:
+    """Thickness of the reference wherever it has both boundaries of a layer."""
+    ref, names = result.reference_px, result.boundary_names
+    axial_um = result.volume.axial_um
+    thickness = {}
+    for k, layer in enumerate(result.layer_names):
+        if names[k] in ref and names[k + 1] in ref:
+            pair = np.stack([ref[names[k]], ref[names[k + 1]]], axis=1)
+            thickness[layer] = layer_thickness_um(pair, axial_um)[:, 0]
+    if names[0] in ref and names[-1] in ref:
+        thickness[TOTAL] = layer_thickness_um(np.stack([ref[names[0]], ref[names[-1]]], axis=1), axial_um)[:, 0]
+    return thickness
+
+
+def _measure_raster(
+    result: AnalysisResult, positions: np.ndarray, fovea_xy_mm: tuple[float, float] | None, spacing_mm: float
+) -> None:
+    volume = result.volume
+    grid = enface_grid(positions, spacing_mm)
+    names = list(result.thickness_um)
+    stacked = enface_maps(np.stack([result.thickness_um[name] for name in names], axis=-1), positions, grid)
+    result.grid = grid
+    result.maps_um = dict(zip(names, stacked))
+    if fovea_xy_mm is None:
+        inner = [name for name in _FOVEA_LAYERS if name in result.maps_um]
+        search = result.maps_um[TOTAL] if not inner else np.sum([result.maps_um[name] for name in inner], axis=0)
+        centre = tuple(float(v) for v in positions.reshape(-1, 2).mean(axis=0))
+        result.fovea_xy_mm, result.fovea_source = find_fovea(search, grid, centre), "automatic"
+    else:
+        result.fovea_xy_mm, result.fovea_source = (float(fovea_xy_mm[0]), float(fovea_xy_mm[1])), "given"
+    result.etdrs = etdrs_table(result.maps_um, grid, result.fovea_xy_mm, volume.laterality)
+    reference = _reference_thickness(result)
+    if reference:
+        ref_names = list(reference)
+        ref_maps = enface_maps(np.stack([reference[name] for name in ref_names], axis=-1), positions, grid)
+        result.reference_maps_um = dict(zip(ref_names, ref_maps))
+        ref_table = etdrs_table(result.reference_maps_um, grid, result.fovea_xy_mm, volume.laterality)
+        result.sector_agreement = sector_differences(result.etdrs, ref_table)
+
+
+def _measure_circle(result: AnalysisResult, positions: np.ndarray) -> None:
+    volume = result.volume
+    rnfl = result.layer_names[0]
+    geometry = volume.bscan_geometry[0]
+    centre = geometry.circle_centre_xy_mm or tuple(positions[0].mean(axis=0))
+    result.circle = circle_profile(result.thickness_um[rnfl][0], positions[0], centre, volume.laterality)
+    reference = _reference_thickness(result)
+    if rnfl in reference:
+        result.reference_circle = circle_profile(reference[rnfl][0], positions[0], centre, volume.laterality)
+
+
+def summary(result: AnalysisResult) -> dict[str, Any]:
+    """Headline numbers of an analysis (also written as ``summary.json``)."""
+    volume = result.volume
+    n, height, width = volume.shape
+    out: dict[str, Any] = {
+        "source": volume.source,
+        "scan_pattern": volume.scan_pattern_name,
+        "laterality": volume.laterality,
+        "shape_bscans_rows_ascans": [n, height, width],
+        "axial_um": volume.axial_um,
+        "lateral_um": volume.scale_x_mm * 1000.0,
+        "model": result.model_name,
+        "valid_ascan_fraction": float(np.isfinite(result.thickness_um[TOTAL]).mean()),
+        "mean_total_thickness_um": finite_mean(result.thickness_um[TOTAL]),
+    }
+    if result.fovea_xy_mm is not None:
+        out["fovea_xy_mm"] = list(result.fovea_xy_mm)
+        out["fovea_source"] = result.fovea_source
+        central = [row for row in result.etdrs if row["layer"] == TOTAL and row["sector"] == "C0"]
+        out["central_subfield_thickness_um"] = central[0]["mean_um"] if central else None
+    if result.circle is not None:
+        out["rnfl_sectors_um"] = dict(result.circle.sectors)
+    if result.reference_name is not None:
+        out["reference"] = result.reference_name
+        out["boundary_mad_um"] = {row["boundary"]: row["mad_um"] for row in result.boundary_agreement}
+        total_rows = [row for row in result.sector_agreement if row["layer"] == TOTAL]
+        if total_rows:
+            out["total_thickness_sector_mad_um"] = finite_mean(np.array([abs(row["difference_um"]) for row in total_rows], dtype=float))
+    return out
+
+
+def write_analysis(result: AnalysisResult, out_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Write every output of an analysis into ``out_dir`` atomically.
+
+    Files: ``report.html`` (self-contained) and ``figures/*.png``;
+    ``etdrs.csv``; ``thickness_maps.npz`` (maps in µm on the grid ``x_mm``,
+    ``y_mm``); ``boundaries.npz`` (rows per A-scan, A-scan positions in mm,
+    thickness per A-scan); ``summary.json``; ``<scan>.eye`` (eyepy volume with
+    our layers). Returns the report path.
+    """
+    from retinaseg.io.oct_files import write_eye
+    from retinaseg.io.output import staged_output_dir
+    from retinaseg.report.volume_report import write_volume_report
+
+    out_dir = Path(out_dir)
+    stem = Path(result.volume.source).stem or "scan"
+    with staged_output_dir(out_dir, overwrite=overwrite) as staging:
+        np.savez_compressed(
+            staging / "boundaries.npz",
+            boundaries_px=result.boundaries_px.astype(np.float32),
+            boundary_names=np.array(result.boundary_names),
+            ascan_positions_mm=result.volume.ascan_positions_mm(),
+            axial_um=result.volume.axial_um,
+            **{f"thickness_um/{name}": values.astype(np.float32) for name, values in result.thickness_um.items()},
+        )
+        if result.grid is not None:
+            np.savez_compressed(
+                staging / "thickness_maps.npz",
+                x_mm=result.grid.x_mm,
+                y_mm=result.grid.y_mm,
+                fovea_xy_mm=np.array(result.fovea_xy_mm),
+                **{name: values.astype(np.float32) for name, values in result.maps_um.items()},
+            )
+            write_csv(staging / "etdrs.csv", result.etdrs)
+        if result.sector_agreement:
+            write_csv(staging / "etdrs_agreement.csv", result.sector_agreement)
+        if result.boundary_agreement:
+            write_csv(staging / "boundary_agreement.csv", result.boundary_agreement)
+        write_json(staging / "summary.json", summary(result))
+        write_eye(result.volume, {name: result.boundaries_px[:, k] for k, name in enumerate(result.boundary_names)}, staging / f"{stem}.eye")
+        write_volume_report(result, staging)
+    return out_dir / "report.html"
+
+
+#: Shipped model used when none is named.
+DEFAULT_MODEL = "duke_layers_unet"
+
+
+def analyze_file(
+    path: str | Path,
+    out_dir: str | Path,
+    *,
+    model: str = DEFAULT_MODEL,
+    fovea_xy_mm: tuple[float, float] | None = None,
+    device: str | None = None,
+    batch_size: int = 4,
+    overwrite: bool = False,
+    read_options: dict[str, Any] | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Read a scan, analyse it and write the outputs; returns the report path and the summary.
+
+    ``read_options`` go to :func:`retinaseg.io.oct_files.read_oct` (pixel
+    sizes and spacing for folders of B-scan images). Input problems are
+    found before any output is written; an existing ``out_dir`` is only
+    replaced with ``overwrite``.
+    """
+    import torch
+
+    from retinaseg.inference.checkpoint import load_model
+    from retinaseg.io.oct_files import read_oct
+    from retinaseg.io.output import check_output_dir
+
+    check_output_dir(out_dir, overwrite=overwrite)
+    volume = read_oct(path, **(read_options or {}))
+    module = load_model(model, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    result = analyze_volume(volume, module, model_name=str(model), fovea_xy_mm=fovea_xy_mm, batch_size=batch_size)
+    report = write_analysis(result, out_dir, overwrite=overwrite)
+    return report, summary(result)

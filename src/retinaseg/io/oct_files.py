@@ -1,0 +1,693 @@
+"""One entry point for every OCT input, and the bridge to eyepy.
+
+:func:`read_oct` turns whatever a user has into an
+:class:`~retinaseg.volume.OctVolume`:
+
+==============================  ==============================================
+input                           reader
+==============================  ==============================================
+``.vol`` (Heidelberg raw)       :func:`retinaseg.io.heidelberg.read_vol` (all
+                                scan patterns; eyepy refuses circle scans)
+``.e2e`` (Heidelberg E2E)       ``eyepy.import_heyex_e2e``, then
+                                :func:`from_eyepy`
+``.xml`` (HEYEX XML export)     ``eyepy.import_heyex_xml`` (the B-scan and
+                                localizer images lie next to the XML), then
+                                :func:`from_eyepy`
+``.eye`` (eyepy's own format)   ``eyepy.EyeVolume.load``, then
+                                :func:`from_eyepy`
+folder of B-scan images         read here (see below)
+==============================  ==============================================
+
+:func:`to_eyepy` and :func:`write_eye` go the other way: our volume with our
+layer boundaries as an ``eyepy.EyeVolume`` / ``.eye`` file, which
+:func:`read_oct` reads back unchanged.
+
+Intensities
+-----------
+``OctVolume.reflectance`` is linear reflectance in ``[0, 1]`` with NaN for
+invalid pixels. eyepy keeps the stored values in ``EyeVolume.raw_data`` and
+names the display mapping in ``meta["intensity_transform"]``;
+:func:`from_eyepy` converts per mapping:
+
+- ``"vol"`` (eyepy's HEYEX ``.vol`` importer; also the ``.eye`` files written
+  here): the raw values are the device's linear reflectance (eyepy's ``data``
+  is a log display of them). Values above 1e30 (the format's FLT_MAX invalid
+  marker) and non-finite values become NaN; anything else outside ``[0, 1]``
+  is refused, as by ``read_vol``.
+- ``"e2e"`` (HEYEX E2E): the raw values are the device's reflectance, stored
+  as an unsigned 16-bit float (not an 8-bit display image) and displayed by
+  eyepy with the same log mapping as ``.vol``. Values above 1.99 mark empty
+  regions (eyepy's ``from_e2e_intensity``) and become NaN; the rest is
+  clipped to ``[0, 1]``.
+- ``"default"`` (HEYEX XML, eyepy's folder importer): the values are 8-bit
+  display images (16-bit images scaled to 8 bits as below). They are turned
+  back into reflectance by inverting the Spectralis-style display
+  ``u = 255 r ** 0.25``, i.e. ``r = (u / 255) ** 4``, so
+  :meth:`~retinaseg.volume.OctVolume.display_bscans` gives the images back
+  exactly. Floating-point data are accepted only when every finite value is
+  an integer in 0..255; NaN stays NaN.
+- ``"angio"`` (OCT angiography) and ``"custom"`` are refused.
+
+Geometry from eyepy
+-------------------
+eyepy's ``scale_x`` is the A-scan pitch, ``scale_y`` the axial pixel size and
+``scale_z`` the distance between B-scans, in ``meta["scale_unit"]``; B-scan
+``i`` of ``data`` has ``meta["bscan_meta"][i]["start_pos"/"end_pos"]``
+``(x, y)`` in ``pos_unit`` in the localizer frame (origin top-left, ``y``
+down, B-scan 0 the lowest on the fundus for Heidelberg files), i.e. our SLO
+frame. Units: ``mm`` and ``µm`` are converted; positions in localizer
+``pixel`` units are multiplied by the localizer pixel size. eyepy 0.21 gives
+E2E geometry in degrees (scale unit ``px``, positions in ``°`` from the
+centre of a 30° localizer, localizer scale ``30 / width`` °/pixel); they are
+converted with eyepy's own assumptions: 0.2896 mm per degree
+(``MEDIUM_EYE_LENGTH_UM_PER_DEG``) and a position origin 15° from the
+localizer's top-left corner. The E2E axial pixel size is the per-B-scan
+``scale_y`` (mm) and the A-scan pitch ``|end - start| / W`` (provisional,
+like eyepy's own derivation). eyepy stores the E2E laterality as the ASCII
+code of ``R``/``L`` (``"82"``/``"76"``); both spellings are accepted.
+
+Folders of B-scan images
+------------------------
+Every image file of the folder (``.png``, ``.tif``, ``.bmp``, ``.jpg`` ...),
+sorted by name (zero-pad numbers: ``b02`` before ``b10``), is one B-scan; all
+must have the same size. RGB images become grey by ITU-R BT.601 luminance
+(exact for grey images saved as RGB). 16-bit images are scaled to 8 bits by
+``v >> 8`` (floor of ``v / 256``; the same as eyepy's XML importer, which
+uses ``img_as_ubyte``; it gives ``u`` back from ``257 u``, the usual 8-to-16
+bit expansion). Images carry no geometry, so ``scale_x_mm``,
+``scale_z_mm``, ``bscan_spacing_mm`` *and* ``laterality`` are required:
+laterality decides nasal/temporal in every sector statistic, and a silent
+default would swap them for half of all eyes. The B-scans are placed as a
+raster of parallel horizontal lines, like a plain image stack: B-scan ``i``
+runs from ``(0, i * spacing)`` to ``(W * scale_x_mm, i * spacing)`` mm, the
+first image at the top (``y = 0``). There is no SLO.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import eyepy
+import numpy as np
+from eyepy import EyeBscanMeta, EyeEnface, EyeEnfaceMeta, EyeVolume, EyeVolumeMeta
+
+# Private in eyepy, but it is what every eyepy importer uses to register the
+# localizer with the B-scans; without it eyepy guesses a square layout.
+from eyepy.io.utils import _compute_localizer_oct_transform
+
+from retinaseg.data.normalize import to_grey
+from retinaseg.errors import InputError
+from retinaseg.io.folders import image_files
+from retinaseg.io.heidelberg import read_vol
+from retinaseg.io.images import IMAGE_SUFFIXES, read_image
+from retinaseg.volume import CIRCLE_PATTERN, BScanGeometry, Laterality, OctVolume
+
+OCT_FILE_SUFFIXES: tuple[str, ...] = (".vol", ".e2e", ".xml", ".eye")
+"""File suffixes (lower case) :func:`read_oct` reads; folders are read too."""
+
+DISPLAY_GAMMA = 0.25
+"""Exponent of the Spectralis-style display ``u = 255 * r ** DISPLAY_GAMMA``."""
+
+MAX_FOLDER_SCALE_MM = 2.0
+"""Largest pixel size or B-scan spacing accepted for a B-scan folder; larger
+values are micrometres given as millimetres (11.5 instead of 0.0115)."""
+
+E2E_MM_PER_DEG = 0.2896
+"""Fundus millimetres per degree eyepy assumes for E2E (289.6 µm/°)."""
+
+E2E_LOCALIZER_FIELD_DEG = 30.0
+"""Localizer field eyepy assumes for E2E; positions are in degrees from its centre."""
+
+_VOL_INVALID = np.finfo(np.float32).max
+_VOL_INVALID_ABOVE = 1e30
+_E2E_EMPTY_ABOVE = 1.99
+_BLANK_LOCALIZER_KEY = "retinaseg_blank_localizer"
+_LAYER_ORIGIN = "retinaseg"
+_MAX_MESSAGE_CHARS = 200
+_LATERALITY_NAMES: dict[str, Laterality] = {
+    "OD": "OD", "R": "OD", "RIGHT": "OD", "82": "OD",  # 82 = ord("R"): eyepy's E2E laterality
+    "OS": "OS", "L": "OS", "LEFT": "OS", "76": "OS",  # 76 = ord("L")
+}
+# Lambdas: eyepy imports its importer modules lazily, on first attribute access.
+_EYEPY_LOADERS: dict[str, tuple[str, Callable[[Path], EyeVolume]]] = {
+    ".e2e": ("HEYEX E2E file", lambda path: eyepy.import_heyex_e2e(path)),
+    ".xml": ("HEYEX XML export", lambda path: eyepy.import_heyex_xml(path)),
+    ".eye": ("eyepy .eye file", EyeVolume.load),
+}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "no details"
+    return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 3] + "..."
+
+
+# Reflectance of each 8-bit display value: (u / 255) ** 4, the inverse of OctVolume.display_bscans().
+_DISPLAY_TO_REFLECTANCE = ((np.arange(256) / 255.0) ** (1.0 / DISPLAY_GAMMA)).astype(np.float32)
+
+
+def _reflectance_from_display(display: np.ndarray) -> np.ndarray:
+    """float32 reflectance of uint8 display images (a table look-up, exact and light on memory)."""
+    return _DISPLAY_TO_REFLECTANCE[display]
+
+
+def _grey_uint8(image: np.ndarray, where: str | os.PathLike[str]) -> np.ndarray:
+    """``(H, W)`` uint8 display image from a grey or RGB 8/16-bit image."""
+    if image.dtype not in (np.uint8, np.uint16):
+        raise InputError(where, f"{image.dtype} image; B-scan images must be 8- or 16-bit display images")
+    if image.ndim == 3:
+        image = to_grey(image, "luminance")
+    if image.dtype == np.uint16:
+        image = image >> 8
+    return image.astype(np.uint8, copy=False)
+
+
+# --- folders of B-scan images ----------------------------------------------------------------
+
+
+def _read_bscan_folder(
+    folder: Path,
+    scale_x_mm: float | None,
+    scale_z_mm: float | None,
+    bscan_spacing_mm: float | None,
+    laterality: str | None,
+) -> OctVolume:
+    exports = sorted(f.name for f in folder.glob("*.xml"))
+    if exports:
+        # its localizer image would otherwise be read as one more B-scan
+        raise InputError(folder, f"holds a HEYEX XML export ({exports[0]}); read that file instead of the folder")
+    files = image_files(folder)
+    if not files:
+        raise InputError(folder, f"no B-scan images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+    options = {"scale_x_mm": scale_x_mm, "scale_z_mm": scale_z_mm, "bscan_spacing_mm": bscan_spacing_mm}
+    missing = [name for name, value in {**options, "laterality": laterality}.items() if value is None]
+    if missing:
+        raise InputError(folder, f"a folder of B-scan images carries no geometry: give {', '.join(missing)}")
+    sizes_mm = {name: float(value) for name, value in options.items()}  # type: ignore[arg-type]  # not None
+    for name, value in sizes_mm.items():
+        if not (math.isfinite(value) and 0 < value <= MAX_FOLDER_SCALE_MM):
+            raise InputError(
+                folder, f"{name} = {value} mm is not in (0, {MAX_FOLDER_SCALE_MM}] mm (micrometres given as mm?)"
+            )
+    eye = str(laterality).strip().upper()
+    if eye not in ("OD", "OS"):
+        raise InputError(folder, f"laterality {laterality!r} must be 'OD' (right eye) or 'OS' (left eye)")
+
+    paths = list(files.values())
+    images = [_grey_uint8(read_image(paths[0]), paths[0])]
+    for path in paths[1:]:
+        image = _grey_uint8(read_image(path), path)
+        if image.shape != images[0].shape:
+            raise InputError(
+                folder,
+                f"{path.name} is {image.shape[0]}x{image.shape[1]} pixels but {paths[0].name} is "
+                f"{images[0].shape[0]}x{images[0].shape[1]}; all B-scans must have the same size",
+            )
+        images.append(image)
+    display = np.stack(images)
+    n, _, width = display.shape
+    x_end_mm = width * sizes_mm["scale_x_mm"]
+    geometry = [
+        BScanGeometry(start_xy_mm=(0.0, float(y)), end_xy_mm=(x_end_mm, float(y)), quality=math.nan)
+        for y in np.arange(n) * sizes_mm["bscan_spacing_mm"]
+    ]
+    return OctVolume(
+        reflectance=_reflectance_from_display(display),
+        scale_x_mm=sizes_mm["scale_x_mm"],
+        scale_z_mm=sizes_mm["scale_z_mm"],
+        bscan_geometry=geometry,
+        scan_pattern=1 if n == 1 else 3,
+        laterality=eye,  # type: ignore[arg-type]  # OD/OS, checked
+        metadata={"bscan_files": [p.name for p in paths], "header_distance_mm": sizes_mm["bscan_spacing_mm"]},
+        source=str(folder),
+    )
+
+
+# --- eyepy -> OctVolume -----------------------------------------------------------------------
+
+
+def _reflectance_from_eyepy(raw: np.ndarray, transform: str, where: str) -> np.ndarray:
+    """Linear reflectance in [0, 1] (NaN invalid) from ``EyeVolume.raw_data``; see module notes."""
+    if transform in ("vol", "e2e"):
+        if raw.dtype.kind not in "fiu":
+            raise InputError(where, f"{raw.dtype} B-scan data are not reflectance values")
+        values = raw.astype(np.float32, copy=False)
+        limit = _VOL_INVALID_ABOVE if transform == "vol" else _E2E_EMPTY_ABOVE
+        reflectance = np.where(~np.isfinite(values) | (values > limit), np.float32(np.nan), values)
+        if transform == "e2e":
+            return np.clip(reflectance, 0.0, 1.0)
+        outside = (reflectance < 0) | (reflectance > 1)  # NaN compares False
+        if outside.any():
+            raise InputError(
+                where,
+                f"{int(outside.sum())} B-scan values outside [0, 1] (min {np.nanmin(reflectance):.4g}, "
+                f"max {np.nanmax(reflectance):.4g}); not raw .vol reflectance",
+            )
+        return reflectance
+    if transform == "default":
+        if raw.dtype == np.uint16:
+            return _reflectance_from_display(raw >> 8)
+        if raw.dtype != np.uint8:
+            if raw.dtype.kind not in "fiu":
+                raise InputError(where, f"{raw.dtype} B-scan data are not display images")
+            values = raw.astype(np.float64)
+            finite = values[np.isfinite(values)]
+            if finite.size and (finite.min() < 0 or finite.max() > 255 or (finite != np.round(finite)).any()):
+                raise InputError(
+                    where,
+                    f"{raw.dtype} B-scans with intensity transform 'default' are not 8-bit display values "
+                    "(integers 0..255); their intensity scale is unknown",
+                )
+            display = np.nan_to_num(values).astype(np.uint8)
+            return np.where(np.isnan(values), np.float32(np.nan), _reflectance_from_display(display))
+        return _reflectance_from_display(raw)
+    if transform == "angio":
+        raise InputError(where, "OCT angiography (flow) data; retinaseg analyses structural OCT")
+    raise InputError(where, f"unknown intensity transform {transform!r}; expected 'vol', 'e2e' or 'default'")
+
+
+def _mm_per_unit(unit: object) -> float | None:
+    """Millimetres per length unit ``"mm"`` or ``"µm"``; None for any other unit."""
+    return {"mm": 1.0, "µm": 1e-3, "um": 1e-3}.get(str(unit).strip())
+
+
+def _is_degrees(unit: object) -> bool:
+    return str(unit).strip() in ("°", "deg")
+
+
+def _localizer_scale_mm(meta: Mapping[str, Any]) -> tuple[float, float] | None:
+    """Localizer pixel size in mm; None when its unit is not a length (or degrees, as for E2E)."""
+    factor = E2E_MM_PER_DEG if _is_degrees(meta.get("scale_unit")) else _mm_per_unit(meta.get("scale_unit"))
+    if factor is None:
+        return None
+    scale = (float(meta["scale_x"]) * factor, float(meta["scale_y"]) * factor)
+    return scale if all(math.isfinite(s) and s > 0 for s in scale) else None
+
+
+def _positions_mm(
+    points: np.ndarray, unit: object, localizer_scale: tuple[float, float] | None, where: str
+) -> np.ndarray:
+    """``(N, 2)`` B-scan start or end points converted to mm in the SLO frame."""
+    if _is_degrees(unit):
+        # eyepy: degrees from the centre of a 30° localizer (origin moved to its top-left corner)
+        return (points + E2E_LOCALIZER_FIELD_DEG / 2) * E2E_MM_PER_DEG
+    factor = _mm_per_unit(unit)
+    if factor is not None:
+        return points * factor
+    if str(unit).strip() in ("pixel", "px") and localizer_scale is not None:
+        return points * np.asarray(localizer_scale)
+    raise InputError(where, f"B-scan positions in unit {unit!r} cannot be converted to mm")
+
+
+def _scales_mm(meta: Mapping[str, Any], length_mm: np.ndarray, width: int, where: str) -> tuple[float, float]:
+    """A-scan pitch and axial pixel size in mm (E2E: from the B-scan length and per-B-scan scale_y)."""
+    unit = meta.get("scale_unit")
+    factor = _mm_per_unit(unit)
+    if factor is not None:
+        scale_x, scale_z = float(meta["scale_x"]) * factor, float(meta["scale_y"]) * factor
+    elif meta.get("intensity_transform") == "e2e" and meta["bscan_meta"][0].get("scale_y") is not None:
+        scale_x, scale_z = float(np.mean(length_mm)) / width, float(meta["bscan_meta"][0]["scale_y"])
+    else:
+        raise InputError(where, f"no physical pixel size (scale unit {unit!r}); retinaseg measures in mm")
+    for name, value in (("lateral", scale_x), ("axial", scale_z)):
+        if not (math.isfinite(value) and value > 0):
+            raise InputError(where, f"{name} pixel size {value} mm is not a positive number")
+    return scale_x, scale_z
+
+
+def _quality(value: object) -> float:
+    try:
+        quality = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return quality if math.isfinite(quality) and quality < _VOL_INVALID_ABOVE else math.nan
+
+
+def _slo_uint8(image: np.ndarray) -> np.ndarray:
+    """Localizer as ``(H, W)`` uint8; eyepy's stand-in projection (float) is taken as 0..1 (or 0..255)."""
+    image = np.asarray(image)
+    if image.ndim == 3:
+        image = to_grey(image[..., :3], "luminance")
+    if image.dtype == np.uint16:
+        return (image >> 8).astype(np.uint8)
+    if image.dtype == np.uint8:
+        return image.copy()
+    values = np.nan_to_num(image.astype(np.float64))
+    scale = 255.0 if values.size and values.max() <= 1 else 1.0
+    return np.clip(np.round(values * scale), 0, 255).astype(np.uint8)
+
+
+def _laterality(value: object) -> Laterality | None:
+    return _LATERALITY_NAMES.get(str(value).strip().upper()) if value is not None else None
+
+
+def from_eyepy(ev: EyeVolume, source: str = "") -> OctVolume:
+    """Convert an ``eyepy.EyeVolume`` to an :class:`~retinaseg.volume.OctVolume`.
+
+    Parameters
+    ----------
+    ev
+        Volume from any eyepy importer or ``EyeVolume.load``.
+    source
+        File it came from, for messages and ``OctVolume.source``.
+
+    Returns
+    -------
+    OctVolume
+        ``reflectance`` ``(N, H, W)`` float32 linear in ``[0, 1]``, NaN
+        invalid (per intensity transform, module notes); scales and B-scan
+        start/end points in mm (``ev.meta`` scale ``x`` = A-scan pitch,
+        ``y`` = axial); ``scan_pattern`` from ``meta["scan_pattern"]`` (files
+        written by :func:`write_eye`) or E2E B-scan meta, else 1 (one
+        B-scan) or 3 (volume); circle geometry (end point = centre) for
+        pattern 2; ``laterality`` from the volume or localizer meta;
+        ``slo`` the localizer as uint8 with its pixel size in mm (``None``
+        for the blank stand-in :func:`to_eyepy` writes);
+        ``device_layers`` every eyepy layer ``{name: (N, W) float32}``
+        (HEYEX importers name them as :data:`~retinaseg.volume.DEVICE_LINE_NAMES`),
+        values above 1e30 as NaN. ``metadata``: ``reader``,
+        ``intensity_transform``, ``header_distance_mm`` (eyepy's B-scan
+        distance), ``slo_field_size_deg`` when known, and ``layer_origin``
+        ``{name: "retinaseg" | "file"}``. Patient data are not copied.
+
+    Raises
+    ------
+    InputError
+        No B-scans; no valid pixel; values that fit no intensity convention
+        (module notes); OCT angiography; B-scan meta missing or not one per
+        B-scan; scales or positions without a physical unit; laterality
+        other than right/left; layers of the wrong shape.
+    """
+    where = source or "EyeVolume"
+    meta = ev.meta
+    raw = np.asarray(ev.raw_data)
+    if raw.ndim != 3 or 0 in raw.shape:
+        raise InputError(where, f"holds no B-scans (data shape {raw.shape})")
+    n, _, width = raw.shape
+    reflectance = _reflectance_from_eyepy(raw, str(meta.get("intensity_transform", "default")), where)
+    if np.isnan(reflectance).all():
+        raise InputError(where, "holds no valid pixel (every value is marked invalid)")
+
+    bscan_meta = list(meta.get("bscan_meta") or [])
+    if len(bscan_meta) != n:
+        raise InputError(where, f"{len(bscan_meta)} B-scan meta entries for {n} B-scans")
+    localizer_scale = _localizer_scale_mm(ev.localizer.meta)
+    start, end = (
+        _positions_mm(np.array([b[key] for b in bscan_meta], dtype=np.float64), bscan_meta[0]["pos_unit"],
+                      localizer_scale, where)
+        for key in ("start_pos", "end_pos")
+    )
+    if start.shape != (n, 2) or not (np.isfinite(start).all() and np.isfinite(end).all()):
+        raise InputError(where, "B-scan start/end positions are not finite (x, y) pairs")
+    length_mm = np.linalg.norm(end - start, axis=1)
+    scale_x_mm, scale_z_mm = _scales_mm(meta, length_mm, width, where)
+
+    pattern = meta.get("scan_pattern", bscan_meta[0].get("scan_pattern"))
+    scan_pattern = int(pattern) if pattern is not None else (1 if n == 1 else 3)
+    circle = scan_pattern == CIRCLE_PATTERN
+    if circle and (length_mm <= 0).any():
+        raise InputError(where, "circle scan with zero radius (start point equals centre)")
+    geometry = [
+        BScanGeometry(
+            start_xy_mm=(float(s[0]), float(s[1])),
+            end_xy_mm=(float(e[0]), float(e[1])),
+            quality=_quality(b.get("quality")),
+            circle_centre_xy_mm=(float(e[0]), float(e[1])) if circle else None,
+            circle_radius_mm=float(r) if circle else None,
+            shift_ascans=int(b.get("shift") or 0),
+        )
+        for s, e, r, b in zip(start, end, length_mm, bscan_meta)
+    ]
+
+    laterality = _laterality(meta.get("laterality")) or _laterality(ev.localizer.meta.get("laterality"))
+    if laterality is None:
+        raise InputError(where, f"laterality {meta.get('laterality')!r} is neither right (OD) nor left (OS)")
+
+    slo = None
+    if not ev.localizer.meta.get(_BLANK_LOCALIZER_KEY, False) and localizer_scale is not None:
+        slo = _slo_uint8(ev.localizer.raw_data)
+
+    layers: dict[str, np.ndarray] = {}
+    for name, layer in ev.layers.items():
+        rows = np.asarray(layer.data, dtype=np.float32)
+        if rows.shape != (n, width):
+            raise InputError(where, f"layer {name!r} has shape {rows.shape}, expected {(n, width)}")
+        layers[name] = np.where(rows > _VOL_INVALID_ABOVE, np.float32(np.nan), rows)
+
+    distance_factor = _mm_per_unit(meta.get("scale_unit"))
+    metadata: dict[str, Any] = {
+        "reader": f"eyepy {eyepy.__version__}",
+        "intensity_transform": meta.get("intensity_transform", "default"),
+        "header_distance_mm": float(meta["scale_z"]) * distance_factor if distance_factor else None,
+        "layer_origin": {name: str(ev.layers[name].meta.get("origin", "file")) for name in layers},
+    }
+    if isinstance(ev.localizer.meta.get("field_size"), (int, float)):
+        metadata["slo_field_size_deg"] = ev.localizer.meta["field_size"]
+    return OctVolume(
+        reflectance=reflectance,
+        scale_x_mm=scale_x_mm,
+        scale_z_mm=scale_z_mm,
+        bscan_geometry=geometry,
+        scan_pattern=scan_pattern,
+        laterality=laterality,
+        slo=slo,
+        slo_scale_xy_mm=localizer_scale if slo is not None else None,
+        device_layers=layers,
+        metadata=metadata,
+        source=source,
+    )
+
+
+# --- OctVolume -> eyepy -----------------------------------------------------------------------
+
+
+def _localizer(volume: OctVolume) -> EyeEnface:
+    """The SLO as eyepy localizer, or a blank one (A-scan pitch pixels) covering every A-scan."""
+    meta: dict[str, Any] = {"laterality": volume.laterality}
+    if "slo_field_size_deg" in volume.metadata:
+        meta["field_size"] = volume.metadata["slo_field_size_deg"]
+    if volume.slo is not None and volume.slo_scale_xy_mm is not None:
+        scale_x, scale_y = volume.slo_scale_xy_mm
+        return EyeEnface(volume.slo, EyeEnfaceMeta(scale_x=scale_x, scale_y=scale_y, scale_unit="mm", **meta))
+    pixel_mm = volume.scale_x_mm
+    points = np.concatenate([
+        volume.ascan_positions_mm().reshape(-1, 2),
+        [g.start_xy_mm for g in volume.bscan_geometry],
+        [g.end_xy_mm for g in volume.bscan_geometry],
+    ])
+    cols, rows = (np.ceil(np.maximum(points.max(axis=0), 0.0) / pixel_mm).astype(int) + 1).tolist()
+    meta[_BLANK_LOCALIZER_KEY] = True
+    return EyeEnface(
+        np.zeros((rows, cols), dtype=np.uint8),
+        EyeEnfaceMeta(scale_x=pixel_mm, scale_y=pixel_mm, scale_unit="mm", **meta),
+    )
+
+
+def to_eyepy(volume: OctVolume, layers_px: Mapping[str, np.ndarray]) -> EyeVolume:
+    """Our volume and layer boundaries as an ``eyepy.EyeVolume``.
+
+    Parameters
+    ----------
+    volume
+        The volume (any reader).
+    layers_px
+        Our boundaries ``{name: (N, W)}`` row positions in pixels (row 0 =
+        top of the B-scan), NaN where unknown; stored as eyepy layer
+        annotations with meta ``origin="retinaseg"``. The volume's own
+        ``device_layers`` are not written.
+
+    Returns
+    -------
+    eyepy.EyeVolume
+        ``raw_data`` the reflectance as float32 with NaN as FLT_MAX and
+        ``intensity_transform="vol"``, exactly like eyepy's HEYEX ``.vol``
+        importer (so eyepy shows its usual HEYEX-like contrast); ``scale_x``
+        A-scan pitch, ``scale_y`` axial pixel size, ``scale_z`` mean B-scan
+        spacing (0 for one B-scan), all in mm; per B-scan ``start_pos`` /
+        ``end_pos`` in mm as stored in the volume (eyepy spreads the A-scans
+        over ``W - 1`` steps, we over ``W``: see :mod:`retinaseg.volume`),
+        ``quality`` (None if unknown) and ``shift``; ``laterality``;
+        ``scan_pattern``; the SLO as localizer, or a blank uint8 one of
+        A-scan-pitch pixels covering every A-scan (marked so
+        :func:`from_eyepy` drops it again).
+
+    Raises
+    ------
+    ValueError
+        A layer that is not ``(N, W)``.
+    """
+    n, _, width = volume.shape
+    for name, rows in layers_px.items():
+        if np.shape(rows) != (n, width):
+            raise ValueError(f"layer {name!r} has shape {np.shape(rows)}, expected {(n, width)}")
+    raw = np.where(np.isnan(volume.reflectance), _VOL_INVALID, volume.reflectance).astype(np.float32)
+    bscan_meta = [
+        EyeBscanMeta(
+            start_pos=g.start_xy_mm,
+            end_pos=g.end_xy_mm,
+            pos_unit="mm",
+            quality=None if math.isnan(g.quality) else g.quality,
+            shift=g.shift_ascans,  # not an eyepy key: read back by from_eyepy
+        )
+        for g in volume.bscan_geometry
+    ]
+    spacing = volume.bscan_spacing_mm()
+    meta = EyeVolumeMeta(
+        scale_x=volume.scale_x_mm,
+        scale_y=volume.scale_z_mm,
+        scale_z=float(spacing.mean()) if spacing.size else 0.0,
+        scale_unit="mm",
+        bscan_meta=bscan_meta,
+        laterality=volume.laterality,
+        intensity_transform="vol",
+        scan_pattern=int(volume.scan_pattern),  # not an eyepy key: read back by from_eyepy
+    )
+    localizer = _localizer(volume)
+    ev = EyeVolume(
+        data=raw,
+        meta=meta,
+        localizer=localizer,
+        transformation=_compute_localizer_oct_transform(meta, localizer.meta, raw.shape),
+    )
+    for name, rows in layers_px.items():
+        ev.add_layer_annotation(np.asarray(rows, dtype=np.float32), name=name, origin=_LAYER_ORIGIN)
+    return ev
+
+
+def write_eye(
+    volume: OctVolume,
+    layers_px: Mapping[str, np.ndarray],
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write :func:`to_eyepy` of the volume as an eyepy ``.eye`` file, atomically.
+
+    The file is written to a temporary file in the same folder and moved into
+    place with :func:`os.replace`, so no half-written ``.eye`` is ever seen.
+
+    Parameters
+    ----------
+    volume, layers_px
+        As for :func:`to_eyepy`.
+    path
+        Destination ending in ``.eye``; its folder must exist.
+    overwrite
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        ``path`` does not end in ``.eye``, its folder is missing, it is a
+        folder, or it exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".eye":
+        raise InputError(path, "eyepy files must end in .eye")
+    if not path.parent.is_dir():
+        raise InputError(path.parent, "folder not found")
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a file")
+    if path.exists() and not overwrite:
+        raise InputError(path, "already exists; pass overwrite=True to replace it")
+    ev = to_eyepy(volume, layers_px)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        ev.save(tmp_name)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def _load_with_eyepy(path: Path, suffix: str) -> EyeVolume:
+    what, loader = _EYEPY_LOADERS[suffix]
+    if suffix == ".xml" and path.suffix != ".xml":
+        raise InputError(path, "eyepy reads HEYEX XML exports only with a lower-case .xml suffix; rename the file")
+    try:
+        return loader(path)
+    except Exception as exc:  # eyepy's parsers (construct, zipfile, ElementTree, imageio) raise any type
+        raise InputError(path, f"cannot read {what} ({type(exc).__name__}: {_one_line(exc)})") from exc
+
+
+def read_oct(
+    path: str | os.PathLike[str],
+    *,
+    scale_x_mm: float | None = None,
+    scale_z_mm: float | None = None,
+    bscan_spacing_mm: float | None = None,
+    laterality: str | None = None,
+) -> OctVolume:
+    """Read any OCT input users have: ``.vol``, ``.e2e``, ``.xml``, ``.eye`` or a B-scan folder.
+
+    Parameters
+    ----------
+    path
+        A Heidelberg ``.vol`` / ``.e2e`` file, a HEYEX ``.xml`` export (its
+        images next to it), an eyepy ``.eye`` file, or a folder of B-scan
+        images (module notes).
+    scale_x_mm, scale_z_mm, bscan_spacing_mm
+        A-scan pitch, axial pixel size and distance between B-scans in mm,
+        each in ``(0, 2]``. Required for a folder; refused for files, which
+        carry their own geometry.
+    laterality
+        ``"OD"`` or ``"OS"``; required for a folder, refused for files.
+
+    Returns
+    -------
+    OctVolume
+        From :func:`~retinaseg.io.heidelberg.read_vol`, :func:`from_eyepy`
+        or the folder reader; ``source`` is ``path``.
+
+    Raises
+    ------
+    InputError
+        Missing path; unknown suffix; options given for a file or missing
+        for a folder; anything eyepy or the readers cannot parse (truncated,
+        corrupt or foreign files, zero B-scans, no valid pixel, images of
+        different sizes or bit types). The message names the path and the
+        problem in one line.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _read_bscan_folder(path, scale_x_mm, scale_z_mm, bscan_spacing_mm, laterality)
+    if not path.exists():
+        raise InputError(path, "not found")
+    suffix = path.suffix.lower()
+    if suffix not in OCT_FILE_SUFFIXES:
+        raise InputError(
+            path,
+            f"unknown OCT file type {path.suffix!r}; expected a folder of B-scan images or a "
+            f"{', '.join(OCT_FILE_SUFFIXES)} file",
+        )
+    given = [name for name, value in (("scale_x_mm", scale_x_mm), ("scale_z_mm", scale_z_mm),
+                                       ("bscan_spacing_mm", bscan_spacing_mm), ("laterality", laterality))
+             if value is not None]
+    if given:
+        raise InputError(
+            path, f"{', '.join(given)} only apply to a folder of B-scan images; {suffix} files carry their own"
+        )
+    if suffix == ".vol":
+        return read_vol(path)
+    ev = _load_with_eyepy(path, suffix)
+    try:
+        return from_eyepy(ev, source=str(path))
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        # Loaded by eyepy but with meta of unexpected form (hand-edited or foreign .eye files).
+        raise InputError(path, f"unusable eyepy meta data ({type(exc).__name__}: {_one_line(exc)})") from exc

@@ -1,0 +1,239 @@
+"""The report of ``retinaseg analyze``: figures and tables of one analysed scan.
+
+:func:`write_volume_report` draws every figure as a PNG into ``figures/`` and
+assembles them with the tables into one self-contained ``report.html``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from retinaseg.analysis.enface import enface_maps
+from retinaseg.analysis.etdrs import ETDRS_SECTOR_DESCRIPTIONS, ETDRS_SECTORS
+from retinaseg.inference.volume import network_images
+from retinaseg.report.html import ReportSection, Table, render_report
+from retinaseg.report.palette import palette_for
+from retinaseg.report.volume_figures import (
+    plot_bscan_overlay,
+    plot_circle_profile,
+    plot_surfaces_png,
+    plot_thickness_map,
+    surface_figure_html,
+)
+
+if TYPE_CHECKING:
+    from retinaseg.analyze import AnalysisResult
+
+#: At most this many B-scan overlays, spread evenly over the volume.
+MAX_OVERLAYS = 12
+
+
+def write_volume_report(result: AnalysisResult, folder: str | Path) -> Path:
+    """Write ``figures/*.png`` and ``report.html`` for ``result`` into ``folder``."""
+    from retinaseg.analyze import TOTAL, summary
+
+    folder = Path(folder)
+    figures = folder / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    volume = result.volume
+    sections = [_bscan_section(result, figures)]
+    if result.grid is not None:
+        sections += [_maps_section(result, figures, TOTAL), _surface_section(result, figures, TOTAL), _etdrs_section(result, TOTAL)]
+    if result.circle is not None:
+        sections.append(_circle_section(result, figures))
+    if result.reference_name is not None:
+        sections.append(_agreement_section(result, figures, TOTAL))
+
+    n, height, width = volume.shape
+    facts = summary(result)
+    spacing = volume.bscan_spacing_mm()
+    metadata = {
+        "file": volume.source,
+        "scan pattern": f"{volume.scan_pattern_name} ({volume.scan_pattern})",
+        "eye": volume.laterality,
+        "B-scans x rows x A-scans": f"{n} x {height} x {width}",
+        "axial pixel size": f"{volume.axial_um:.2f} µm",
+        "A-scan spacing": f"{volume.scale_x_mm * 1000:.2f} µm",
+        "B-scan spacing": "–" if spacing.size == 0 else f"{spacing.min():.3f}–{spacing.max():.3f} mm (from the B-scan positions)",
+        "model": result.model_name,
+        "display transform before segmentation": "255 · r^0.25 of the linear reflectance r; invalid pixels white",
+        "A-scans with a measured retina": f"{100 * facts['valid_ascan_fraction']:.1f} %",
+    }
+    if result.fovea_xy_mm is not None:
+        metadata["ETDRS centre (fovea)"] = f"x {result.fovea_xy_mm[0]:.3f} mm, y {result.fovea_xy_mm[1]:.3f} mm ({result.fovea_source})"
+    return render_report(folder / "report.html", title=f"retinaseg analysis: {Path(volume.source).name}", metadata=metadata, sections=sections)
+
+
+def _overlay_indices(n: int) -> list[int]:
+    return sorted(set(np.linspace(0, n - 1, min(n, MAX_OVERLAYS)).round().astype(int).tolist()))
+
+
+def _bscan_section(result: AnalysisResult, figures: Path) -> ReportSection:
+    volume = result.volume
+    images = network_images(volume)
+    reference = None
+    if result.reference_px:
+        reference = np.stack([result.reference_px[name] for name in result.boundary_names if name in result.reference_px], axis=1)
+    paths = []
+    for index in _overlay_indices(volume.shape[0]):
+        paths.append(
+            plot_bscan_overlay(
+                images[index],
+                result.labels[index],
+                result.boundaries_px[index],
+                result.boundary_names,
+                figures / f"bscan_{index:03d}.png",
+                reference_px=None if reference is None else reference[index],
+                reference_label=result.reference_name or "reference",
+                title=f"B-scan {index + 1} of {volume.shape[0]}",
+                axial_um=volume.axial_um,
+                lateral_um=volume.scale_x_mm * 1000,
+                class_names=result.class_names,
+                palette=palette_for(result.class_names),
+            )
+        )
+    text = (
+        "Segmented layers (colours) and the boundaries derived from them (lines). Boundaries are ordered top to "
+        "bottom without crossings; A-scans where the retina is not visible are left out (gaps)."
+    )
+    if reference is not None:
+        text += f" Dashed lines: {result.reference_name} segmentation."
+    return ReportSection("B-scans", text=text, images=paths)
+
+
+def _maps_section(result: AnalysisResult, figures: Path, total: str) -> ReportSection:
+    volume, grid = result.volume, result.grid
+    paths = []
+    for k, (name, values) in enumerate(result.maps_um.items()):
+        paths.append(
+            plot_thickness_map(
+                values,
+                grid.extent_mm,
+                figures / f"thickness_{k:02d}_{_slug(name)}.png",
+                slo=volume.slo,
+                slo_scale_xy_mm=volume.slo_scale_xy_mm,
+                etdrs_centre_xy_mm=result.fovea_xy_mm,
+                laterality=volume.laterality,
+                title=f"{name} thickness (µm)",
+            )
+        )
+    text = (
+        "Thickness maps over the fundus image, interpolated linearly along and between the B-scans at their "
+        f"stored positions ({grid.spacing_mm * 1000:.0f} µm grid); blank outside the scanned area and where an "
+        f"A-scan had no measurement. ETDRS circles 1, 3 and 6 mm. {_sparse_note(result)}"
+    )
+    return ReportSection("Thickness maps", text=text, images=paths)
+
+
+def _surfaces_mm(result: AnalysisResult) -> dict[str, np.ndarray]:
+    volume = result.volume
+    ends = result.boundaries_px[:, [0, -1]].transpose(0, 2, 1)  # (N, W, 2)
+    depth = enface_maps(ends * volume.scale_z_mm, volume.ascan_positions_mm(), result.grid)
+    return {result.boundary_names[0]: depth[0], result.boundary_names[-1]: depth[1]}
+
+
+def _surface_section(result: AnalysisResult, figures: Path, total: str) -> ReportSection:
+    grid = result.grid
+    surfaces = _surfaces_mm(result)
+    fragment = surface_figure_html(surfaces, grid.x_mm, grid.y_mm, colour_by_um=result.maps_um[total], title="layer surfaces")
+    png = plot_surfaces_png(surfaces, grid.x_mm, grid.y_mm, figures / "surfaces_3d.png", colour_by_um=result.maps_um[total])
+    text = (
+        f"{' and '.join(surfaces)} as surfaces in the fundus frame (depth in mm below the top of the scan, "
+        "exaggerated), the upper one coloured by total retinal thickness. Drag to rotate."
+    )
+    return ReportSection("3D surfaces", text=text, images=[png], html_fragments=[fragment])
+
+
+def _etdrs_section(result: AnalysisResult, total: str) -> ReportSection:
+    by_key = {(row["layer"], row["sector"]): row for row in result.etdrs}
+    layers = list(result.maps_um)
+    mean_rows = [[layer, *[by_key[(layer, s)]["mean_um"] for s in ETDRS_SECTORS]] for layer in layers]
+    total_rows = [
+        [ETDRS_SECTOR_DESCRIPTIONS[s], s, by_key[(total, s)]["mean_um"], by_key[(total, s)]["volume_mm3"], 100 * by_key[(total, s)]["coverage"]]
+        for s in ETDRS_SECTORS
+    ]
+    return ReportSection(
+        "ETDRS grid",
+        text=(
+            "Mean thickness (µm) per ETDRS sector (C0 centre 1 mm; inner ring 1–3 mm, outer ring 3–6 mm; S superior, "
+            "N nasal, I inferior, T temporal for this eye). Volume = mean thickness × sector area; coverage = share of "
+            "the sector inside the scanned area. Also in etdrs.csv."
+        ),
+        tables=[
+            Table(["layer", *ETDRS_SECTORS], mean_rows, caption="mean thickness (µm)"),
+            Table(["sector", "", "mean (µm)", "volume (mm³)", "coverage (%)"], total_rows, caption=f"{total}"),
+        ],
+    )
+
+
+def _circle_section(result: AnalysisResult, figures: Path) -> ReportSection:
+    profile, reference = result.circle, result.reference_circle
+    png = plot_circle_profile(
+        profile.angle_deg,
+        profile.thickness_um,
+        figures / "circle_profile.png",
+        reference_um=None if reference is None else reference.thickness_um,
+        sectors=profile.sectors,
+        title=f"{result.layer_names[0]} thickness along the circle",
+        reference_label=result.reference_name or "reference",
+    )
+    names = list(profile.sectors)
+    rows = [["retinaseg", *[profile.sectors[s] for s in names]]]
+    if reference is not None:
+        rows.append([result.reference_name, *[reference.sectors[s] for s in names]])
+    clock = [["retinaseg", *profile.clock_hours.tolist()]]
+    if reference is not None:
+        clock.append([result.reference_name, *reference.clock_hours.tolist()])
+    radius = result.volume.bscan_geometry[0].circle_radius_mm
+    return ReportSection(
+        "Circle scan: RNFL profile",
+        text=f"{result.layer_names[0]} thickness (µm) along the circle (radius {radius:.2f} mm) in TSNIT order.",
+        images=[png],
+        tables=[
+            Table(["", *names], rows, caption="sector means (µm)"),
+            Table(["", *[str(h) for h in range(1, 13)]], clock, caption="clock hours (µm; 12 superior, 3 on the right of the fundus image)"),
+        ],
+    )
+
+
+def _agreement_section(result: AnalysisResult, figures: Path, total: str) -> ReportSection:
+    name = result.reference_name
+    boundary_rows = [[r["boundary"], r["mad_um"], r["bias_um"], r["p95_abs_um"], r["n_ascans"]] for r in result.boundary_agreement]
+    tables = [Table(["boundary", "MAD (µm)", "bias (µm, + = ours deeper)", "95th pct |diff| (µm)", "A-scans"], boundary_rows, caption=f"boundaries: retinaseg vs {name}")]
+    images = []
+    if result.sector_agreement:
+        rows = [[r["layer"], r["sector"], r["ours_um"], r["reference_um"], r["difference_um"]] for r in result.sector_agreement if r["layer"] == total]
+        tables.append(Table(["layer", "sector", "retinaseg (µm)", f"{name} (µm)", "difference (µm)"], rows, caption=f"ETDRS {total} thickness"))
+        if total in result.reference_maps_um:
+            images.append(
+                plot_thickness_map(
+                    result.maps_um[total] - result.reference_maps_um[total],
+                    result.grid.extent_mm,
+                    figures / "thickness_difference.png",
+                    slo=result.volume.slo,
+                    slo_scale_xy_mm=result.volume.slo_scale_xy_mm,
+                    etdrs_centre_xy_mm=result.fovea_xy_mm,
+                    laterality=result.volume.laterality,
+                    title=f"{total}: retinaseg − {name} (µm)",
+                    cmap="RdBu_r",
+                    colorbar_label="Difference (µm)",
+                    vmin=-30.0,
+                    vmax=30.0,
+                )
+            )
+    text = f"Agreement of our boundaries with the {name} segmentation stored in the scan, over the A-scans where both exist."
+    return ReportSection(f"Agreement with the {name} segmentation", text=text, images=images, tables=tables)
+
+
+def _sparse_note(result: AnalysisResult) -> str:
+    spacing = result.volume.bscan_spacing_mm()
+    if spacing.size and spacing.max() > 0.15:
+        return f"B-scans are up to {spacing.max():.2f} mm apart: between them the maps are interpolated, not measured."
+    return ""
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")

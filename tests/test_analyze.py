@@ -1,0 +1,160 @@
+"""``retinaseg analyze``: a scan in; boundaries, thickness maps, ETDRS, agreement, report and exports out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import eyepy
+import numpy as np
+import pytest
+
+from conftest import file_contents
+from retinaseg.analysis.boundaries import DUKE_BOUNDARY_NAMES
+from retinaseg.analysis.etdrs import ETDRS_SECTORS
+from retinaseg.analyze import TOTAL, analyze_volume, model_layers, write_analysis
+from retinaseg.data.phantom import PHANTOM_CLASS_NAMES, make_phantom_oct_volume
+from retinaseg.errors import InputError
+from retinaseg.inference.checkpoint import load_model
+from retinaseg.inference.volume import INVALID_DISPLAY_VALUE, network_images, segment_volume
+from retinaseg.io.heidelberg import read_vol
+from retinaseg.training.config import load_config
+from retinaseg.training.module import SegmentationModule
+
+
+def _tiny_module(**evaluation: object) -> SegmentationModule:
+    overrides = ["name=tiny", "data.source=retinaseg", "data.root=unused", "model.options={depth: 3, base_channels: 4}", "evaluation.boundary_classes=[1, 2, 3, 4, 5, 6, 7, 8]", "evaluation.fluid_classes=[9]"]
+    overrides += [f"evaluation.{key}={value}" for key, value in evaluation.items()]
+    config = load_config(None, overrides)
+    return SegmentationModule(config, PHANTOM_CLASS_NAMES, "multiclass", {"channels": "grey", "clahe": False, "normalize": "percentile"}).eval()
+
+
+@pytest.fixture(scope="module")
+def phantom() -> tuple:
+    return make_phantom_oct_volume(seed=0, n_bscans=9, with_fluid=True)
+
+
+@pytest.fixture
+def analysed(phantom: tuple, monkeypatch: pytest.MonkeyPatch):
+    """The analysis of the phantom volume with its true label maps standing in for the network."""
+    volume, truth = phantom
+    monkeypatch.setattr("retinaseg.analyze.segment_volume", lambda volume, module, **kwargs: truth["labels"])
+    reference = {name: truth["boundary_rows"][:, k] for k, name in enumerate(DUKE_BOUNDARY_NAMES)}
+    return analyze_volume(volume, _tiny_module(), model_name="truth", reference_px=reference, reference_name="phantom truth", progress=False)
+
+
+def test_phantom_measurements_match_the_truth(phantom: tuple, analysed) -> None:
+    volume, truth = phantom
+    assert analysed.boundaries_px.shape == (9, 8, 128) and analysed.boundary_names == DUKE_BOUNDARY_NAMES
+    assert (np.diff(analysed.boundaries_px, axis=1)[np.isfinite(np.diff(analysed.boundaries_px, axis=1))] >= 0).all()
+    # integer boundaries of the rasterised truth vs its sub-pixel rows: within a pixel
+    for row in analysed.boundary_agreement:
+        assert row["mad_um"] < volume.axial_um, row
+    fovea_error_mm = np.hypot(*(np.array(analysed.fovea_xy_mm) - truth["fovea_xy_mm"]))
+    assert fovea_error_mm < 0.3
+    assert [(r["layer"], r["sector"]) for r in analysed.etdrs] == [(layer, s) for layer in analysed.maps_um for s in ETDRS_SECTORS]
+    assert set(analysed.maps_um) == {*analysed.layer_names, TOTAL}
+    total = [r for r in analysed.sector_agreement if r["layer"] == TOTAL]
+    assert len(total) == 9 and max(abs(r["difference_um"]) for r in total if np.isfinite(r["difference_um"])) < volume.axial_um
+
+
+def test_outputs_are_complete_and_readable(analysed, tmp_path: Path) -> None:
+    out = tmp_path / "analysis"
+    report = write_analysis(analysed, out)
+    assert report == out / "report.html" and report.stat().st_size > 100_000
+    names = {p.name for p in out.iterdir()}
+    assert {"report.html", "figures", "etdrs.csv", "thickness_maps.npz", "boundaries.npz", "summary.json", "phantom_volume_seed0.eye"} <= names
+    assert len(list((out / "figures").glob("*.png"))) >= 5
+    maps = np.load(out / "thickness_maps.npz")
+    assert maps[TOTAL].shape == (maps["y_mm"].size, maps["x_mm"].size)
+    boundaries = np.load(out / "boundaries.npz")
+    np.testing.assert_array_equal(boundaries["boundaries_px"], analysed.boundaries_px.astype(np.float32))
+    assert list(boundaries["boundary_names"]) == DUKE_BOUNDARY_NAMES
+    facts = json.loads((out / "summary.json").read_text())
+    assert facts["reference"] == "phantom truth" and set(facts["boundary_mad_um"]) == set(DUKE_BOUNDARY_NAMES)
+    header = (out / "etdrs.csv").read_text().splitlines()[0]
+    assert header == "layer,sector,mean_um,volume_mm3,coverage,n_cells"
+    eye = eyepy.EyeVolume.load(out / "phantom_volume_seed0.eye")
+    assert eye.shape == analysed.volume.shape
+
+
+def test_existing_output_is_never_replaced_silently(analysed, tmp_path: Path) -> None:
+    out = tmp_path / "analysis"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    before = file_contents(out)
+    with pytest.raises(InputError, match="not empty"):
+        write_analysis(analysed, out)
+    assert file_contents(out) == before and [p.name for p in tmp_path.iterdir()] == ["analysis"]
+
+
+def test_a_model_without_layer_order_is_refused() -> None:
+    with pytest.raises(InputError, match="no layer order"):
+        model_layers(_tiny_module(boundary_classes="null"))
+
+
+def test_segment_volume_in_batches(phantom: tuple) -> None:
+    volume, _ = phantom
+    module = _tiny_module()
+    one = segment_volume(volume, module, batch_size=1, progress=False)
+    three = segment_volume(volume, module, batch_size=3, progress=False)
+    assert one.shape == volume.shape and one.dtype == np.uint8 and one.max() < len(PHANTOM_CLASS_NAMES)
+    np.testing.assert_array_equal(one, three)
+
+
+def test_invalid_pixels_are_shown_white_to_the_network(duke_volumes_root: Path) -> None:
+    volume = read_vol(duke_volumes_root / "Subject_01.vol")
+    images = network_images(volume)
+    invalid = np.isnan(volume.reflectance)
+    assert invalid.any() and (images[invalid] == INVALID_DISPLAY_VALUE).all()
+
+
+# --- the shipped model on real files -----------------------------------------------------------
+
+
+def test_analyze_cli_on_a_duke_volume(duke_volumes_root: Path, run_cli, tmp_path: Path) -> None:
+    out = tmp_path / "subject_06"
+    code, stdout, stderr = run_cli("analyze", duke_volumes_root / "Subject_06.vol", "--out", out)
+    assert code == 0, stderr
+    assert "report:" in stdout and (out / "report.html").is_file()
+    facts = json.loads((out / "summary.json").read_text())
+    assert facts["reference"] == "device" and facts["fovea_source"] == "automatic"
+    # ETDRS total thickness vs the grader's layers stored in the file (target <= 10 µm; measured in BENCHMARKS.md)
+    assert facts["total_thickness_sector_mad_um"] < 10
+    assert facts["boundary_mad_um"]["ILM"] < 10 and facts["boundary_mad_um"]["BM"] < 10
+
+
+def test_genuine_spectralis_scans(spectralis_vol_root: Path) -> None:
+    module = load_model("duke_layers_unet")
+    files = sorted(spectralis_vol_root.rglob("*.vol"))
+    assert len(files) == 5
+    circles = 0
+    for path in files:
+        volume = read_vol(path)
+        result = analyze_volume(volume, module, progress=False)
+        agreement = {row["boundary"]: row for row in result.boundary_agreement}
+        assert {"ILM", "BM"} <= set(agreement), path
+        # the numbers (the macular DME model on peripapillary scans) are in BENCHMARKS.md
+        assert agreement["ILM"]["n_ascans"] > 0 and np.isfinite(agreement["BM"]["mad_um"]), path
+        if volume.scan_pattern == 2:
+            circles += 1
+            assert result.circle is not None and result.reference_circle is not None
+            assert np.isfinite(result.circle.sectors["global"])
+    assert circles == 4
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
+        pytest.param(lambda data: b"NOT-A-VOL!!" + data[11:], id="wrong-magic"),
+        pytest.param(lambda data: b"", id="empty"),
+    ],
+)
+def test_bad_scan_exits_2_and_writes_nothing(damage, duke_volumes_root: Path, run_cli, tmp_path: Path) -> None:
+    scan = tmp_path / "scan.vol"
+    scan.write_bytes(damage((duke_volumes_root / "Subject_01.vol").read_bytes()))
+    out = tmp_path / "out"
+    code, _, stderr = run_cli("analyze", scan, "--out", out)
+    assert code == 2 and len(stderr.strip().splitlines()) == 1 and str(scan) in stderr
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["scan.vol"]
