@@ -140,6 +140,8 @@ def test_genuine_spectralis_scans(spectralis_vol_root: Path) -> None:
             circles += 1
             assert result.circle is not None and result.reference_circle is not None
             assert np.isfinite(result.circle.sectors["global"])
+        else:  # the line scan
+            assert result.grid is None and "single B-scan" in result.notes[0]
     assert circles == 4
 
 

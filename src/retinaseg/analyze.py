@@ -40,6 +40,10 @@ TOTAL = "total retina"
 #: thickness it stays minimal at the pit when oedema thickens the outer layers.
 _FOVEA_LAYERS = ("RNFL", "GCL+IPL")
 
+#: Macular scans are centred on the fovea; a fovea found farther than this
+#: from the scan centre (mm) is flagged for checking.
+_FOVEA_CHECK_MM = 0.5
+
 
 @dataclass
 class AnalysisResult:
@@ -80,6 +84,8 @@ class AnalysisResult:
         The reference's thickness maps / circle profile, for side-by-side plots.
     model_name
         Model used.
+    notes
+        What could not be measured on this scan, and why.
     """
 
     volume: OctVolume
@@ -102,6 +108,7 @@ class AnalysisResult:
     sector_agreement: list[dict[str, Any]] = field(default_factory=list)
     reference_maps_um: dict[str, np.ndarray] = field(default_factory=dict)
     reference_circle: CircleProfile | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def is_raster(self) -> bool:
@@ -201,7 +208,14 @@ def analyze_volume(
     if volume.scan_pattern == CIRCLE_PATTERN or any(g.is_circle for g in volume.bscan_geometry):
         _measure_circle(result, positions)
     elif volume.shape[0] >= 2:
-        _measure_raster(result, positions, fovea_xy_mm, grid_spacing_mm)
+        try:
+            _measure_raster(result, positions, fovea_xy_mm, grid_spacing_mm)
+        except InputError as err:  # e.g. radial scans: B-scans not parallel
+            if err.where != "positions":
+                raise
+            result.notes.append(f"no thickness maps or ETDRS grid: {err.problem}")
+    else:
+        result.notes.append("single B-scan: thickness along the B-scan only (no maps, no ETDRS grid)")
     return result
 
 
@@ -240,6 +254,11 @@ def _measure_raster(
         search = result.maps_um[TOTAL] if not inner else np.sum([result.maps_um[name] for name in inner], axis=0)
         centre = tuple(float(v) for v in positions.reshape(-1, 2).mean(axis=0))
         result.fovea_xy_mm, result.fovea_source = find_fovea(search, grid, centre), "automatic"
+        offset_mm = float(np.hypot(result.fovea_xy_mm[0] - centre[0], result.fovea_xy_mm[1] - centre[1]))
+        if offset_mm > _FOVEA_CHECK_MM:
+            result.notes.append(
+                f"fovea found {offset_mm:.2f} mm from the scan centre: check the ETDRS grid on the map and give --fovea if it is off"
+            )
     else:
         result.fovea_xy_mm, result.fovea_source = (float(fovea_xy_mm[0]), float(fovea_xy_mm[1])), "given"
     result.etdrs = etdrs_table(result.maps_um, grid, result.fovea_xy_mm, volume.laterality)
@@ -277,6 +296,7 @@ def summary(result: AnalysisResult) -> dict[str, Any]:
         "model": result.model_name,
         "valid_ascan_fraction": float(np.isfinite(result.thickness_um[TOTAL]).mean()),
         "mean_total_thickness_um": finite_mean(result.thickness_um[TOTAL]),
+        "notes": list(result.notes),
     }
     if result.fovea_xy_mm is not None:
         out["fovea_xy_mm"] = list(result.fovea_xy_mm)

@@ -62,6 +62,8 @@ def write_volume_report(result: AnalysisResult, folder: str | Path) -> Path:
         "display transform before segmentation": "255 · r^0.25 of the linear reflectance r; invalid pixels white",
         "A-scans with a measured retina": f"{100 * facts['valid_ascan_fraction']:.1f} %",
     }
+    for k, note in enumerate(result.notes, 1):
+        metadata[f"note {k}"] = note
     if result.fovea_xy_mm is not None:
         metadata["ETDRS centre (fovea)"] = f"x {result.fovea_xy_mm[0]:.3f} mm, y {result.fovea_xy_mm[1]:.3f} mm ({result.fovea_source})"
     return render_report(folder / "report.html", title=f"retinaseg analysis: {Path(volume.source).name}", metadata=metadata, sections=sections)
