@@ -10,6 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import file_contents
+from test_io_heidelberg import GENUINE, HOSTILE
+from test_report_browser import CHROMIUM
+from test_report_browser import _open_in_chromium as open_in_chromium
+from test_report_browser import _page_messages as page_messages
 from retinaseg.analysis.boundaries import DUKE_BOUNDARY_NAMES
 from retinaseg.analysis.etdrs import ETDRS_SECTORS
 from retinaseg.analyze import TOTAL, analyze_volume, model_layers, write_analysis
@@ -78,6 +82,14 @@ def test_outputs_are_complete_and_readable(analysed, tmp_path: Path) -> None:
     assert eye.shape == analysed.volume.shape
 
 
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium not installed (/usr/bin/chromium, Debian package 'chromium')")
+def test_the_analysis_report_opens_in_chromium_without_console_messages(analysed, tmp_path: Path) -> None:
+    report = write_analysis(analysed, tmp_path / "analysis")
+    dom, messages = open_in_chromium(report, tmp_path / "profile")
+    assert page_messages(messages) == []
+    assert 'class="gl-container"' in dom and dom.count("<img ") >= 5
+
+
 def test_existing_output_is_never_replaced_silently(analysed, tmp_path: Path) -> None:
     out = tmp_path / "analysis"
     out.mkdir()
@@ -118,7 +130,7 @@ def test_analyze_cli_on_a_duke_volume(duke_volumes_root: Path, run_cli, tmp_path
     assert code == 0, stderr
     assert "report:" in stdout and (out / "report.html").is_file()
     facts = json.loads((out / "summary.json").read_text())
-    assert facts["reference"] == "device" and facts["fovea_source"] == "automatic"
+    assert facts["reference"] == "stored" and facts["fovea_source"] == "automatic"
     # ETDRS total thickness vs the grader's layers stored in the file (target <= 10 µm; measured in BENCHMARKS.md)
     assert facts["total_thickness_sector_mad_um"] < 10
     assert facts["boundary_mad_um"]["ILM"] < 10 and facts["boundary_mad_um"]["BM"] < 10
@@ -145,18 +157,13 @@ def test_genuine_spectralis_scans(spectralis_vol_root: Path) -> None:
     assert circles == 4
 
 
-@pytest.mark.parametrize(
-    "damage",
-    [
-        pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
-        pytest.param(lambda data: b"NOT-A-VOL!!" + data[11:], id="wrong-magic"),
-        pytest.param(lambda data: b"", id="empty"),
-    ],
-)
-def test_bad_scan_exits_2_and_writes_nothing(damage, duke_volumes_root: Path, run_cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_scan_exits_2_and_writes_nothing(case: str, spectralis_vol_root: Path, run_cli, tmp_path: Path) -> None:
+    """Every damaged-file case of the .vol reader, through ``retinaseg analyze``."""
+    mutate, message = HOSTILE[case]
     scan = tmp_path / "scan.vol"
-    scan.write_bytes(damage((duke_volumes_root / "Subject_01.vol").read_bytes()))
+    scan.write_bytes(bytes(mutate(bytearray((spectralis_vol_root / GENUINE["onh"][0]).read_bytes()))))
     out = tmp_path / "out"
     code, _, stderr = run_cli("analyze", scan, "--out", out)
-    assert code == 2 and len(stderr.strip().splitlines()) == 1 and str(scan) in stderr
+    assert code == 2 and len(stderr.strip().splitlines()) == 1 and str(scan) in stderr and message in stderr
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["scan.vol"]

@@ -74,7 +74,8 @@ class AnalysisResult:
     circle
         RNFL profile of a circle scan, else ``None``.
     reference_name
-        What the reference segmentation is (``"device"``, ...), or ``None``.
+        What the reference segmentation is (``"stored"``: the lines saved in
+        the scan file; ``"phantom truth"`` ...), or ``None``.
     reference_px
         ``{our boundary name: (N, W)}`` reference boundaries.
     boundary_agreement, sector_agreement
@@ -144,7 +145,7 @@ def analyze_volume(
     model_name: str = "",
     fovea_xy_mm: tuple[float, float] | None = None,
     reference_px: dict[str, np.ndarray] | None = None,
-    reference_name: str = "device",
+    reference_name: str = "stored",
     batch_size: int = 4,
     grid_spacing_mm: float = 0.02,
     progress: bool = True,

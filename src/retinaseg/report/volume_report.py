@@ -226,7 +226,12 @@ def _agreement_section(result: AnalysisResult, figures: Path, total: str) -> Rep
                     vmax=30.0,
                 )
             )
-    text = f"Agreement of our boundaries with the {name} segmentation stored in the scan, over the A-scans where both exist."
+    source = (
+        "the segmentation lines stored in the scan file (a device export's own segmentation, or whatever layers were saved into it)"
+        if name == "stored"
+        else f"the {name} segmentation"
+    )
+    text = f"Agreement of our boundaries with {source}, over the A-scans where both exist."
     return ReportSection(f"Agreement with the {name} segmentation", text=text, images=images, tables=tables)
 
 
