@@ -193,3 +193,25 @@ def test_duke_volume_thickness_map(duke_volumes_root: Path) -> None:
     # the superior-most B-scan (stored last) is the top row of the map, within half a cell
     top_row = np.flatnonzero(np.isfinite(maps[2]).any(axis=1))[0]
     assert abs(grid.y_mm[top_row] - positions[-1, 0, 1]) <= grid.spacing_mm / 2
+
+
+@pytest.mark.parametrize("subject", ["Subject_01", "Subject_05"])
+def test_duke_map_matches_bilinear_interpolation_of_the_manual_layers(duke_volumes_root: Path, subject: str) -> None:
+    """The Duke B-scans share their x positions, so the rule is plain bilinear interpolation on (y, x)."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    volume = read_vol(duke_volumes_root / f"{subject}.vol")
+    positions = volume.ascan_positions_mm()
+    layers = volume.device_layers
+    total = layer_thickness_um(np.stack([layers["ILM"], layers["BM"]], axis=1), volume.axial_um)[:, 0]
+    grid = enface_grid(positions)
+    ours = enface_maps(total, positions, grid)
+
+    x_mm = positions[0, :, 0]
+    assert np.array_equal(positions[..., 0], np.broadcast_to(x_mm, positions.shape[:2]))
+    order = np.argsort(positions[:, 0, 1])  # the file stores the inferior-most (largest y) first
+    interpolator = RegularGridInterpolator((positions[order, 0, 1], x_mm), total[order], bounds_error=False)
+    x, y = grid.mesh()
+    expected = interpolator(np.stack([y.ravel(), x.ravel()], axis=1)).reshape(grid.shape)
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(expected))
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-9)
