@@ -24,7 +24,8 @@ import torch
 from retinaseg.analysis.boundaries import layer_surfaces
 from retinaseg.analysis.enface import enface_grid, enface_maps
 from retinaseg.analysis.etdrs import ETDRS_SECTORS, etdrs_table, find_fovea
-from retinaseg.analyze import TOTAL, analyze_volume, model_layers, write_analysis
+from retinaseg.analysis.thickness import TOTAL_RETINA
+from retinaseg.analyze import analyze_volume, model_layers, write_analysis
 from retinaseg.inference.checkpoint import load_model
 from retinaseg.inference.volume import segment_volume
 from retinaseg.io.oct_files import read_oct
@@ -43,7 +44,7 @@ def _timed(function, repeats: int = 1):
 def _maps_and_etdrs_vectorised(thickness: np.ndarray, positions: np.ndarray, laterality: str, centre: tuple[float, float]):
     grid = enface_grid(positions, 0.02)
     maps = enface_maps(thickness, positions, grid)
-    return etdrs_table({TOTAL: maps}, grid, centre, laterality)
+    return etdrs_table({TOTAL_RETINA: maps}, grid, centre, laterality)
 
 
 def _maps_and_etdrs_loop(thickness: np.ndarray, positions: np.ndarray, laterality: str, centre: tuple[float, float]):

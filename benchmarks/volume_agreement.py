@@ -18,7 +18,8 @@ import time
 import numpy as np
 import torch
 
-from retinaseg.analyze import DEFAULT_MODEL, TOTAL, analyze_volume
+from retinaseg.analysis.thickness import TOTAL_RETINA
+from retinaseg.analyze import DEFAULT_MODEL, analyze_volume
 from retinaseg.inference.checkpoint import load_model
 from retinaseg.io.oct_files import read_oct
 from retinaseg.io.paths import find_dataset
@@ -29,7 +30,7 @@ def _report(name: str, result, seconds: float, pooled: dict[str, list[float]]) -
     for boundary, mad in mads.items():
         pooled.setdefault(boundary, []).append(mad)
     line = f"{name:<24} {seconds:6.1f} s  " + "  ".join(f"{b} {m:5.1f}" for b, m in mads.items())
-    total = [abs(r["difference_um"]) for r in result.sector_agreement if r["layer"] == TOTAL and np.isfinite(r["difference_um"])]
+    total = [abs(r["difference_um"]) for r in result.sector_agreement if r["layer"] == TOTAL_RETINA and np.isfinite(r["difference_um"])]
     if total:
         pooled.setdefault("ETDRS total", []).append(float(np.mean(total)))
         line += f"  | ETDRS total-thickness |diff| mean {np.mean(total):.1f} max {np.max(total):.1f}"

@@ -11,12 +11,11 @@ import pytest
 
 from conftest import file_contents
 from test_io_heidelberg import GENUINE, HOSTILE
-from test_report_browser import CHROMIUM
-from test_report_browser import _open_in_chromium as open_in_chromium
-from test_report_browser import _page_messages as page_messages
+from test_report_browser import CHROMIUM, open_in_chromium, page_messages
 from retinaseg.analysis.boundaries import DUKE_BOUNDARY_NAMES
 from retinaseg.analysis.etdrs import ETDRS_SECTORS
-from retinaseg.analyze import TOTAL, analyze_volume, model_layers, write_analysis
+from retinaseg.analysis.thickness import TOTAL_RETINA
+from retinaseg.analyze import analyze_volume, model_layers, write_analysis
 from retinaseg.data.phantom import PHANTOM_CLASS_NAMES, make_phantom_oct_volume
 from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_model
@@ -57,8 +56,8 @@ def test_phantom_measurements_match_the_truth(phantom: tuple, analysed) -> None:
     fovea_error_mm = np.hypot(*(np.array(analysed.fovea_xy_mm) - truth["fovea_xy_mm"]))
     assert fovea_error_mm < 0.3
     assert [(r["layer"], r["sector"]) for r in analysed.etdrs] == [(layer, s) for layer in analysed.maps_um for s in ETDRS_SECTORS]
-    assert set(analysed.maps_um) == {*analysed.layer_names, TOTAL}
-    total = [r for r in analysed.sector_agreement if r["layer"] == TOTAL]
+    assert set(analysed.maps_um) == {*analysed.layer_names, TOTAL_RETINA}
+    total = [r for r in analysed.sector_agreement if r["layer"] == TOTAL_RETINA]
     assert len(total) == 9 and max(abs(r["difference_um"]) for r in total if np.isfinite(r["difference_um"])) < volume.axial_um
 
 
@@ -70,7 +69,7 @@ def test_outputs_are_complete_and_readable(analysed, tmp_path: Path) -> None:
     assert {"report.html", "figures", "etdrs.csv", "thickness_maps.npz", "boundaries.npz", "summary.json", "phantom_volume_seed0.eye"} <= names
     assert len(list((out / "figures").glob("*.png"))) >= 5
     maps = np.load(out / "thickness_maps.npz")
-    assert maps[TOTAL].shape == (maps["y_mm"].size, maps["x_mm"].size)
+    assert maps[TOTAL_RETINA].shape == (maps["y_mm"].size, maps["x_mm"].size)
     boundaries = np.load(out / "boundaries.npz")
     np.testing.assert_array_equal(boundaries["boundaries_px"], analysed.boundaries_px.astype(np.float32))
     assert list(boundaries["boundary_names"]) == DUKE_BOUNDARY_NAMES

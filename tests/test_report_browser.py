@@ -46,7 +46,7 @@ _IMAGE_PROBE = (
 )
 
 
-def _open_in_chromium(page: Path, profile: Path) -> tuple[str, list[str]]:
+def open_in_chromium(page: Path, profile: Path) -> tuple[str, list[str]]:
     """The DOM of ``page`` after it has run, and the page's console messages."""
     command = [
         str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
@@ -63,7 +63,7 @@ def _open_in_chromium(page: Path, profile: Path) -> tuple[str, list[str]]:
     return done.stdout, messages
 
 
-def _page_messages(messages: list[str]) -> list[str]:
+def page_messages(messages: list[str]) -> list[str]:
     return [m for m in messages if not any(notice in m for notice in _BROWSER_NOTICES)]
 
 
@@ -76,8 +76,8 @@ def test_console_messages_are_detected(tmp_path: Path) -> None:
     )
     page = render_report(tmp_path / "faulty.html", title="faulty", metadata={},
                          sections=[ReportSection("faulty", html_fragments=[faulty])])
-    _, messages = _open_in_chromium(page, tmp_path / "profile")
-    found = _page_messages(messages)
+    _, messages = open_in_chromium(page, tmp_path / "profile")
+    found = page_messages(messages)
     assert any("deliberate error 7f3a" in m for m in found), messages
     assert any("Uncaught Error: deliberate exception 7f3a" in m for m in found), messages
     # the page's Content-Security-Policy blocks the external image (no request is made)
@@ -98,8 +98,8 @@ def test_report_renders_3d_plot_and_image(tmp_path: Path) -> None:
         sections=[ReportSection("figure", images=[image]),
                   ReportSection("3D", html_fragments=[fragment, _IMAGE_PROBE])],
     )
-    dom, messages = _open_in_chromium(page, tmp_path / "profile")
-    assert _page_messages(messages) == []
+    dom, messages = open_in_chromium(page, tmp_path / "profile")
+    assert page_messages(messages) == []
     # plotly drew the graph: its container, SVG layers and the WebGL canvas of the 3D scene
     assert 'class="plot-container plotly"' in dom
     assert 'class="main-svg"' in dom

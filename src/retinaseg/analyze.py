@@ -22,7 +22,7 @@ from retinaseg.analysis.boundaries import DUKE_BOUNDARY_NAMES, DUKE_TO_DEVICE_LI
 from retinaseg.analysis.circle import CircleProfile, circle_profile
 from retinaseg.analysis.enface import EnfaceGrid, enface_grid, enface_maps
 from retinaseg.analysis.etdrs import etdrs_table, find_fovea
-from retinaseg.analysis.thickness import layer_thickness_um
+from retinaseg.analysis.thickness import TOTAL_RETINA, layer_thickness_um
 from retinaseg.errors import InputError
 from retinaseg.inference.volume import segment_volume
 from retinaseg.io.duke import DUKE_CLASS_NAMES
@@ -32,9 +32,6 @@ from retinaseg.volume import CIRCLE_PATTERN, OctVolume
 
 #: Thinner columns than this (ILM to BM) show no retina.
 MIN_RETINA_UM = 50.0
-
-#: Name of the total-thickness (ILM to BM) map and table rows.
-TOTAL = "total retina"
 
 #: Inner retina (ILM to IPL/INL) thickness locates the fovea: unlike the total
 #: thickness it stays minimal at the pit when oedema thickens the outer layers.
@@ -62,9 +59,9 @@ class AnalysisResult:
     boundaries_px
         ``(N, B, W)`` row of each boundary per A-scan, NaN where not seen.
     thickness_um
-        ``{layer or TOTAL: (N, W)}`` thickness per A-scan in µm.
+        ``{layer or TOTAL_RETINA: (N, W)}`` thickness per A-scan in µm.
     grid, maps_um
-        Raster volumes: the en-face grid and ``{layer or TOTAL: (ny, nx)}``
+        Raster volumes: the en-face grid and ``{layer or TOTAL_RETINA: (ny, nx)}``
         thickness maps in µm; ``None`` / empty otherwise.
     fovea_xy_mm, fovea_source
         ETDRS centre in the SLO frame and how it was found (``"automatic"``,
@@ -223,7 +220,7 @@ def analyze_volume(
 def _thickness(boundaries: np.ndarray, layer_names: list[str], axial_um: float) -> dict[str, np.ndarray]:
     per_layer = layer_thickness_um(boundaries, axial_um)
     thickness = {name: per_layer[:, k] for k, name in enumerate(layer_names)}
-    thickness[TOTAL] = layer_thickness_um(boundaries[:, [0, -1]], axial_um)[:, 0]
+    thickness[TOTAL_RETINA] = layer_thickness_um(boundaries[:, [0, -1]], axial_um)[:, 0]
     return thickness
 
 
@@ -237,7 +234,7 @@ def _reference_thickness(result: AnalysisResult) -> dict[str, np.ndarray]:
             pair = np.stack([ref[names[k]], ref[names[k + 1]]], axis=1)
             thickness[layer] = layer_thickness_um(pair, axial_um)[:, 0]
     if names[0] in ref and names[-1] in ref:
-        thickness[TOTAL] = layer_thickness_um(np.stack([ref[names[0]], ref[names[-1]]], axis=1), axial_um)[:, 0]
+        thickness[TOTAL_RETINA] = layer_thickness_um(np.stack([ref[names[0]], ref[names[-1]]], axis=1), axial_um)[:, 0]
     return thickness
 
 
@@ -252,7 +249,7 @@ def _measure_raster(
     result.maps_um = dict(zip(names, stacked))
     if fovea_xy_mm is None:
         inner = [name for name in _FOVEA_LAYERS if name in result.maps_um]
-        search = result.maps_um[TOTAL] if not inner else np.sum([result.maps_um[name] for name in inner], axis=0)
+        search = result.maps_um[TOTAL_RETINA] if not inner else np.sum([result.maps_um[name] for name in inner], axis=0)
         centre = tuple(float(v) for v in positions.reshape(-1, 2).mean(axis=0))
         result.fovea_xy_mm, result.fovea_source = find_fovea(search, grid, centre), "automatic"
         offset_mm = float(np.hypot(result.fovea_xy_mm[0] - centre[0], result.fovea_xy_mm[1] - centre[1]))
@@ -295,21 +292,21 @@ def summary(result: AnalysisResult) -> dict[str, Any]:
         "axial_um": volume.axial_um,
         "lateral_um": volume.scale_x_mm * 1000.0,
         "model": result.model_name,
-        "valid_ascan_fraction": float(np.isfinite(result.thickness_um[TOTAL]).mean()),
-        "mean_total_thickness_um": finite_mean(result.thickness_um[TOTAL]),
+        "valid_ascan_fraction": float(np.isfinite(result.thickness_um[TOTAL_RETINA]).mean()),
+        "mean_total_thickness_um": finite_mean(result.thickness_um[TOTAL_RETINA]),
         "notes": list(result.notes),
     }
     if result.fovea_xy_mm is not None:
         out["fovea_xy_mm"] = list(result.fovea_xy_mm)
         out["fovea_source"] = result.fovea_source
-        central = [row for row in result.etdrs if row["layer"] == TOTAL and row["sector"] == "C0"]
+        central = [row for row in result.etdrs if row["layer"] == TOTAL_RETINA and row["sector"] == "C0"]
         out["central_subfield_thickness_um"] = central[0]["mean_um"] if central else None
     if result.circle is not None:
         out["rnfl_sectors_um"] = dict(result.circle.sectors)
     if result.reference_name is not None:
         out["reference"] = result.reference_name
         out["boundary_mad_um"] = {row["boundary"]: row["mad_um"] for row in result.boundary_agreement}
-        total_rows = [row for row in result.sector_agreement if row["layer"] == TOTAL]
+        total_rows = [row for row in result.sector_agreement if row["layer"] == TOTAL_RETINA]
         if total_rows:
             out["total_thickness_sector_mad_um"] = finite_mean(np.array([abs(row["difference_um"]) for row in total_rows], dtype=float))
     return out

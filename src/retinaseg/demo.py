@@ -18,7 +18,8 @@ from pathlib import Path
 from rich.console import Console
 
 from retinaseg.analysis.boundaries import DUKE_BOUNDARY_NAMES
-from retinaseg.analyze import TOTAL, analyze_file, analyze_volume, summary, write_analysis
+from retinaseg.analysis.thickness import TOTAL_RETINA
+from retinaseg.analyze import analyze_file, analyze_volume, summary, write_analysis
 from retinaseg.data.phantom import make_phantom_oct_volume, make_phantom_set
 from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_module
@@ -111,7 +112,7 @@ def run_demo(out: str | Path, minutes: float = 2.0, console: Console | None = No
     console.print("boundary error against the phantom's true layers (µm): " + ", ".join(
         f"{name} {mad:.1f}" for name, mad in facts["boundary_mad_um"].items()
     ))
-    console.print(f"[bold]ETDRS {TOTAL} thickness, mean |difference| to the truth over the 9 sectors: "
+    console.print(f"[bold]ETDRS {TOTAL_RETINA} thickness, mean |difference| to the truth over the 9 sectors: "
                   f"{facts['total_thickness_sector_mad_um']:.1f} µm[/bold]; fovea found {error_mm * 1000:.0f} µm from the true centre")
     console.print(f"[bold]report: {report}[/bold]")
     outputs = {"test_metrics": result.test_metrics, "volume_summary": facts, "report": report}
@@ -120,7 +121,7 @@ def run_demo(out: str | Path, minutes: float = 2.0, console: Console | None = No
     if duke_volumes is not None and (duke_volumes / "Subject_06.vol").is_file():
         console.rule("Duke DME volume found: analysing Subject_06.vol with the shipped model")
         duke_report, duke_facts = analyze_file(duke_volumes / "Subject_06.vol", out / "duke_subject_06")
-        console.print(f"ETDRS {TOTAL} thickness vs the manual layers, mean |difference|: {duke_facts['total_thickness_sector_mad_um']:.1f} µm")
+        console.print(f"ETDRS {TOTAL_RETINA} thickness vs the manual layers, mean |difference|: {duke_facts['total_thickness_sector_mad_um']:.1f} µm")
         console.print(f"[bold]report: {duke_report}[/bold]")
         outputs["duke_report"] = duke_report
     return outputs

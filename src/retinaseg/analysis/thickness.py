@@ -13,6 +13,10 @@ import numpy as np
 from retinaseg.errors import InputError
 
 
+#: Name of the whole-retina (ILM to BM) thickness beside the per-layer ones.
+TOTAL_RETINA = "total retina"
+
+
 def layer_thickness_um(
     boundaries_px: np.ndarray,
     axial_um: float,

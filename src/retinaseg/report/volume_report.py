@@ -13,6 +13,7 @@ import numpy as np
 
 from retinaseg.analysis.enface import enface_maps
 from retinaseg.analysis.etdrs import ETDRS_SECTOR_DESCRIPTIONS, ETDRS_SECTORS
+from retinaseg.analysis.thickness import TOTAL_RETINA
 from retinaseg.inference.volume import network_images
 from retinaseg.report.html import ReportSection, Table, render_report
 from retinaseg.report.palette import palette_for
@@ -33,22 +34,19 @@ MAX_OVERLAYS = 12
 
 def write_volume_report(result: AnalysisResult, folder: str | Path) -> Path:
     """Write ``figures/*.png`` and ``report.html`` for ``result`` into ``folder``."""
-    from retinaseg.analyze import TOTAL, summary
-
     folder = Path(folder)
     figures = folder / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     volume = result.volume
     sections = [_bscan_section(result, figures)]
     if result.grid is not None:
-        sections += [_maps_section(result, figures, TOTAL), _surface_section(result, figures, TOTAL), _etdrs_section(result, TOTAL)]
+        sections += [_maps_section(result, figures), _surface_section(result, figures), _etdrs_section(result)]
     if result.circle is not None:
         sections.append(_circle_section(result, figures))
     if result.reference_name is not None:
-        sections.append(_agreement_section(result, figures, TOTAL))
+        sections.append(_agreement_section(result, figures))
 
     n, height, width = volume.shape
-    facts = summary(result)
     spacing = volume.bscan_spacing_mm()
     metadata = {
         "file": volume.source,
@@ -60,7 +58,7 @@ def write_volume_report(result: AnalysisResult, folder: str | Path) -> Path:
         "B-scan spacing": "–" if spacing.size == 0 else f"{spacing.min():.3f}–{spacing.max():.3f} mm (from the B-scan positions)",
         "model": result.model_name,
         "display transform before segmentation": "255 · r^0.25 of the linear reflectance r; invalid pixels white",
-        "A-scans with a measured retina": f"{100 * facts['valid_ascan_fraction']:.1f} %",
+        "A-scans with a measured retina": f"{100 * np.isfinite(result.thickness_um[TOTAL_RETINA]).mean():.1f} %",
     }
     for k, note in enumerate(result.notes, 1):
         metadata[f"note {k}"] = note
@@ -106,7 +104,7 @@ def _bscan_section(result: AnalysisResult, figures: Path) -> ReportSection:
     return ReportSection("B-scans", text=text, images=paths)
 
 
-def _maps_section(result: AnalysisResult, figures: Path, total: str) -> ReportSection:
+def _maps_section(result: AnalysisResult, figures: Path) -> ReportSection:
     volume, grid = result.volume, result.grid
     paths = []
     for k, (name, values) in enumerate(result.maps_um.items()):
@@ -137,11 +135,11 @@ def _surfaces_mm(result: AnalysisResult) -> dict[str, np.ndarray]:
     return {result.boundary_names[0]: depth[0], result.boundary_names[-1]: depth[1]}
 
 
-def _surface_section(result: AnalysisResult, figures: Path, total: str) -> ReportSection:
+def _surface_section(result: AnalysisResult, figures: Path) -> ReportSection:
     grid = result.grid
     surfaces = _surfaces_mm(result)
-    fragment = surface_figure_html(surfaces, grid.x_mm, grid.y_mm, colour_by_um=result.maps_um[total], title="layer surfaces")
-    png = plot_surfaces_png(surfaces, grid.x_mm, grid.y_mm, figures / "surfaces_3d.png", colour_by_um=result.maps_um[total])
+    fragment = surface_figure_html(surfaces, grid.x_mm, grid.y_mm, colour_by_um=result.maps_um[TOTAL_RETINA], title="layer surfaces")
+    png = plot_surfaces_png(surfaces, grid.x_mm, grid.y_mm, figures / "surfaces_3d.png", colour_by_um=result.maps_um[TOTAL_RETINA])
     text = (
         f"{' and '.join(surfaces)} as surfaces in the fundus frame (depth in mm below the top of the scan, "
         "exaggerated), the upper one coloured by total retinal thickness. Drag to rotate."
@@ -149,12 +147,12 @@ def _surface_section(result: AnalysisResult, figures: Path, total: str) -> Repor
     return ReportSection("3D surfaces", text=text, images=[png], html_fragments=[fragment])
 
 
-def _etdrs_section(result: AnalysisResult, total: str) -> ReportSection:
+def _etdrs_section(result: AnalysisResult) -> ReportSection:
     by_key = {(row["layer"], row["sector"]): row for row in result.etdrs}
     layers = list(result.maps_um)
     mean_rows = [[layer, *[by_key[(layer, s)]["mean_um"] for s in ETDRS_SECTORS]] for layer in layers]
     total_rows = [
-        [ETDRS_SECTOR_DESCRIPTIONS[s], s, by_key[(total, s)]["mean_um"], by_key[(total, s)]["volume_mm3"], 100 * by_key[(total, s)]["coverage"]]
+        [ETDRS_SECTOR_DESCRIPTIONS[s], s, by_key[(TOTAL_RETINA, s)]["mean_um"], by_key[(TOTAL_RETINA, s)]["volume_mm3"], 100 * by_key[(TOTAL_RETINA, s)]["coverage"]]
         for s in ETDRS_SECTORS
     ]
     return ReportSection(
@@ -166,7 +164,7 @@ def _etdrs_section(result: AnalysisResult, total: str) -> ReportSection:
         ),
         tables=[
             Table(["layer", *ETDRS_SECTORS], mean_rows, caption="mean thickness (µm)"),
-            Table(["sector", "", "mean (µm)", "volume (mm³)", "coverage (%)"], total_rows, caption=f"{total}"),
+            Table(["sector", "", "mean (µm)", "volume (mm³)", "coverage (%)"], total_rows, caption=TOTAL_RETINA),
         ],
     )
 
@@ -201,25 +199,25 @@ def _circle_section(result: AnalysisResult, figures: Path) -> ReportSection:
     )
 
 
-def _agreement_section(result: AnalysisResult, figures: Path, total: str) -> ReportSection:
+def _agreement_section(result: AnalysisResult, figures: Path) -> ReportSection:
     name = result.reference_name
     boundary_rows = [[r["boundary"], r["mad_um"], r["bias_um"], r["p95_abs_um"], r["n_ascans"]] for r in result.boundary_agreement]
     tables = [Table(["boundary", "MAD (µm)", "bias (µm, + = ours deeper)", "95th pct |diff| (µm)", "A-scans"], boundary_rows, caption=f"boundaries: retinaseg vs {name}")]
     images = []
     if result.sector_agreement:
-        rows = [[r["layer"], r["sector"], r["ours_um"], r["reference_um"], r["difference_um"]] for r in result.sector_agreement if r["layer"] == total]
-        tables.append(Table(["layer", "sector", "retinaseg (µm)", f"{name} (µm)", "difference (µm)"], rows, caption=f"ETDRS {total} thickness"))
-        if total in result.reference_maps_um:
+        rows = [[r["layer"], r["sector"], r["ours_um"], r["reference_um"], r["difference_um"]] for r in result.sector_agreement if r["layer"] == TOTAL_RETINA]
+        tables.append(Table(["layer", "sector", "retinaseg (µm)", f"{name} (µm)", "difference (µm)"], rows, caption=f"ETDRS {TOTAL_RETINA} thickness"))
+        if TOTAL_RETINA in result.reference_maps_um:
             images.append(
                 plot_thickness_map(
-                    result.maps_um[total] - result.reference_maps_um[total],
+                    result.maps_um[TOTAL_RETINA] - result.reference_maps_um[TOTAL_RETINA],
                     result.grid.extent_mm,
                     figures / "thickness_difference.png",
                     slo=result.volume.slo,
                     slo_scale_xy_mm=result.volume.slo_scale_xy_mm,
                     etdrs_centre_xy_mm=result.fovea_xy_mm,
                     laterality=result.volume.laterality,
-                    title=f"{total}: retinaseg − {name} (µm)",
+                    title=f"{TOTAL_RETINA}: retinaseg − {name} (µm)",
                     cmap="RdBu_r",
                     colorbar_label="Difference (µm)",
                     vmin=-30.0,
