@@ -177,3 +177,12 @@ def test_surfaces_of_duke_masks_reproduce_the_volume_lines(duke_npy_root: Path, 
         difference = np.abs(surfaces - lines)
         assert np.isfinite(difference).all()
         assert (difference == 0).mean() > 0.999 and difference.mean() < 0.01
+
+
+def test_volumes_are_processed_in_chunks_with_the_same_result() -> None:
+    rng = np.random.default_rng(3)
+    clean = np.repeat(np.repeat(np.arange(5), 6)[:, None], 12, axis=1)
+    volume = np.stack([np.where(rng.random(clean.shape) < 0.1, rng.integers(0, 5, clean.shape), clean) for _ in range(9)])
+    together = layer_surfaces(volume.astype(np.uint8), [1, 2, 3, 4], min_retina_px=1)
+    one_by_one = np.stack([layer_surfaces(bscan.astype(np.uint8), [1, 2, 3, 4], min_retina_px=1) for bscan in volume])
+    np.testing.assert_array_equal(together, one_by_one)

@@ -67,7 +67,7 @@ def test_models_lists_the_registered_networks() -> None:
         assert f" {name} " in result.output
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "convert", "demo"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "convert", "models", "analyze", "export-model", "demo"])
 def test_help_shows_an_example(command: str) -> None:
     result = CliRunner().invoke(app, [command, "--help"])
     assert result.exit_code == 0

@@ -165,6 +165,10 @@ DUKE_TO_DEVICE_LINES: dict[str, str] = {
 #: Rows next to a padding wedge in which a boundary counts as hidden by it.
 _EDGE_MARGIN_PX = 2
 
+#: B-scans processed together: the working arrays take about
+#: ``H * W * (n_layers + 1) * 3`` bytes per B-scan (~10 MB for 496 x 768).
+_BSCANS_PER_CHUNK = 4
+
 
 def layer_surfaces(
     labels: np.ndarray,
@@ -234,6 +238,15 @@ def layer_surfaces(
         raise InputError("labels", f"must be (N, H, W) integer class maps, got {labels.dtype} {labels.shape}")
     if invalid is not None and invalid.shape != labels.shape:
         raise InputError("invalid", f"mask shape {invalid.shape} does not match the labels {labels.shape}")
+    if labels.shape[0] > _BSCANS_PER_CHUNK:  # B-scans are independent; bound the working memory
+        chunks = range(0, labels.shape[0], _BSCANS_PER_CHUNK)
+        return np.concatenate([
+            layer_surfaces(
+                labels[i : i + _BSCANS_PER_CHUNK], layer_classes, fluid_classes,
+                None if invalid is None else invalid[i : i + _BSCANS_PER_CHUNK], min_retina_px,
+            )
+            for i in chunks
+        ])
     n_layers = len(layer_classes)
     height = labels.shape[1]
 
