@@ -21,6 +21,7 @@ from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_model
 from retinaseg.inference.volume import INVALID_DISPLAY_VALUE, network_images, segment_volume
 from retinaseg.io.heidelberg import read_vol
+from retinaseg.io.images import write_image_atomic
 from retinaseg.training.config import load_config
 from retinaseg.training.module import SegmentationModule
 
@@ -172,3 +173,31 @@ def test_hostile_scan_exits_2_and_writes_nothing(case: str, spectralis_vol_root:
     code, _, stderr = run_cli("analyze", scan, "--out", out)
     assert code == 2 and len(stderr.strip().splitlines()) == 1 and str(scan) in stderr and message in stderr
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["scan.vol"]
+
+
+def test_a_given_fovea_centres_the_grid(phantom: tuple, analysed, monkeypatch: pytest.MonkeyPatch) -> None:
+    volume, truth = phantom
+    monkeypatch.setattr("retinaseg.analyze.segment_volume", lambda volume, module, **kwargs: truth["labels"])
+    given = (analysed.fovea_xy_mm[0] + 0.5, analysed.fovea_xy_mm[1])
+    moved = analyze_volume(volume, _tiny_module(), fovea_xy_mm=given, progress=False)
+    assert moved.fovea_xy_mm == given and moved.fovea_source == "given"
+    central = {r["layer"]: r["mean_um"] for r in moved.etdrs if r["sector"] == "C0"}
+    automatic = {r["layer"]: r["mean_um"] for r in analysed.etdrs if r["sector"] == "C0"}
+    assert central["RNFL"] > automatic["RNFL"]  # off the pit, the inner retina is thicker
+
+
+def test_analyze_cli_on_a_folder_of_bscan_images(duke_npy_root: Path, run_cli, tmp_path: Path) -> None:
+    folder = tmp_path / "bscans"
+    folder.mkdir()
+    for i in (4, 5, 6):
+        image = np.load(next(duke_npy_root.glob(f"DukeData/*/images/Subject_07_{i:02d}.npy")))
+        write_image_atomic(folder / f"bscan_{i:02d}.png", image.astype(np.uint8))
+    out = tmp_path / "out"
+    code, _, stderr = run_cli("analyze", folder, "--out", out)
+    assert code == 2 and "carries no geometry" in stderr and len(stderr.strip().splitlines()) == 1 and not out.exists()
+    options = ["--scale-x-mm", "0.0115", "--scale-z-mm", "0.00387", "--bscan-spacing-mm", "0.12", "--laterality", "OS"]
+    code, _, stderr = run_cli("analyze", folder, "--out", out, *options)
+    assert code == 0, stderr
+    facts = json.loads((out / "summary.json").read_text())
+    assert facts["laterality"] == "OS" and facts["shape_bscans_rows_ascans"][0] == 3
+    assert 150 < facts["mean_total_thickness_um"] < 600
