@@ -31,6 +31,12 @@ if TYPE_CHECKING:
 #: At most this many B-scan overlays, spread evenly over the volume.
 MAX_OVERLAYS = 12
 
+#: At most this many grid points along each axis of the 3D surfaces.
+MAX_SURFACE_POINTS = 120
+
+#: Rows kept above the highest ILM and below the deepest BM in the overlays.
+_OVERLAY_MARGIN_ABOVE_PX, _OVERLAY_MARGIN_BELOW_PX = 40, 80
+
 
 def write_volume_report(result: AnalysisResult, folder: str | Path) -> Path:
     """Write ``figures/*.png`` and ``report.html`` for ``result`` into ``folder``."""
@@ -77,18 +83,19 @@ def _bscan_section(result: AnalysisResult, figures: Path) -> ReportSection:
     reference = None
     if result.reference_px:
         reference = np.stack([result.reference_px[name] for name in result.boundary_names if name in result.reference_px], axis=1)
+    top, bottom = _retina_rows(result)
     paths = []
     for index in _overlay_indices(volume.shape[0]):
         paths.append(
             plot_bscan_overlay(
-                images[index],
-                result.labels[index],
-                result.boundaries_px[index],
+                images[index, top:bottom],
+                result.labels[index, top:bottom],
+                result.boundaries_px[index] - top,
                 result.boundary_names,
                 figures / f"bscan_{index:03d}.png",
-                reference_px=None if reference is None else reference[index],
+                reference_px=None if reference is None else reference[index] - top,
                 reference_label=result.reference_name or "reference",
-                title=f"B-scan {index + 1} of {volume.shape[0]}",
+                title=f"B-scan {index + 1} of {volume.shape[0]}, rows {top}-{bottom - 1}",
                 axial_um=volume.axial_um,
                 lateral_um=volume.scale_x_mm * 1000,
                 class_names=result.class_names,
@@ -96,12 +103,24 @@ def _bscan_section(result: AnalysisResult, figures: Path) -> ReportSection:
             )
         )
     text = (
-        "Segmented layers (colours) and the boundaries derived from them (lines). Boundaries are ordered top to "
-        "bottom without crossings; A-scans where the retina is not visible are left out (gaps)."
+        "Segmented layers (colours) and the boundaries derived from them (lines), cropped in depth to the rows that "
+        "hold the retina. Boundaries are ordered top to bottom without crossings; A-scans where the retina is not "
+        "visible are left out (gaps)."
     )
     if reference is not None:
         text += f" Dashed lines: {result.reference_name} segmentation."
     return ReportSection("B-scans", text=text, images=paths)
+
+
+def _retina_rows(result: AnalysisResult) -> tuple[int, int]:
+    """Rows ``top:bottom`` that hold the retina in every B-scan, with margins (all rows if none found)."""
+    height = result.volume.shape[1]
+    ilm, bm = result.boundaries_px[:, 0], result.boundaries_px[:, -1]
+    if not np.isfinite(ilm).any() or not np.isfinite(bm).any():
+        return 0, height
+    top = max(0, int(np.nanmin(ilm)) - _OVERLAY_MARGIN_ABOVE_PX)
+    bottom = min(height, int(np.nanmax(bm)) + _OVERLAY_MARGIN_BELOW_PX)
+    return top, bottom
 
 
 def _maps_section(result: AnalysisResult, figures: Path) -> ReportSection:
@@ -137,9 +156,13 @@ def _surfaces_mm(result: AnalysisResult) -> dict[str, np.ndarray]:
 
 def _surface_section(result: AnalysisResult, figures: Path) -> ReportSection:
     grid = result.grid
-    surfaces = _surfaces_mm(result)
-    fragment = surface_figure_html(surfaces, grid.x_mm, grid.y_mm, colour_by_um=result.maps_um[TOTAL_RETINA], title="layer surfaces")
-    png = plot_surfaces_png(surfaces, grid.x_mm, grid.y_mm, figures / "surfaces_3d.png", colour_by_um=result.maps_um[TOTAL_RETINA])
+    # every few grid cells is plenty for a 3D view and keeps the page small
+    step = max(1, -(-max(grid.shape) // MAX_SURFACE_POINTS))
+    x_mm, y_mm = grid.x_mm[::step], grid.y_mm[::step]
+    surfaces = {name: depth[::step, ::step] for name, depth in _surfaces_mm(result).items()}
+    colour = result.maps_um[TOTAL_RETINA][::step, ::step]
+    fragment = surface_figure_html(surfaces, x_mm, y_mm, colour_by_um=colour, title="layer surfaces")
+    png = plot_surfaces_png(surfaces, x_mm, y_mm, figures / "surfaces_3d.png", colour_by_um=colour)
     text = (
         f"{' and '.join(surfaces)} as surfaces in the fundus frame (depth in mm below the top of the scan, "
         "exaggerated), the upper one coloured by total retinal thickness. Drag to rotate."
