@@ -201,3 +201,15 @@ def test_analyze_cli_on_a_folder_of_bscan_images(duke_npy_root: Path, run_cli, t
     facts = json.loads((out / "summary.json").read_text())
     assert facts["laterality"] == "OS" and facts["shape_bscans_rows_ascans"][0] == 3
     assert 150 < facts["mean_total_thickness_um"] < 600
+
+
+def test_a_scan_without_visible_retina_is_reported_not_crashed(phantom: tuple, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    volume, truth = phantom
+    monkeypatch.setattr("retinaseg.analyze.segment_volume", lambda volume, module, **kwargs: np.zeros_like(truth["labels"]))
+    result = analyze_volume(volume, _tiny_module(), progress=False)
+    assert np.isnan(result.boundaries_px).all() and result.fovea_xy_mm is None and not result.etdrs
+    assert any("fovea could not be found" in note for note in result.notes)
+    out = tmp_path / "out"
+    write_analysis(result, out)
+    assert (out / "report.html").is_file() and not (out / "etdrs.csv").exists()
+    assert json.loads((out / "summary.json").read_text())["valid_ascan_fraction"] == 0.0

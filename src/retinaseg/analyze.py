@@ -228,13 +228,16 @@ def _reference_thickness(result: AnalysisResult) -> dict[str, np.ndarray]:
     """Thickness of the reference wherever it has both boundaries of a layer."""
     ref, names = result.reference_px, result.boundary_names
     axial_um = result.volume.axial_um
+    pairs = {layer: (names[k], names[k + 1]) for k, layer in enumerate(result.layer_names)}
+    pairs[TOTAL_RETINA] = (names[0], names[-1])
     thickness = {}
-    for k, layer in enumerate(result.layer_names):
-        if names[k] in ref and names[k + 1] in ref:
-            pair = np.stack([ref[names[k]], ref[names[k + 1]]], axis=1)
+    for layer, (upper, lower) in pairs.items():
+        if upper in ref and lower in ref:
+            pair = np.stack([ref[upper], ref[lower]], axis=1)
+            # a stored segmentation may have crossing lines; those A-scans have no thickness
+            crossed = pair[:, 1] < pair[:, 0]
+            pair[np.broadcast_to(crossed[:, None], pair.shape)] = np.nan
             thickness[layer] = layer_thickness_um(pair, axial_um)[:, 0]
-    if names[0] in ref and names[-1] in ref:
-        thickness[TOTAL_RETINA] = layer_thickness_um(np.stack([ref[names[0]], ref[names[-1]]], axis=1), axial_um)[:, 0]
     return thickness
 
 
@@ -251,7 +254,11 @@ def _measure_raster(
         inner = [name for name in _FOVEA_LAYERS if name in result.maps_um]
         search = result.maps_um[TOTAL_RETINA] if not inner else np.sum([result.maps_um[name] for name in inner], axis=0)
         centre = tuple(float(v) for v in positions.reshape(-1, 2).mean(axis=0))
-        result.fovea_xy_mm, result.fovea_source = find_fovea(search, grid, centre), "automatic"
+        try:
+            result.fovea_xy_mm, result.fovea_source = find_fovea(search, grid, centre), "automatic"
+        except InputError as err:
+            result.notes.append(f"no ETDRS grid: the fovea could not be found ({err.problem}); give --fovea")
+            return
         offset_mm = float(np.hypot(result.fovea_xy_mm[0] - centre[0], result.fovea_xy_mm[1] - centre[1]))
         if offset_mm > _FOVEA_CHECK_MM:
             result.notes.append(
@@ -337,13 +344,15 @@ def write_analysis(result: AnalysisResult, out_dir: str | Path, *, overwrite: bo
             **{f"thickness_um/{name}": values.astype(np.float32) for name, values in result.thickness_um.items()},
         )
         if result.grid is not None:
+            fovea = {} if result.fovea_xy_mm is None else {"fovea_xy_mm": np.array(result.fovea_xy_mm)}
             np.savez_compressed(
                 staging / "thickness_maps.npz",
                 x_mm=result.grid.x_mm,
                 y_mm=result.grid.y_mm,
-                fovea_xy_mm=np.array(result.fovea_xy_mm),
+                **fovea,
                 **{name: values.astype(np.float32) for name, values in result.maps_um.items()},
             )
+        if result.etdrs:
             write_csv(staging / "etdrs.csv", result.etdrs)
         if result.sector_agreement:
             write_csv(staging / "etdrs_agreement.csv", result.sector_agreement)

@@ -46,7 +46,9 @@ def write_volume_report(result: AnalysisResult, folder: str | Path) -> Path:
     volume = result.volume
     sections = [_bscan_section(result, figures)]
     if result.grid is not None:
-        sections += [_maps_section(result, figures), _surface_section(result, figures), _etdrs_section(result)]
+        sections += [_maps_section(result, figures), _surface_section(result, figures)]
+    if result.etdrs:
+        sections.append(_etdrs_section(result))
     if result.circle is not None:
         sections.append(_circle_section(result, figures))
     if result.reference_name is not None:
