@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 
 from retinaseg.analysis.boundaries import DUKE_BOUNDARY_NAMES
@@ -107,13 +108,16 @@ def run_demo(out: str | Path, minutes: float = 2.0, console: Console | None = No
     )
     report = write_analysis(analysis, out / "volume_analysis")
     facts = summary(analysis)
-    error_mm = ((analysis.fovea_xy_mm[0] - truth["fovea_xy_mm"][0]) ** 2 + (analysis.fovea_xy_mm[1] - truth["fovea_xy_mm"][1]) ** 2) ** 0.5
     console.print(f"{volume.shape[0]} B-scans, {volume.shape[2]} A-scans each, {volume.bscan_spacing_mm()[0]:.2f} mm apart")
     console.print("boundary error against the phantom's true layers (µm): " + ", ".join(
-        f"{name} {mad:.1f}" for name, mad in facts["boundary_mad_um"].items()
+        f"{name} {'n/a' if mad is None else f'{mad:.1f}'}" for name, mad in facts["boundary_mad_um"].items()
     ))
-    console.print(f"[bold]ETDRS {TOTAL_RETINA} thickness, mean |difference| to the truth over the 9 sectors: "
-                  f"{facts['total_thickness_sector_mad_um']:.1f} µm[/bold]; fovea found {error_mm * 1000:.0f} µm from the true centre")
+    if analysis.fovea_xy_mm is not None and facts.get("total_thickness_sector_mad_um") is not None:
+        error_mm = float(np.hypot(*(np.subtract(analysis.fovea_xy_mm, truth["fovea_xy_mm"]))))
+        console.print(f"[bold]ETDRS {TOTAL_RETINA} thickness, mean |difference| to the truth over the 9 sectors: "
+                      f"{facts['total_thickness_sector_mad_um']:.1f} µm[/bold]; fovea found {error_mm * 1000:.0f} µm from the true centre")
+    for note in analysis.notes:
+        console.print(f"note: {note}")
     console.print(f"[bold]report: {report}[/bold]")
     outputs = {"test_metrics": result.test_metrics, "volume_summary": facts, "report": report}
 
