@@ -86,6 +86,13 @@ SCAN_PATTERN_NAMES: dict[int, str] = {
 
 CIRCLE_PATTERN = 2
 
+SPECTRALIS_DISPLAY_GAMMA = 0.25
+"""Exponent of the Spectralis display ``u = 255 * r ** gamma`` of linear reflectance ``r``.
+
+The Duke DME B-scans (and so the shipped models' training images) are
+8-bit exports under this transform.
+"""
+
 DEVICE_LINE_NAMES: tuple[str, ...] = (
     "ILM", "BM", "RNFL", "GCL", "IPL", "INL", "OPL", "ONL", "ELM", "IOS",
     "OPT", "CHO", "VIT", "ANT", "PR1", "PR2", "RPE", "IPL+", "IPL-",
@@ -204,7 +211,7 @@ class OctVolume:
         """Readable scan pattern (``"line"``, ``"circle"``, ``"volume"`` ...)."""
         return SCAN_PATTERN_NAMES.get(self.scan_pattern, "unknown")
 
-    def display_bscans(self, gamma: float = 0.25) -> np.ndarray:
+    def display_bscans(self, gamma: float = SPECTRALIS_DISPLAY_GAMMA) -> np.ndarray:
         """8-bit display images ``round(255 * r ** gamma)``.
 
         Parameters

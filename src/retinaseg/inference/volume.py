@@ -13,12 +13,7 @@ from rich.progress import track
 
 from retinaseg.data.preprocess import prepare_image
 from retinaseg.training.module import SegmentationModule
-from retinaseg.volume import OctVolume
-
-#: Display gamma applied to linear reflectance before segmentation: the
-#: fourth root used by the Spectralis viewer, under which the Duke DME B-scans
-#: the shipped models were trained on were exported.
-DISPLAY_GAMMA = 0.25
+from retinaseg.volume import SPECTRALIS_DISPLAY_GAMMA, OctVolume
 
 #: Grey value given to pixels the device marked invalid. 8-bit Spectralis
 #: exports (and so the Duke DME training images) show them saturated white.
@@ -31,7 +26,7 @@ def network_images(volume: OctVolume) -> np.ndarray:
     ``round(255 * r ** 0.25)`` of the linear reflectance ``r``, with invalid
     pixels set to :data:`INVALID_DISPLAY_VALUE`.
     """
-    images = volume.display_bscans(DISPLAY_GAMMA)
+    images = volume.display_bscans(SPECTRALIS_DISPLAY_GAMMA)
     images[np.isnan(volume.reflectance)] = INVALID_DISPLAY_VALUE
     return images
 

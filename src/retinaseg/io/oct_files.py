@@ -105,13 +105,11 @@ from retinaseg.errors import InputError
 from retinaseg.io.folders import image_files
 from retinaseg.io.heidelberg import read_vol
 from retinaseg.io.images import IMAGE_SUFFIXES, read_image
-from retinaseg.volume import CIRCLE_PATTERN, BScanGeometry, Laterality, OctVolume
+from retinaseg.volume import CIRCLE_PATTERN, SPECTRALIS_DISPLAY_GAMMA, BScanGeometry, Laterality, OctVolume
 
 OCT_FILE_SUFFIXES: tuple[str, ...] = (".vol", ".e2e", ".xml", ".eye")
 """File suffixes (lower case) :func:`read_oct` reads; folders are read too."""
 
-DISPLAY_GAMMA = 0.25
-"""Exponent of the Spectralis-style display ``u = 255 * r ** DISPLAY_GAMMA``."""
 
 MAX_FOLDER_SCALE_MM = 2.0
 """Largest pixel size or B-scan spacing accepted for a B-scan folder; larger
@@ -147,7 +145,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 # Reflectance of each 8-bit display value: (u / 255) ** 4, the inverse of OctVolume.display_bscans().
-_DISPLAY_TO_REFLECTANCE = ((np.arange(256) / 255.0) ** (1.0 / DISPLAY_GAMMA)).astype(np.float32)
+_DISPLAY_TO_REFLECTANCE = ((np.arange(256) / 255.0) ** (1.0 / SPECTRALIS_DISPLAY_GAMMA)).astype(np.float32)
 
 
 def _reflectance_from_display(display: np.ndarray) -> np.ndarray:
