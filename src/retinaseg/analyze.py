@@ -179,6 +179,7 @@ def analyze_volume(
     boundaries = layer_surfaces(
         labels, layer_classes, fluid_classes, invalid=np.isnan(volume.reflectance), min_retina_px=MIN_RETINA_UM / volume.axial_um
     )
+    ours = {name: boundaries[:, k] for k, name in enumerate(boundary_names)}
     result = AnalysisResult(
         volume=volume,
         class_names=list(module.class_names),
@@ -186,7 +187,7 @@ def analyze_volume(
         boundary_names=boundary_names,
         layer_names=layer_names,
         boundaries_px=boundaries,
-        thickness_um=_thickness(boundaries, layer_names, volume.axial_um),
+        thickness_um=_thickness(ours, boundary_names, layer_names, volume.axial_um),
         model_name=model_name,
     )
     if reference_px is None:
@@ -199,7 +200,6 @@ def analyze_volume(
     if reference_px:
         result.reference_name = reference_name
         result.reference_px = reference_px
-        ours = {name: boundaries[:, k] for k, name in enumerate(boundary_names)}
         result.boundary_agreement = boundary_agreement(ours, reference_px, volume.axial_um)
 
     positions = volume.ascan_positions_mm()
@@ -217,28 +217,30 @@ def analyze_volume(
     return result
 
 
-def _thickness(boundaries: np.ndarray, layer_names: list[str], axial_um: float) -> dict[str, np.ndarray]:
-    per_layer = layer_thickness_um(boundaries, axial_um)
-    thickness = {name: per_layer[:, k] for k, name in enumerate(layer_names)}
-    thickness[TOTAL_RETINA] = layer_thickness_um(boundaries[:, [0, -1]], axial_um)[:, 0]
+def _thickness(
+    boundaries_px: dict[str, np.ndarray], boundary_names: list[str], layer_names: list[str], axial_um: float
+) -> dict[str, np.ndarray]:
+    """``{layer or TOTAL_RETINA: (N, W)}`` thickness in µm wherever both boundaries of a layer are given.
+
+    Layer ``k`` lies between ``boundary_names[k]`` and ``boundary_names[k + 1]``.
+    A-scans where the lower boundary lies above the upper one (crossing lines
+    of a stored segmentation; ours never cross) have no thickness.
+    """
+    pairs = {layer: (boundary_names[k], boundary_names[k + 1]) for k, layer in enumerate(layer_names)}
+    pairs[TOTAL_RETINA] = (boundary_names[0], boundary_names[-1])
+    thickness = {}
+    for layer, (upper, lower) in pairs.items():
+        if upper in boundaries_px and lower in boundaries_px:
+            pair = np.stack([boundaries_px[upper], boundaries_px[lower]], axis=1)
+            crossed = pair[:, 1] < pair[:, 0]
+            pair[np.broadcast_to(crossed[:, None], pair.shape)] = np.nan
+            thickness[layer] = layer_thickness_um(pair, axial_um)[:, 0]
     return thickness
 
 
 def _reference_thickness(result: AnalysisResult) -> dict[str, np.ndarray]:
     """Thickness of the reference wherever it has both boundaries of a layer."""
-    ref, names = result.reference_px, result.boundary_names
-    axial_um = result.volume.axial_um
-    pairs = {layer: (names[k], names[k + 1]) for k, layer in enumerate(result.layer_names)}
-    pairs[TOTAL_RETINA] = (names[0], names[-1])
-    thickness = {}
-    for layer, (upper, lower) in pairs.items():
-        if upper in ref and lower in ref:
-            pair = np.stack([ref[upper], ref[lower]], axis=1)
-            # a stored segmentation may have crossing lines; those A-scans have no thickness
-            crossed = pair[:, 1] < pair[:, 0]
-            pair[np.broadcast_to(crossed[:, None], pair.shape)] = np.nan
-            thickness[layer] = layer_thickness_um(pair, axial_um)[:, 0]
-    return thickness
+    return _thickness(result.reference_px, result.boundary_names, result.layer_names, result.volume.axial_um)
 
 
 def _measure_raster(

@@ -25,3 +25,14 @@ class InputError(ValueError):
         self.where = str(where)
         self.problem = problem
         super().__init__(f"{self.where}: {problem}")
+
+
+def describe_exception(err: BaseException, max_chars: int = 200) -> str:
+    """``"Type: message"`` of an exception on one line, shortened to ``max_chars``.
+
+    For messages about files that a library failed to read, whose exceptions
+    can be of any type and span several lines.
+    """
+    text = " ".join(str(err).split())
+    text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return text if len(text) <= max_chars else text[: max_chars - 3] + "..."

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from retinaseg.errors import InputError
+from retinaseg.errors import InputError, describe_exception
 from retinaseg.training.module import SegmentationModule
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "models" / "pretrained"
@@ -38,7 +38,7 @@ def load_module(path: str | Path, device: str | torch.device = "cpu") -> Segment
     try:
         module = SegmentationModule.load_from_checkpoint(path, map_location=device, weights_only=False)
     except Exception as err:  # torch.load/unpickling fail in many ways on a foreign or damaged file
-        raise InputError(path, f"not a retinaseg checkpoint ({_first_line(err)})") from err
+        raise InputError(path, f"not a retinaseg checkpoint ({describe_exception(err)})") from err
     return module.eval()
 
 
@@ -84,7 +84,7 @@ def load_weights(path: str | Path, device: str | torch.device = "cpu") -> Segmen
         module = SegmentationModule(**payload["hyper_parameters"])
         module.load_state_dict({key: value.float() if value.is_floating_point() else value for key, value in payload["state_dict"].items()})
     except Exception as err:  # damaged archives and foreign pickles fail in many ways
-        raise InputError(path, f"not a retinaseg weight file ({_first_line(err)})") from err
+        raise InputError(path, f"not a retinaseg weight file ({describe_exception(err)})") from err
     return module.to(device).eval()
 
 
@@ -98,7 +98,3 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
         known = ", ".join(shipped) or "none"
         raise InputError(path, f"no such file, and not a shipped model (shipped: {known})")
     return load_weights(path, device) if path.suffix == ".pt" else load_module(path, device)
-
-
-def _first_line(err: Exception) -> str:
-    return f"{type(err).__name__}: {str(err).splitlines()[0][:120]}" if str(err) else type(err).__name__

@@ -101,7 +101,7 @@ from eyepy import EyeBscanMeta, EyeEnface, EyeEnfaceMeta, EyeVolume, EyeVolumeMe
 from eyepy.io.utils import _compute_localizer_oct_transform
 
 from retinaseg.data.normalize import to_grey
-from retinaseg.errors import InputError
+from retinaseg.errors import InputError, describe_exception
 from retinaseg.io.folders import image_files
 from retinaseg.io.heidelberg import read_vol
 from retinaseg.io.images import IMAGE_SUFFIXES, read_image
@@ -126,7 +126,6 @@ _VOL_INVALID_ABOVE = 1e30
 _E2E_EMPTY_ABOVE = 1.99
 _BLANK_LOCALIZER_KEY = "retinaseg_blank_localizer"
 _LAYER_ORIGIN = "retinaseg"
-_MAX_MESSAGE_CHARS = 200
 _LATERALITY_NAMES: dict[str, Laterality] = {
     "OD": "OD", "R": "OD", "RIGHT": "OD", "82": "OD",  # 82 = ord("R"): eyepy's E2E laterality
     "OS": "OS", "L": "OS", "LEFT": "OS", "76": "OS",  # 76 = ord("L")
@@ -137,11 +136,6 @@ _EYEPY_LOADERS: dict[str, tuple[str, Callable[[Path], EyeVolume]]] = {
     ".xml": ("HEYEX XML export", lambda path: eyepy.import_heyex_xml(path)),
     ".eye": ("eyepy .eye file", EyeVolume.load),
 }
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or "no details"
-    return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 3] + "..."
 
 
 # Reflectance of each 8-bit display value: (u / 255) ** 4, the inverse of OctVolume.display_bscans().
@@ -619,7 +613,7 @@ def _load_with_eyepy(path: Path, suffix: str) -> EyeVolume:
     try:
         return loader(path)
     except Exception as exc:  # eyepy's parsers (construct, zipfile, ElementTree, imageio) raise any type
-        raise InputError(path, f"cannot read {what} ({type(exc).__name__}: {_one_line(exc)})") from exc
+        raise InputError(path, f"cannot read {what} ({describe_exception(exc)})") from exc
 
 
 def read_oct(
@@ -688,4 +682,4 @@ def read_oct(
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         # Loaded by eyepy but with meta of unexpected form (hand-edited or foreign .eye files).
-        raise InputError(path, f"unusable eyepy meta data ({type(exc).__name__}: {_one_line(exc)})") from exc
+        raise InputError(path, f"unusable eyepy meta data ({describe_exception(exc)})") from exc
