@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from retinaseg.analysis.thickness import TOTAL_RETINA
-from retinaseg.analyze import DEFAULT_MODEL, analyze_volume
+from retinaseg.analyze import analyze_volume
+from retinaseg.io.model_files import DEFAULT_MODEL
 from retinaseg.inference.checkpoint import load_model
 from retinaseg.io.oct_files import read_oct
 from retinaseg.io.paths import find_dataset

@@ -19,6 +19,7 @@ from retinaseg.inference.evaluate import evaluate_checkpoint
 from retinaseg.inference.predict import predict_files
 from retinaseg.io.dataset_format import write_dataset
 from retinaseg.io.images import read_image, write_image_atomic
+from retinaseg.io.output import MARKER_NAME
 from retinaseg.training.config import load_config
 from retinaseg.training.train import train
 
@@ -62,7 +63,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_evaluate_with_the_checkpoints_own_config(trained: dict, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     metrics = evaluate_checkpoint(trained["checkpoint"], out, split="val")
-    assert sorted(p.name for p in out.iterdir()) == ["confusion_matrix.png", "metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER_NAME, "confusion_matrix.png", "metrics.json"]
     assert json.loads((out / "metrics.json").read_text())["summary"] == metrics["summary"]
     assert (metrics["split"], metrics["subjects"], metrics["num_images"]) == ("val", SPLIT["val"], 2)
 
@@ -177,7 +178,7 @@ def test_predict_writes_every_output_at_input_size(trained: dict, images: list[P
     assert written == [out / f"{stem}_classes.png" for stem in stems]
     kinds = ("classes.png", "colour.png", "overlay.png", "probabilities.npy")
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["legend.png", "palette.json", *(f"{stem}_{kind}" for stem in stems for kind in kinds)]
+        [MARKER_NAME, "legend.png", "palette.json", *(f"{stem}_{kind}" for stem in stems for kind in kinds)]
     )
     palette_json = json.loads((out / "palette.json").read_text())
     assert list(palette_json) == PHANTOM_CLASS_NAMES
@@ -268,7 +269,8 @@ def test_exported_weights_give_the_checkpoints_predictions(trained: dict, tmp_pa
 
 
 def test_shipped_model_loads_by_name_and_unknown_names_are_listed(tmp_path: Path) -> None:
-    from retinaseg.inference.checkpoint import load_model, pretrained_models
+    from retinaseg.inference.checkpoint import load_model
+    from retinaseg.io.model_files import pretrained_models
 
     assert "duke_layers_unet" in pretrained_models()
     assert (pretrained_models()["duke_layers_unet"].with_suffix(".md")).is_file()  # its model card

@@ -11,9 +11,12 @@ profile along the circle. Where the scan carries a reference segmentation
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,11 +27,14 @@ from retinaseg.analysis.enface import EnfaceGrid, enface_grid, enface_maps
 from retinaseg.analysis.etdrs import etdrs_table, find_fovea
 from retinaseg.analysis.thickness import TOTAL_RETINA, layer_thickness_um
 from retinaseg.errors import InputError
-from retinaseg.inference.volume import segment_volume
 from retinaseg.io.duke import DUKE_CLASS_NAMES
+from retinaseg.io.model_files import DEFAULT_MODEL, resolve_model_file
+from retinaseg.io.output import check_output_dir
 from retinaseg.io.records import finite_mean, write_csv, write_json
-from retinaseg.training.module import SegmentationModule
 from retinaseg.volume import CIRCLE_PATTERN, OctVolume
+
+if TYPE_CHECKING:  # PyTorch and Lightning load only when a scan is segmented, after every check
+    from retinaseg.training.module import SegmentationModule
 
 #: Thinner columns than this (ILM to BM) show no retina.
 MIN_RETINA_UM = 50.0
@@ -112,6 +118,11 @@ class AnalysisResult:
     def is_raster(self) -> bool:
         return self.grid is not None
 
+    @property
+    def valid_ascan_fraction(self) -> float:
+        """Fraction of A-scans whose total retinal thickness was measured."""
+        return float(np.isfinite(self.thickness_um[TOTAL_RETINA]).mean())
+
 
 def model_layers(module: SegmentationModule) -> tuple[list[int], list[int], list[str], list[str]]:
     """Layer classes, fluid classes, boundary names and layer names of a layer model.
@@ -174,6 +185,8 @@ def analyze_volume(
     progress
         Show a progress bar while segmenting.
     """
+    from retinaseg.inference.volume import segment_volume
+
     layer_classes, fluid_classes, boundary_names, layer_names = model_layers(module)
     labels = segment_volume(volume, module, batch_size=batch_size, progress=progress)
     boundaries = layer_surfaces(
@@ -301,7 +314,7 @@ def summary(result: AnalysisResult) -> dict[str, Any]:
         "axial_um": volume.axial_um,
         "lateral_um": volume.scale_x_mm * 1000.0,
         "model": result.model_name,
-        "valid_ascan_fraction": float(np.isfinite(result.thickness_um[TOTAL_RETINA]).mean()),
+        "valid_ascan_fraction": result.valid_ascan_fraction,
         "mean_total_thickness_um": finite_mean(result.thickness_um[TOTAL_RETINA]),
         "notes": list(result.notes),
     }
@@ -321,14 +334,17 @@ def summary(result: AnalysisResult) -> dict[str, Any]:
     return out
 
 
-def write_analysis(result: AnalysisResult, out_dir: str | Path, *, overwrite: bool = False) -> Path:
+def write_analysis(
+    result: AnalysisResult, out_dir: str | Path, *, overwrite: bool = False, inputs: Sequence[str | Path] = ()
+) -> Path:
     """Write every output of an analysis into ``out_dir`` atomically.
 
     Files: ``report.html`` (self-contained) and ``figures/*.png``;
     ``etdrs.csv``; ``thickness_maps.npz`` (maps in µm on the grid ``x_mm``,
     ``y_mm``); ``boundaries.npz`` (rows per A-scan, A-scan positions in mm,
     thickness per A-scan); ``summary.json``; ``<scan>.eye`` (eyepy volume with
-    our layers). Returns the report path.
+    our layers). Returns the report path. ``overwrite`` and ``inputs`` as for
+    :func:`retinaseg.io.output.staged_output_dir`.
     """
     from retinaseg.io.oct_files import write_eye
     from retinaseg.io.output import staged_output_dir
@@ -336,7 +352,7 @@ def write_analysis(result: AnalysisResult, out_dir: str | Path, *, overwrite: bo
 
     out_dir = Path(out_dir)
     stem = Path(result.volume.source).stem or "scan"
-    with staged_output_dir(out_dir, overwrite=overwrite) as staging:
+    with staged_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as staging:
         np.savez_compressed(
             staging / "boundaries.npz",
             boundaries_px=result.boundaries_px.astype(np.float32),
@@ -366,8 +382,43 @@ def write_analysis(result: AnalysisResult, out_dir: str | Path, *, overwrite: bo
     return out_dir / "report.html"
 
 
-#: Shipped model used when none is named.
-DEFAULT_MODEL = "duke_layers_unet"
+#: Below this fraction of A-scans with retina measured, the summary says so.
+_LOW_COVERAGE = 0.5
+
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
+
+
+def _check_options(batch_size: int, device: str | None, fovea_xy_mm: tuple[float, float] | None) -> None:
+    if batch_size < 1:
+        raise InputError("--batch-size", f"must be at least 1, got {batch_size}")
+    if device is not None and not _DEVICE.fullmatch(device):
+        raise InputError("--device", f"unknown device {device!r}; use cpu, cuda, cuda:N or mps")
+    if fovea_xy_mm is not None and not all(math.isfinite(v) for v in fovea_xy_mm):
+        raise InputError("--fovea", f"must be two finite numbers in mm, got {fovea_xy_mm}")
+
+
+def _check_fovea_in_scan(fovea_xy_mm: tuple[float, float], volume: OctVolume) -> None:
+    """A given ETDRS centre must lie inside the scanned area, or every sector is empty."""
+    positions = volume.ascan_positions_mm().reshape(-1, 2)
+    low, high = positions.min(axis=0), positions.max(axis=0)
+    if not all(low[k] <= fovea_xy_mm[k] <= high[k] for k in range(2)):
+        raise InputError(
+            "--fovea",
+            f"{fovea_xy_mm[0]:g} {fovea_xy_mm[1]:g} mm lies outside the scanned area "
+            f"(x {low[0]:.2f}..{high[0]:.2f}, y {low[1]:.2f}..{high[1]:.2f} mm on the SLO image)",
+        )
+
+
+def _torch_device(device: str | None) -> str:
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device", "cuda was asked for but PyTorch sees no CUDA GPU")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise InputError("--device", "mps was asked for but is not available")
+    return device
 
 
 def analyze_file(
@@ -384,19 +435,29 @@ def analyze_file(
     """Read a scan, analyse it and write the outputs; returns the report path and the summary.
 
     ``read_options`` go to :func:`retinaseg.io.oct_files.read_oct` (pixel
-    sizes and spacing for folders of B-scan images). Input problems are
-    found before any output is written; an existing ``out_dir`` is only
-    replaced with ``overwrite``.
+    sizes and spacing for folders of B-scan images). The output location,
+    the options, the model name and the scan itself are checked before
+    PyTorch is imported and before any segmentation, so a wrong call fails
+    within a second; an existing ``out_dir`` is only replaced with
+    ``overwrite`` (see :mod:`retinaseg.io.output`).
     """
-    import torch
+    from retinaseg.io.oct_files import read_oct
+
+    check_output_dir(out_dir, overwrite=overwrite, inputs=[path])
+    _check_options(batch_size, device, fovea_xy_mm)
+    model_file = resolve_model_file(model)
+    volume = read_oct(path, **(read_options or {}))
+    if fovea_xy_mm is not None:
+        _check_fovea_in_scan(fovea_xy_mm, volume)
 
     from retinaseg.inference.checkpoint import load_model
-    from retinaseg.io.oct_files import read_oct
-    from retinaseg.io.output import check_output_dir
 
-    check_output_dir(out_dir, overwrite=overwrite)
-    volume = read_oct(path, **(read_options or {}))
-    module = load_model(model, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    module = load_model(model_file, _torch_device(device))
     result = analyze_volume(volume, module, model_name=str(model), fovea_xy_mm=fovea_xy_mm, batch_size=batch_size)
-    report = write_analysis(result, out_dir, overwrite=overwrite)
+    coverage = result.valid_ascan_fraction
+    if coverage == 0:
+        raise InputError(path, "no retina found in any B-scan: nothing to measure (is this an OCT scan of the retina?)")
+    if coverage < _LOW_COVERAGE:
+        result.notes.append(f"retina measured in only {100 * coverage:.0f}% of the A-scans: check the B-scan overlays")
+    report = write_analysis(result, out_dir, overwrite=overwrite, inputs=[path])
     return report, summary(result)

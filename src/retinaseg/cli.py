@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from retinaseg.errors import InputError
+from retinaseg.io.model_files import DEFAULT_MODEL
 
 app = typer.Typer(
     add_completion=False,
@@ -54,9 +55,12 @@ def train(
     console.print(f"run folder: {result.run_dir}  best checkpoint: {result.best_checkpoint}  ({result.train_seconds / 60:.1f} min)")
 
 
-@app.command(epilog="Example: retinaseg evaluate --checkpoint runs/duke_unet/best.ckpt --config configs/duke_unet.yaml --split test --out eval/duke")
+_MODEL_HELP = "Shipped model name, a .pt weight file (retinaseg export-model) or a .ckpt checkpoint (retinaseg train)."
+
+
+@app.command(epilog="Example: retinaseg evaluate --model runs/duke_unet/best.ckpt --config configs/duke_unet.yaml --split test --out eval/duke")
 def evaluate(
-    checkpoint: Annotated[Path, typer.Option(help="Checkpoint written by retinaseg train.")],
+    model: Annotated[str, typer.Option("--model", "--checkpoint", help=_MODEL_HELP)],
     out: Annotated[Path, typer.Option(help="Output folder for metrics.json and figures.")],
     config: Annotated[Optional[Path], typer.Option(help="Config naming the data; default: the checkpoint's own.")] = None,
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
@@ -68,13 +72,13 @@ def evaluate(
     from retinaseg.training.config import load_config
 
     resolved = load_config(config, set_) if config is not None or set_ else None
-    metrics = evaluate_checkpoint(checkpoint, out, config=resolved, split=split, overwrite=overwrite)
+    metrics = evaluate_checkpoint(model, out, config=resolved, split=split, overwrite=overwrite)
     _print_summary(f"{split} metrics ({out / 'metrics.json'})", metrics["summary"])
 
 
-@app.command(epilog="Example: retinaseg predict --checkpoint runs/chase_unet/best.ckpt photos/ --out predictions --probabilities")
+@app.command(epilog="Example: retinaseg predict --model runs/chase_unet/best.ckpt photos/ --out predictions --probabilities")
 def predict(
-    checkpoint: Annotated[Path, typer.Option(help="Checkpoint written by retinaseg train.")],
+    model: Annotated[str, typer.Option("--model", "--checkpoint", help=_MODEL_HELP)],
     inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
     probabilities: Annotated[bool, typer.Option(help="Also write class probabilities.")] = False,
@@ -84,7 +88,7 @@ def predict(
     """Segment images: class-index PNGs, coloured masks, overlays, optional probabilities."""
     from retinaseg.inference.predict import predict_files
 
-    written = predict_files(checkpoint, list(inputs), out, probabilities=probabilities, roi_size=roi_size, overwrite=overwrite)
+    written = predict_files(model, list(inputs), out, probabilities=probabilities, roi_size=roi_size, overwrite=overwrite)
     console.print(f"segmented {len(written)} image(s) into {out}")
 
 
@@ -100,7 +104,10 @@ def convert(
     import yaml
 
     from retinaseg.io.dataset_format import write_dataset
+    from retinaseg.io.output import check_output_dir
     from retinaseg.io.sources import load_source
+
+    check_output_dir(out, overwrite=overwrite, inputs=[root])
 
     options = {}
     for item in option or []:
@@ -109,7 +116,7 @@ def convert(
             raise InputError(item, "option must look like key=value")
         options[key] = yaml.safe_load(value)
     sample_set = load_source(source, root, **options)
-    write_dataset(sample_set, out, overwrite=overwrite)
+    write_dataset(sample_set, out, overwrite=overwrite, inputs=[root])
     console.print(f"wrote {len(sample_set)} samples of {len(sample_set.subjects())} subjects, classes {sample_set.class_names}, to {out}")
 
 
@@ -143,7 +150,7 @@ def models() -> None:
 def analyze(
     scan: Annotated[Path, typer.Argument(help="OCT scan: Heidelberg .vol/.e2e/HEYEX .xml, eyepy .eye, or a folder of B-scan images.")],
     out: Annotated[Path, typer.Option(help="Output folder (report.html, etdrs.csv, thickness_maps.npz, boundaries.npz, .eye).")],
-    model: Annotated[str, typer.Option(help="Shipped model name or a .ckpt/.pt file.")] = "duke_layers_unet",
+    model: Annotated[str, typer.Option(help=_MODEL_HELP)] = DEFAULT_MODEL,
     fovea: Annotated[Optional[tuple[float, float]], typer.Option(help="ETDRS centre X Y in mm on the SLO image (default: found automatically).")] = None,
     batch_size: Annotated[int, typer.Option(help="B-scans per forward pass.")] = 4,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
@@ -191,12 +198,22 @@ def _print_summary(title: str, summary: dict) -> None:
     console.print(table)
 
 
+def _printable(text: str) -> str:
+    """One line, with the bytes of file names that are not valid UTF-8 shown as ``\\xff`` escapes."""
+    return " ".join(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").split())
+
+
 def main() -> None:
     """Console-script entry point: bad input -> one line on stderr, exit code 2."""
+    # File names that are not valid UTF-8 reach us as surrogate escapes; printing
+    # one must never crash a command that has done its work.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         app()
     except InputError as err:
-        print(f"retinaseg: error: {err}", file=sys.stderr)
+        print(f"retinaseg: error: {_printable(str(err))}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -12,8 +12,9 @@ from rich.progress import track
 from retinaseg.analysis.boundaries import boundaries_from_labels, boundary_mad
 from retinaseg.data.dataset import prepare_samples
 from retinaseg.errors import InputError
-from retinaseg.inference.checkpoint import load_module
-from retinaseg.io.output import staged_output_dir
+from retinaseg.inference.checkpoint import load_model
+from retinaseg.io.output import check_output_dir, staged_output_dir
+from retinaseg.io.paths import resolve_data_path
 from retinaseg.io.records import finite_mean, strict_json, write_json
 from retinaseg.metrics.binary import BinaryEvaluator
 from retinaseg.metrics.segmentation import SegmentationEvaluator
@@ -23,7 +24,7 @@ from retinaseg.training.module import metric_classes
 
 
 def evaluate_checkpoint(
-    checkpoint: str | Path,
+    model: str | Path,
     out_dir: str | Path,
     config: dict[str, Any] | None = None,
     split: str = "test",
@@ -34,13 +35,14 @@ def evaluate_checkpoint(
 
     Parameters
     ----------
-    checkpoint
-        A ``.ckpt`` written by ``retinaseg train``.
+    model
+        A ``.ckpt`` written by ``retinaseg train``, a ``.pt`` weight file or a
+        shipped model name (:func:`~retinaseg.inference.checkpoint.load_model`).
     out_dir
         Output folder; written atomically (temp folder, then renamed).
     config
-        Config naming the data and split; ``None`` uses the one stored in the
-        checkpoint.
+        Config naming the data and split; ``None`` uses the one stored with
+        the model.
     split
         ``"train"``, ``"val"`` or ``"test"``.
     overwrite
@@ -56,11 +58,12 @@ def evaluate_checkpoint(
         ``boundaries`` (OCT layer boundary errors when configured).
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:  # fail before the long part
-        raise InputError(out_dir, "folder exists and is not empty; choose another output or pass --overwrite")
+    check_output_dir(out_dir, overwrite=overwrite, inputs=[model])  # fail before the long part
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    module = load_module(checkpoint, device)
+    module = load_model(model, device)
     config = config or module.config
+    inputs = [model, resolve_data_path(config["data"]["root"])]
+    check_output_dir(out_dir, overwrite=overwrite, inputs=inputs)
     sample_set, splits = load_splits(config)
     if split not in splits:
         raise InputError("--split", f"unknown split {split!r}; use train, val or test")
@@ -68,7 +71,7 @@ def evaluate_checkpoint(
     if len(samples) == 0:
         raise InputError(f"data.split.{split}", "no samples in this split")
     if list(sample_set.class_names) != module.class_names:
-        raise InputError(checkpoint, f"model classes {module.class_names} differ from the data's {sample_set.class_names}")
+        raise InputError(model, f"model classes {module.class_names} differ from the data's {sample_set.class_names}")
 
     prepared = prepare_samples(samples, module.preprocessing, config["data"]["fov"])
     spacing = samples.samples[0].spacing_um
@@ -94,7 +97,7 @@ def evaluate_checkpoint(
     summary: dict[str, Any] = {"mean_dice": segmentation.mean_dice(chosen)}
     summary.update({f"dice_{module.class_names[c]}": seg_result["classes"][module.class_names[c]]["dice"] for c in range(1, len(module.class_names))})
     metrics: dict[str, Any] = {
-        "checkpoint": str(checkpoint),
+        "model": str(model),
         "split": split,
         "subjects": samples.subjects(),
         "num_images": len(samples),
@@ -120,7 +123,7 @@ def evaluate_checkpoint(
     metrics["summary"] = summary
     metrics = strict_json(metrics)
 
-    with staged_output_dir(out_dir, overwrite=overwrite) as staging:
+    with staged_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as staging:
         write_json(staging / "metrics.json", metrics)
         plot_confusion_matrix(np.asarray(seg_result["confusion_matrix"]), module.class_names, staging / "confusion_matrix.png")
         if binary is not None:

@@ -19,10 +19,11 @@ from rich.progress import track
 
 from retinaseg.data.preprocess import prepare_image
 from retinaseg.errors import InputError
-from retinaseg.inference.checkpoint import load_module
+from retinaseg.inference.checkpoint import load_model
 from retinaseg.io.folders import image_files
 from retinaseg.io.images import read_image, write_image_atomic
-from retinaseg.io.output import staged_output_dir
+from retinaseg.io.limits import MAX_IMAGE_SIDE
+from retinaseg.io.output import check_output_dir, staged_output_dir
 from retinaseg.report.palette import colorize, legend_image, overlay, palette_for
 
 
@@ -46,8 +47,13 @@ def collect_inputs(inputs: list[str | Path]) -> list[Path]:
     return files
 
 
+def _check_roi_size(roi_size: tuple[int, int] | None) -> None:
+    if roi_size is not None and not all(1 <= int(side) <= MAX_IMAGE_SIDE for side in roi_size):
+        raise InputError("--roi-size", f"window sides must be whole numbers of pixels in 1..{MAX_IMAGE_SIDE}, got {tuple(roi_size)}")
+
+
 def predict_files(
-    checkpoint: str | Path,
+    model: str | Path,
     inputs: list[str | Path],
     out_dir: str | Path,
     *,
@@ -60,8 +66,9 @@ def predict_files(
 
     Parameters
     ----------
-    checkpoint
-        A ``.ckpt`` written by ``retinaseg train``.
+    model
+        A shipped model name, a ``.pt`` weight file or a ``.ckpt`` checkpoint
+        (:func:`~retinaseg.inference.checkpoint.load_model`).
     inputs
         Image files and/or folders of images.
     out_dir
@@ -81,13 +88,15 @@ def predict_files(
     """
     out_dir = Path(out_dir)
     files = collect_inputs(inputs)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    module = load_module(checkpoint, device)
-    palette = palette_for(module.class_names)
+    check_output_dir(out_dir, overwrite=overwrite, inputs=inputs)
+    _check_roi_size(roi_size)
     images = [(path, read_image(path)) for path in files]  # fail on a bad file before any work
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    module = load_model(model, device)
+    palette = palette_for(module.class_names)
 
     written = []
-    with staged_output_dir(out_dir, overwrite=overwrite) as staging:
+    with staged_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as staging:
         write_image_atomic(staging / "legend.png", legend_image(module.class_names, palette))
         (staging / "palette.json").write_text(
             json.dumps({name: [int(v) for v in palette[k]] for k, name in enumerate(module.class_names)}, indent=2)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,12 @@ def _write_into(sample_set: SampleSet, folder: Path) -> None:
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 
 
-def write_dataset(sample_set: SampleSet, out_dir: str | os.PathLike[str], overwrite: bool = False) -> Path:
+def write_dataset(
+    sample_set: SampleSet,
+    out_dir: str | os.PathLike[str],
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+) -> Path:
     """Write a sample set as a retinaseg dataset folder, all or nothing.
 
     Everything is written into a temporary folder beside ``out_dir``, which
@@ -120,8 +126,10 @@ def write_dataset(sample_set: SampleSet, out_dir: str | os.PathLike[str], overwr
     out_dir
         Destination folder; its parent is created if needed.
     overwrite
-        Replace an existing non-empty ``out_dir``. Only a folder that holds a
-        retinaseg ``dataset.json`` is ever replaced.
+        Replace an existing non-empty ``out_dir``; only a folder retinaseg
+        wrote is ever replaced (:mod:`retinaseg.io.output`).
+    inputs
+        What the samples were read from: ``out_dir`` must not be or contain it.
 
     Returns
     -------
@@ -131,8 +139,7 @@ def write_dataset(sample_set: SampleSet, out_dir: str | os.PathLike[str], overwr
     Raises
     ------
     InputError
-        ``out_dir`` exists, is not empty and ``overwrite`` is false, or is
-        not a retinaseg dataset; duplicate or unsafe sample ids; label values
+        ``out_dir`` may not be written (:func:`~retinaseg.io.output.check_output_dir`); duplicate or unsafe sample ids; label values
         outside ``class_names``; images that cannot be stored (see module
         notes); an unknown task or modality.
     """
@@ -145,12 +152,7 @@ def write_dataset(sample_set: SampleSet, out_dir: str | os.PathLike[str], overwr
         raise InputError(out_dir, f"duplicate sample ids: {', '.join(duplicates[:5])}")
     for sample in sample_set.samples:
         _check_sample(sample, len(sample_set.class_names))
-    with staged_output_dir(
-        out_dir,
-        overwrite=overwrite,
-        replaceable=lambda folder: (folder / MANIFEST_NAME).is_file(),
-        refusal=f"not a retinaseg dataset (no {MANIFEST_NAME}); refusing to replace it",
-    ) as staging:
+    with staged_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as staging:
         _write_into(sample_set, staging)
     return out_dir
 

@@ -1,42 +1,155 @@
-"""All-or-nothing output folders.
+"""All-or-nothing output folders, and the rules for replacing one.
 
 Results are written into a hidden temporary folder beside the destination and
 renamed into place only when complete, so an error never leaves partial
-output, and an existing folder is replaced only when the caller allows it.
+output. Every folder written this way carries a marker file
+(:data:`MARKER_NAME`), and the rules that protect a user's data are:
+
+- an existing, non-empty folder is replaced only with ``overwrite`` *and* only
+  if it holds the marker, i.e. retinaseg wrote it;
+- the destination is never the file system root, the home folder, the
+  current folder or one of its parents, and never is or contains an input of
+  the command;
+- a destination that cannot be created (under a regular file, on a read-only
+  file system, inside ``/proc``) is refused before any work starts.
+
+Temporary folders that a killed run left behind are removed by the next run
+into the same destination.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from retinaseg.errors import InputError
+
+MARKER_NAME = ".retinaseg-output.json"
+"""File inside every folder retinaseg writes; only such folders may be replaced."""
+
+_STAGING_KINDS = ("writing", "old")
+
+
+def mark_output_dir(folder: str | os.PathLike[str]) -> None:
+    """Write the marker that says retinaseg made ``folder`` (and which process)."""
+    record = {"written_by": "retinaseg", "host": socket.gethostname(), "pid": os.getpid()}
+    (Path(folder) / MARKER_NAME).write_text(json.dumps(record) + "\n")
+
+
+def written_by_retinaseg(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` holds the marker of :func:`mark_output_dir`."""
+    return (Path(folder) / MARKER_NAME).is_file()
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_location(out_dir: Path, inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Refuse destinations that would put a user's data at risk or cannot be written."""
+    target = out_dir.resolve()
+    cwd = Path.cwd().resolve()
+    if target == Path(target.anchor) or target == Path.home().resolve() or cwd.is_relative_to(target):
+        raise InputError(out_dir, "refusing to write into the root, home or current folder or a parent of it; name a new folder")
+    for item in inputs:
+        source = Path(item).resolve()
+        if source.is_relative_to(target):
+            relation = "is" if source == target else "contains"
+            raise InputError(out_dir, f"output folder {relation} the input {item}; choose another --out")
+    existing = _nearest_existing(out_dir.parent)
+    if not existing.is_dir():
+        raise InputError(out_dir, f"cannot be created: {existing} is a file, not a folder")
+    try:  # the only reliable test: permission bits say nothing of read-only mounts, /proc or root
+        Path(tempfile.mkdtemp(dir=existing, prefix=".retinaseg-probe-")).rmdir()
+    except OSError as err:
+        raise InputError(out_dir, f"cannot write here ({err.strerror or err})") from None
 
 
 def check_output_dir(
     out_dir: str | os.PathLike[str],
     *,
     overwrite: bool = False,
-    replaceable: Callable[[Path], bool] | None = None,
-    refusal: str = "",
+    inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> None:
-    """Raise :class:`InputError` unless ``out_dir`` may be written (see :func:`staged_output_dir`).
+    """Raise :class:`InputError` unless ``out_dir`` may be written (module rules).
 
-    Call it before long work, so a refused destination fails at once.
+    Call it before any long work, so a refused destination fails at once.
+
+    Parameters
+    ----------
+    out_dir
+        Destination folder.
+    overwrite
+        Allow replacing an existing, non-empty folder written by retinaseg.
+    inputs
+        Files and folders the command reads; the destination must not be or
+        contain any of them.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise InputError(out_dir, "exists and is not a folder")
-        if any(out_dir.iterdir()):
-            if not overwrite:
-                raise InputError(out_dir, "folder exists and is not empty; choose another output or pass --overwrite")
-            if replaceable is not None and not replaceable(out_dir):
-                raise InputError(out_dir, refusal or "refusing to replace this folder")
+    _check_location(out_dir, inputs)
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise InputError(out_dir, "exists and is not a folder")
+    if any(out_dir.iterdir()):
+        if not overwrite:
+            raise InputError(out_dir, "folder exists and is not empty; choose another output or pass --overwrite")
+        if not written_by_retinaseg(out_dir):
+            raise InputError(
+                out_dir, f"was not written by retinaseg (no {MARKER_NAME}); refusing to replace it, choose another output"
+            )
+
+
+def check_output_file(path: str | os.PathLike[str], *, inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
+    """Raise :class:`InputError` unless ``path`` is a new file that can be written.
+
+    An existing file is never replaced; the location rules are those of
+    :func:`check_output_dir`.
+    """
+    path = Path(path)
+    _check_location(path, inputs)
+    if os.path.lexists(path):
+        raise InputError(path, "exists; retinaseg never replaces a file, choose another name")
+
+
+def _process_gone(folder: Path) -> bool:
+    """Whether the process recorded in ``folder``'s marker ran on this host and has ended."""
+    try:
+        record = json.loads((folder / MARKER_NAME).read_text())
+        if record.get("host") != socket.gethostname():
+            return False
+        os.kill(int(record["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False  # unreadable marker or a live process we may not signal: leave it alone
+    return False
+
+
+def remove_stale_staging(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary folders a killed run into ``out_dir`` left behind; returns them.
+
+    Only folders named like ours, holding our marker, whose writing process
+    has ended are deleted.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.parent.is_dir():
+        return []
+    removed = []
+    for kind in _STAGING_KINDS:
+        for folder in out_dir.parent.glob(f".{out_dir.name}.{kind}-*"):
+            if folder.is_dir() and not folder.is_symlink() and _process_gone(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    return removed
 
 
 @contextmanager
@@ -44,32 +157,26 @@ def staged_output_dir(
     out_dir: str | os.PathLike[str],
     *,
     overwrite: bool = False,
-    replaceable: Callable[[Path], bool] | None = None,
-    refusal: str = "",
+    inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> Iterator[Path]:
     """Yield an empty temporary folder that becomes ``out_dir`` on success.
 
-    Parameters
-    ----------
-    out_dir
-        Destination folder.
-    overwrite
-        Allow replacing an existing, non-empty ``out_dir``; otherwise that is
-        an :class:`InputError` (raised before anything is written).
-    replaceable
-        Extra check that an existing folder may be replaced even with
-        ``overwrite`` (e.g. "holds a dataset.json"), so that an unrelated
-        folder is never deleted; ``refusal`` is the message when it fails.
+    ``overwrite`` and ``inputs`` as for :func:`check_output_dir`, which runs
+    first: nothing is written when it refuses. The folder receives the marker.
     """
     out_dir = Path(out_dir)
-    check_output_dir(out_dir, overwrite=overwrite, replaceable=replaceable, refusal=refusal)
+    inputs = list(inputs)
+    check_output_dir(out_dir, overwrite=overwrite, inputs=inputs)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out_dir)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.writing-"))
     try:
+        mark_output_dir(staging)
         yield staging
         if out_dir.exists():
             # A folder cannot be renamed over a non-empty one: move the old one
             # aside first, then delete it once the new one is in place.
+            check_output_dir(out_dir, overwrite=overwrite, inputs=inputs)  # it may have appeared meanwhile
             old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old-"))
             os.replace(out_dir, old)
             os.replace(staging, out_dir)

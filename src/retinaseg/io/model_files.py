@@ -1,0 +1,47 @@
+"""Where model files are: the shipped models, and what a ``--model`` value names.
+
+Kept free of PyTorch so that a command can check its ``--model`` value (and
+refuse a wrong one) in milliseconds, before the heavy imports.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from retinaseg.errors import InputError
+from retinaseg.io.limits import check_regular_file
+
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "models" / "pretrained"
+"""Folder of the shipped weight files (``NAME.pt``) and their model cards (``NAME.md``)."""
+
+DEFAULT_MODEL = "duke_layers_unet"
+"""Shipped OCT layer model used when none is named."""
+
+MODEL_SUFFIXES = (".pt", ".ckpt")
+"""Weight files (:func:`retinaseg.inference.checkpoint.export_weights`) and training checkpoints."""
+
+
+def pretrained_models() -> dict[str, Path]:
+    """Shipped models: ``{name: weight file}`` (model card: same name, ``.md``)."""
+    return {path.stem: path for path in sorted(PRETRAINED_DIR.glob("*.pt"))}
+
+
+def resolve_model_file(name_or_path: str | os.PathLike[str]) -> Path:
+    """The file a ``--model`` value names: a shipped model's weight file, or a ``.pt``/``.ckpt`` file.
+
+    Raises
+    ------
+    InputError
+        Neither a shipped name nor an existing regular file with a model suffix.
+    """
+    shipped = pretrained_models()
+    if str(name_or_path) in shipped:
+        return shipped[str(name_or_path)]
+    path = Path(name_or_path)
+    if not os.path.lexists(path):
+        raise InputError(path, f"no such file, and not a shipped model (shipped: {', '.join(shipped) or 'none'})")
+    check_regular_file(path, "model file")
+    if path.suffix not in MODEL_SUFFIXES:
+        raise InputError(path, f"not a model file: expected a shipped model name or a {' or '.join(MODEL_SUFFIXES)} file")
+    return path
