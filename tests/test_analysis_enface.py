@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from retinaseg.analysis.enface import EnfaceGrid, enface_grid, enface_maps
+from retinaseg.analysis.etdrs import etdrs_table, find_fovea
 from retinaseg.analysis.thickness import layer_thickness_um
 from retinaseg.errors import InputError
 from retinaseg.io.heidelberg import read_vol
+from retinaseg.io.limits import MAX_ENFACE_CELLS
 
 NAN = np.nan
 
@@ -215,3 +217,44 @@ def test_duke_map_matches_bilinear_interpolation_of_the_manual_layers(duke_volum
     expected = interpolator(np.stack([y.ravel(), x.ravel()], axis=1)).reshape(grid.shape)
     np.testing.assert_array_equal(np.isnan(ours), np.isnan(expected))
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-9)
+
+
+# --- grid limits --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("positions", "spacing_mm", "message"),
+    [
+        (np.array([[[0.0, 0.0], [10_000.0, 0.0]], [[0.0, 5.0], [10_000.0, 5.0]]]), 0.02, "5e\\+05 x 251 cells"),
+        (np.array([[[0.0, 0.0], [1e300, 0.0]], [[0.0, 1e300], [1e300, 1e300]]]), 0.02, "5e\\+301 x 5e\\+301 cells"),
+        (_raster([0.0, 6.0], [0.0, 0.0], 10, 0.6, 0.0, (1.0, 1.0)), 1e-4, "5\\.4e\\+04 x 6e\\+04 cells"),
+    ],
+)
+def test_grids_above_the_cell_limit_are_refused(positions: np.ndarray, spacing_mm: float, message: str) -> None:
+    with pytest.raises(InputError, match=message) as info:
+        enface_grid(positions, spacing_mm)
+    assert info.value.where == "grid" and f"at most {MAX_ENFACE_CELLS} cells" in info.value.problem
+
+
+def test_etdrs_lattice_and_centre_are_bounded() -> None:
+    fine = EnfaceGrid(x_mm=np.array([0.0, 1e-6]), y_mm=np.array([0.0]))  # two cells of 1 nm
+    with pytest.raises(InputError, match="on the ETDRS grid") as info:
+        etdrs_table({"total": np.ones(fine.shape)}, fine, (0.0, 0.0), "OD")
+    assert info.value.where == "grid"
+    grid = EnfaceGrid(x_mm=np.arange(10) * 0.1, y_mm=np.arange(6) * 0.1)
+    for centre in [(1e300, 0.5), (0.5, -41.0)]:
+        with pytest.raises(InputError, match="within 40 mm of the SLO origin"):
+            etdrs_table({"total": np.ones(grid.shape)}, grid, centre, "OD")
+    # a far centre inside the field is fine: nothing of the ETDRS grid is covered
+    far = etdrs_table({"total": np.ones(grid.shape)}, grid, (30.0, 30.0), "OD")
+    assert {row["coverage"] for row in far} == {0.0}
+
+
+def test_find_fovea_with_a_smoothing_wider_than_the_map() -> None:
+    grid = EnfaceGrid(x_mm=np.arange(5) * 1e-6, y_mm=np.arange(4) * 1e-6)
+    thickness = np.arange(20, dtype=np.float64).reshape(4, 5)
+    thickness[2, 3] = -1.0
+    assert find_fovea(thickness, grid, (0.0, 0.0), search_radius_mm=1.0, smooth_mm=0.0) == (3e-6, 2e-6)
+    # sigma = 1e7 cells flattens the map to its mean; its kernel is cut at the map size, not 8e7 taps long
+    x, y = find_fovea(thickness, grid, (0.0, 0.0), search_radius_mm=1.0, smooth_mm=10.0)
+    assert x in grid.x_mm and y in grid.y_mm

@@ -15,7 +15,7 @@ from test_report_browser import CHROMIUM, open_in_chromium, page_messages
 from retinaseg.analysis.boundaries import DUKE_BOUNDARY_NAMES
 from retinaseg.analysis.etdrs import ETDRS_SECTORS
 from retinaseg.analysis.thickness import TOTAL_RETINA
-from retinaseg.analyze import analyze_volume, model_layers, write_analysis
+from retinaseg.analyze import analyze_file, analyze_volume, model_layers, write_analysis
 from retinaseg.data.phantom import PHANTOM_CLASS_NAMES, make_phantom_oct_volume
 from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_model
@@ -44,7 +44,7 @@ def analysed(phantom: tuple):
     volume, truth = phantom
     reference = {name: truth["boundary_rows"][:, k] for k, name in enumerate(DUKE_BOUNDARY_NAMES)}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("retinaseg.analyze.segment_volume", lambda volume, module, **kwargs: truth["labels"])
+        patch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: truth["labels"])
         return analyze_volume(volume, _tiny_module(), model_name="truth", reference_px=reference, reference_name="phantom truth", progress=False)
 
 
@@ -177,7 +177,7 @@ def test_hostile_scan_exits_2_and_writes_nothing(case: str, spectralis_vol_root:
 
 def test_a_given_fovea_centres_the_grid(phantom: tuple, analysed, monkeypatch: pytest.MonkeyPatch) -> None:
     volume, truth = phantom
-    monkeypatch.setattr("retinaseg.analyze.segment_volume", lambda volume, module, **kwargs: truth["labels"])
+    monkeypatch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: truth["labels"])
     given = (analysed.fovea_xy_mm[0] + 0.5, analysed.fovea_xy_mm[1])
     moved = analyze_volume(volume, _tiny_module(), fovea_xy_mm=given, progress=False)
     assert moved.fovea_xy_mm == given and moved.fovea_source == "given"
@@ -205,7 +205,7 @@ def test_analyze_cli_on_a_folder_of_bscan_images(duke_npy_root: Path, run_cli, t
 
 def test_a_scan_without_visible_retina_is_reported_not_crashed(phantom: tuple, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     volume, truth = phantom
-    monkeypatch.setattr("retinaseg.analyze.segment_volume", lambda volume, module, **kwargs: np.zeros_like(truth["labels"]))
+    monkeypatch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: np.zeros_like(truth["labels"]))
     result = analyze_volume(volume, _tiny_module(), progress=False)
     assert np.isnan(result.boundaries_px).all() and result.fovea_xy_mm is None and not result.etdrs
     assert any("fovea could not be found" in note for note in result.notes)
@@ -213,3 +213,14 @@ def test_a_scan_without_visible_retina_is_reported_not_crashed(phantom: tuple, m
     write_analysis(result, out)
     assert (out / "report.html").is_file() and not (out / "etdrs.csv").exists()
     assert json.loads((out / "summary.json").read_text())["valid_ascan_fraction"] == 0.0
+
+
+def test_analyze_refuses_a_scan_where_no_retina_is_found(phantom: tuple, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    volume, truth = phantom
+    scan = tmp_path / "scan.vol"
+    scan.write_bytes(b"stands for the phantom")
+    monkeypatch.setattr("retinaseg.io.oct_files.read_oct", lambda path, **options: volume)
+    monkeypatch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: np.zeros_like(truth["labels"]))
+    with pytest.raises(InputError, match="no retina found in any B-scan") as error:
+        analyze_file(scan, tmp_path / "out")
+    assert error.value.where == str(scan) and sorted(p.name for p in tmp_path.iterdir()) == ["scan.vol"]

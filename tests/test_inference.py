@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -225,9 +226,12 @@ def test_predict_input_errors_are_named(trained: dict, images: list[Path], tmp_p
     twin = tmp_path / "twin"
     twin.mkdir()
     write_image_atomic(twin / "bscan.png", np.zeros((8, 8), np.uint8))
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)  # reading it would block forever
     for inputs, where in [
         ([empty], empty),
         ([tmp_path / "missing.png"], tmp_path / "missing.png"),
+        ([fifo], fifo),
         ([images[0], twin], "bscan"),  # two inputs named bscan would write the same outputs
     ]:
         with pytest.raises(InputError) as error:

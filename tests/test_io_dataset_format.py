@@ -122,6 +122,22 @@ def test_unwritable_samples(tmp_path: Path, sample: Sample, message: str) -> Non
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "sample_set, message",
+    [
+        (SampleSet(samples=[], class_names=["bg", "fg"], name="empty"), r"ds: no samples to write \(from empty\)"),
+        (_set(classes=3), "ds: no samples to write"),
+        (SampleSet(samples=_toy().samples[:1], class_names="background"), "class_names: must be a list"),
+        (SampleSet(samples=_toy().samples[:1], class_names=["bg", "bg", "x"]), "class_names: names bg more than once"),
+    ],
+    ids=["empty", "empty-multiclass", "names-string", "names-repeated"],
+)
+def test_nonsense_sets_are_never_written(tmp_path: Path, sample_set: SampleSet, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        write_dataset(sample_set, tmp_path / "ds")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_duplicate_ids_refused(tmp_path: Path) -> None:
     sample = _toy().samples[0]
     with pytest.raises(InputError, match="duplicate sample ids: g8"):
@@ -143,7 +159,9 @@ def _edit_manifest(folder: Path, edit) -> None:
         (lambda d: d.update(format="other"), "expected 'retinaseg-dataset'"),
         (lambda d: d.update(version=2), "unsupported version 2"),
         (lambda d: d.update(task="regression"), "task 'regression'"),
-        (lambda d: d.update(class_names=["only"]), "at least 2"),
+        (lambda d: d.update(class_names=["only"]), "class_names: must name 2 to"),
+        (lambda d: d.update(class_names=["a", "a", "b"]), "class_names: names a more than once"),
+        (lambda d: d.update(samples=[]), "dataset.json: lists no samples"),
         (lambda d: d["samples"][0].update(label="../x.png"), "inside the dataset folder"),
         (lambda d: d["samples"][0].update(spacing_um=[1]), "spacing_um"),
         (lambda d: d["samples"].append(d["samples"][0]), "appears twice"),

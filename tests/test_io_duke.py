@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -104,6 +106,42 @@ def test_npy_missing_mask_duplicate_and_corrupt(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "DukeData" / "test")
     (tmp_path / "DukeData" / "train" / "masks" / "Subject_01_00.npy").write_bytes(b"\x93NUMPY garbage")
     with pytest.raises(InputError, match="cannot read"):
+        load_duke_npy(tmp_path)
+
+
+def _npy_header_only(path: Path, shape: tuple[int, ...], dtype: str = "|u1", data: bytes = b"") -> None:
+    """A ``.npy`` file whose header declares ``shape`` but that holds only ``data``."""
+    with path.open("wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": dtype, "fortran_order": False, "shape": shape})
+        handle.write(data)
+
+
+@pytest.mark.parametrize(
+    "shape, dtype, data, message",
+    [
+        ((100_000, 100_000), "|u1", b"", "image declares 100000 x 100000 pixels"),
+        ((10**10,), "|u1", b"", r"must be 2-D, got shape \(10000000000,\)"),
+        ((496, 512), "<f4", bytes(1000), r"declares \(496, 512\) float32 \(1015808 bytes\) but the file holds 1000"),
+        ((4, 3), "|O", b"", "unsupported dtype object"),
+    ],
+    ids=["1e10-pixels", "1e10-elements", "truncated", "pickled-objects"],
+)
+def test_npy_header_checked_before_loading(
+    tmp_path: Path, shape: tuple[int, ...], dtype: str, data: bytes, message: str
+) -> None:
+    _layout(tmp_path, np.zeros((4, 3), np.uint8), np.zeros((4, 3), np.uint8))
+    image = tmp_path / "DukeData" / "train" / "images" / "Subject_01_00.npy"
+    _npy_header_only(image, shape, dtype, data)
+    with pytest.raises(InputError, match=rf"^{image}: .*{message}"):
+        load_duke_npy(tmp_path)
+
+
+def test_npy_that_is_a_pipe_is_refused(tmp_path: Path) -> None:
+    _layout(tmp_path, np.zeros((4, 3), np.uint8), np.zeros((4, 3), np.uint8))
+    mask = tmp_path / "DukeData" / "train" / "masks" / "Subject_01_00.npy"
+    mask.unlink()
+    os.mkfifo(mask)  # np.load would block forever
+    with pytest.raises(InputError, match=rf"^{mask}: is not a regular"):
         load_duke_npy(tmp_path)
 
 
@@ -223,3 +261,20 @@ def test_mat_bad_files(tmp_path: Path) -> None:
     (tmp_path / "garbage.mat").write_bytes(b"this is not a MATLAB file at all" * 10)
     with pytest.raises(InputError, match="garbage.mat.*cannot read"):
         load_duke_mat(tmp_path / "garbage.mat")
+
+
+@pytest.mark.parametrize(
+    "variable, declared",
+    [("images", (HEIGHT, 50_000, NUM_BSCANS)), ("manualFluid1", (HEIGHT, WIDTH, 100_000))],
+)
+def test_mat_sizes_checked_from_variable_headers(tmp_path: Path, variable: str, declared: tuple) -> None:
+    """A variable header declaring a huge array is refused before scipy allocates it."""
+    path = _duke_mat(tmp_path / "Subject_01.mat")
+    data = path.read_bytes()
+    # Uncompressed MAT v5 stores each array's size as int32s after an miINT32 tag of 12 bytes.
+    dims = struct.pack("<iiii", 5, 12, HEIGHT, WIDTH) + struct.pack("<i", NUM_BSCANS)
+    start = data.index(dims, data.index(variable.encode()) - 64)
+    patched = struct.pack("<iiii", 5, 12, *declared[:2]) + struct.pack("<i", declared[2])
+    path.write_bytes(data[:start] + patched + data[start + len(dims):])
+    with pytest.raises(InputError, match=rf"^{path} \('{variable}'\): OCT volume declares"):
+        load_duke_mat(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,12 @@ import tifffile
 from PIL import Image
 
 from retinaseg.errors import InputError
-from retinaseg.io.folders import load_chase_db1, load_drive, load_image_mask_folder, pair_image_masks
+from retinaseg.io.folders import (
+    load_chase_db1,
+    load_drive,
+    load_image_mask_folder,
+    pair_image_masks,
+)
 from retinaseg.io.sources import SOURCES, load_source, register_source
 from retinaseg.types import SampleSet
 
@@ -148,10 +154,11 @@ def test_folder_multiclass_mapping_and_fov(tmp_path: Path) -> None:
 
 def test_folder_bad_inputs(tmp_path: Path, chase_root: Path) -> None:
     images, masks = _folder(tmp_path, ["a"], np.array([[0, 1, 3]] * 4, np.uint8))
-    with pytest.raises(InputError, match=r"a_gt.png.*\[3\]"):
+    with pytest.raises(InputError, match=r"a_gt.png: mask values \[0, 1, 3\] are not class ids 0..1"):
         load_image_mask_folder(images, masks, mask_suffix="_gt", class_names=["bg", "vessel"])
-    with pytest.raises(InputError, match="subject_pattern"):
-        load_image_mask_folder(images, masks, mask_suffix="_gt", subject_pattern=r"^p(\d+)")
+    with pytest.raises(InputError, match="a.png: file name does not match subject_pattern"):
+        load_image_mask_folder(images, masks, mask_suffix="_gt", subject_pattern=r"^p(\d+)",
+                               class_names=["bg", "x", "y", "z"])
 
     Image.fromarray(np.zeros((5, 3), np.uint8)).save(masks / "a_gt.png")
     with pytest.raises(InputError, match=r"a_gt.png: mask size 3x5 differs"):
@@ -164,11 +171,58 @@ def test_folder_bad_inputs(tmp_path: Path, chase_root: Path) -> None:
         load_image_mask_folder(images, masks, mask_suffix="_gt")
 
 
+@pytest.mark.parametrize(
+    "values",
+    [np.array([[0, 128, 255]] * 4, np.uint8), np.random.default_rng(0).integers(0, 256, (4, 3), dtype=np.uint8)],
+    ids=["0-128-255", "random"],
+)
+def test_folder_mask_values_without_declared_classes_refused(tmp_path: Path, values: np.ndarray) -> None:
+    images, masks = _folder(tmp_path, ["a"], values)
+    with pytest.raises(InputError, match=r"a_gt.png: mask values \[\d+, .*\] are not class ids 0..1 .*value_to_class"):
+        load_image_mask_folder(images, masks, mask_suffix="_gt")
+    mapping = {int(v): 1 + (int(v) > 128) for v in np.unique(values)} | {0: 0}
+    mapped = load_image_mask_folder(images, masks, mask_suffix="_gt", value_to_class=mapping,
+                                    class_names=["bg", "low", "high"])
+    assert mapped.samples[0].label.max() == 2 and mapped.class_names == ["bg", "low", "high"]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"class_names": "background"}, r"^class_names: must be a list of class names"),
+        ({"class_names": ["bg", "vessel"], "value_to_class": {0: 0, 255: 2}}, r"^value_to_class: entry 255: 2"),
+        ({"value_to_class": [0, 255]}, r"^value_to_class: must map stored mask values"),
+        ({"subject_pattern": "p(\\d+"}, r"^subject_pattern: 'p\(\\\\d\+' is not a valid regular expression"),
+        ({"subject_pattern": 5}, r"^subject_pattern: must be a regular expression"),
+    ],
+)
+def test_folder_options_checked_before_reading(tmp_path: Path, options: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        load_image_mask_folder(tmp_path / "absent", tmp_path / "absent", **options)
+
+
+def test_subject_pattern_giving_no_subject(tmp_path: Path) -> None:
+    images, masks = _folder(tmp_path, ["a"])
+    with pytest.raises(InputError, match=r"a.png: subject_pattern .* gives an empty subject for 'a'"):
+        load_image_mask_folder(images, masks, mask_suffix="_gt", subject_pattern=r"^(p\d+)?")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_folder_entry_that_is_not_a_regular_file(tmp_path: Path, kind: str) -> None:
+    images, masks = _folder(tmp_path, ["a"])
+    if kind == "fifo":
+        os.mkfifo(images / "b.png")  # reading it would block forever
+    else:
+        (images / "b.png").mkdir()
+    with pytest.raises(InputError, match=r"images/b.png: is (not a regular file|a folder)"):
+        load_image_mask_folder(images, masks, mask_suffix="_gt")
+
+
 # --- named sources ----------------------------------------------------------------------------
 
 
 def test_load_source_dispatch_and_errors(tmp_path: Path) -> None:
-    images, masks = _folder(tmp_path, ["a", "b"])
+    _, masks = _folder(tmp_path, ["a", "b"])
     for stem in ("a", "b"):
         (masks / f"{stem}_gt.png").rename(masks / f"{stem}.png")
     loaded = load_source("folder", tmp_path, modality="oct")
@@ -178,7 +232,7 @@ def test_load_source_dispatch_and_errors(tmp_path: Path) -> None:
         load_source("nope", tmp_path)
     with pytest.raises(InputError, match="not_here"):
         load_source("folder", tmp_path / "not_here")
-    with pytest.raises(InputError, match=r"^modalty: not an option of source 'folder'"):
+    with pytest.raises(InputError, match=r"^modalty: unknown folder source option 'modalty'; did you mean 'modality'\?"):
         load_source("folder", tmp_path, modalty="oct")
 
 

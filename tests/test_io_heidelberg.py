@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
+import os
 import struct
 import time
 import tracemalloc
@@ -14,7 +14,8 @@ import pytest
 
 from retinaseg.errors import InputError
 from retinaseg.io.heidelberg import read_vol
-from retinaseg.volume import BScanGeometry, OctVolume
+from retinaseg.io.oct_files import read_oct
+from retinaseg.volume import DEVICE_LINES_OUTSIDE_KEY, BScanGeometry, OctVolume
 
 # --- genuine Spectralis exports (values from the data set's SOURCE.md) -----------------------
 
@@ -153,10 +154,11 @@ def test_duke_display_reproduces_npy_bscans(duke_volumes_root: Path, duke_npy_ro
 # --- domain object on hand-made values -------------------------------------------------------
 
 
-def _volume(geometry: list[BScanGeometry], width: int = 4, laterality: str = "OD", pattern: int = 3) -> OctVolume:
+def _volume(geometry: list[BScanGeometry], width: int = 4, laterality: str = "OD", pattern: int = 3,
+            scale_x_mm: float = 0.01) -> OctVolume:
     return OctVolume(
         reflectance=np.zeros((len(geometry), 2, width), np.float32),
-        scale_x_mm=0.5, scale_z_mm=0.004, bscan_geometry=geometry,
+        scale_x_mm=scale_x_mm, scale_z_mm=0.004, bscan_geometry=geometry,
         scan_pattern=pattern, laterality=laterality,  # type: ignore[arg-type]
     )
 
@@ -180,14 +182,19 @@ def test_line_positions_and_spacing() -> None:
 
 
 def test_circle_positions_run_tsnit_for_both_eyes() -> None:
-    # OD: disc right of the fovea, start temporal = left of the centre; OS mirrored
-    od = _volume([BScanGeometry((4.0, 5.0), (5.0, 5.0), 1.0, (5.0, 5.0), 1.0)], laterality="OD", pattern=2)
-    os_ = _volume([BScanGeometry((6.0, 5.0), (5.0, 5.0), 1.0, (5.0, 5.0), 1.0)], laterality="OS", pattern=2)
+    # OD: disc right of the fovea, start temporal = left of the centre; OS mirrored. Radius 0.1 mm
+    # with 4 A-scans of 2 pi 0.1 / 4 mm: the circumference matches the A-scans.
+    pitch = 2 * np.pi * 0.1 / 4
+    od = _volume([BScanGeometry((4.9, 5.0), (5.0, 5.0), 1.0, (5.0, 5.0), 0.1)], laterality="OD", pattern=2,
+                 scale_x_mm=pitch)
+    os_ = _volume([BScanGeometry((5.1, 5.0), (5.0, 5.0), 1.0, (5.0, 5.0), 0.1)], laterality="OS", pattern=2,
+                  scale_x_mm=pitch)
     # temporal, superior (smaller y on the SLO), nasal, inferior
-    np.testing.assert_allclose(od.ascan_positions_mm()[0], [[4, 5], [5, 4], [6, 5], [5, 6]], atol=1e-12)
-    np.testing.assert_allclose(os_.ascan_positions_mm()[0], [[6, 5], [5, 4], [4, 5], [5, 6]], atol=1e-12)
+    expected_od = [[4.9, 5], [5, 4.9], [5.1, 5], [5, 5.1]]
+    np.testing.assert_allclose(od.ascan_positions_mm()[0], expected_od, atol=1e-12)
+    np.testing.assert_allclose(os_.ascan_positions_mm()[0], [[5.1, 5], [5, 4.9], [4.9, 5], [5, 5.1]], atol=1e-12)
     mirrored = dataclasses.replace(od, laterality="OS")
-    np.testing.assert_allclose(mirrored.ascan_positions_mm()[0, 1], [5, 6], atol=1e-12)
+    np.testing.assert_allclose(mirrored.ascan_positions_mm()[0, 1], [5, 5.1], atol=1e-12)
 
 
 def test_volume_rejects_inconsistent_parts() -> None:
@@ -231,9 +238,18 @@ HOSTILE = {
     "inf_pixel": (_patch("<f", PIXEL0 + 4 * 5, float("inf")), "NaN or infinite"),
     "pixel_above_one": (_patch("<f", PIXEL0, 7.0), "outside [0, 1]"),
     "nan_line": (_patch("<f", BSCAN0 + 256 + 4 * 10, float("nan")), "segmentation line values are NaN"),
-    "zero_scale": (_patch("<d", 40, 0.0), "ScaleZ = 0.0 mm"),
+    "zero_scale": (_patch("<d", 40, 0.0), "ScaleZ = 0 mm"),
     "laterality": (_patch("<4s", 84, b"XY"), "neither 'OD' nor 'OS'"),
     "nan_position": (_patch("<d", BSCAN0 + 16, float("nan")), "positions are not finite"),
+    "scale_x_absurd": (_patch("<d", 24, 1e300), "ScaleX = 1e+300 mm is not in"),
+    "scale_z_micrometres": (_patch("<d", 40, 3.87), "micrometres given as millimetres"),
+    "distance_absurd": (_patch("<d", 32, 1e300), "Distance = 1e+300 mm"),
+    "slo_scale_zero": (_patch("<d", 56, 0.0), "ScaleXSlo = 0 mm"),
+    "scan_pattern_unknown": (_patch("<i", 96, 7), "unknown scan pattern 7"),
+    "circle_with_wrong_pitch": (_patch("<d", 24, 0.03), "circumference"),
+    "position_10_m_away": (lambda d: _patch("<d", BSCAN0 + 16, 1e4)(_patch("<i", 96, 1)(d)),  # as a line scan
+                           "A-scan positions span"),
+    "all_pixels_zero": (lambda d: d[:PIXEL0] + bytes(4 * 496 * 768) + d[PIXEL0 + 4 * 496 * 768 :], "no signal"),
 }
 
 
@@ -268,16 +284,10 @@ def test_huge_bscan_count_fails_fast_without_allocating(genuine_bytes: bytes, tm
     assert peak < 50 * 2**20 and elapsed < 1.0
 
 
-def test_trailing_bytes_and_unknown_pattern_are_accepted(
-    genuine_bytes: bytes, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_trailing_bytes_are_accepted(genuine_bytes: bytes, tmp_path: Path) -> None:
     path = tmp_path / "odd.vol"
-    path.write_bytes(bytes(_patch("<i", 96, 9)(bytearray(genuine_bytes))) + b"\x01" * 300)
-    with caplog.at_level(logging.WARNING, logger="retinaseg.io.heidelberg"):
-        vol = read_vol(path)
-    assert "unknown scan pattern 9" in caplog.text
-    assert (vol.scan_pattern, vol.scan_pattern_name) == (9, "unknown")
-    assert not vol.bscan_geometry[0].is_circle  # placed as a straight line
+    path.write_bytes(genuine_bytes + b"\x01" * 300)
+    vol = read_vol(path)
     assert vol.shape == (1, 496, 768) and not np.isnan(vol.reflectance).any()
 
 
@@ -308,7 +318,222 @@ def test_file_without_slo_and_unreadable_dates(genuine_bytes: bytes, tmp_path: P
 
 
 def test_missing_file_and_folder(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="cannot read file"):
+    with pytest.raises(InputError, match="not found"):
         read_vol(tmp_path / "absent.vol")
-    with pytest.raises(InputError, match="cannot read file"):
+    with pytest.raises(InputError, match="is a folder"):
         read_vol(tmp_path)
+
+
+# --- synthetic files: every class of hostile header, without shared data ---------------------
+
+PITCH_MM = 0.0115
+FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def _synthetic_vol(
+    n: int = 3,
+    height: int = 8,
+    width: int = 16,
+    *,
+    pattern: int = 3,
+    scale_x: float = PITCH_MM,
+    scale_z: float = 0.0039,
+    distance: float = 0.12,
+    points: np.ndarray | None = None,
+    lines: np.ndarray | None = None,
+    pixels: np.ndarray | None = None,
+) -> bytes:
+    """A ``.vol`` file laid out as the HSF-OCT-103 description says (header offsets written by hand).
+
+    2048-byte header, a 6 x 5 SLO, then per B-scan a 256-byte header with the
+    segmentation lines right after it (OffSeg 256) and ``height x width``
+    float32 pixels. Defaults: a raster of ``n`` horizontal B-scans
+    ``distance`` apart and ``width * scale_x`` long, random pixels in
+    [0, 0.5], ILM and BM lines at rows 2 and 6. ``points`` are ``(n, 4)``
+    start x, y and end x, y in mm, ``lines`` ``(n, K, width)`` rows.
+    """
+    rng = np.random.default_rng(0)
+    pixels = rng.uniform(0.0, 0.5, (n, height, width)) if pixels is None else pixels
+    lines = np.stack([np.full((n, width), 2.0), np.full((n, width), 6.0)], axis=1) if lines is None else lines
+    if points is None:
+        y = 2.0 + distance * np.arange(n)
+        points = np.stack([np.full(n, 1.0), y, np.full(n, 1.0 + width * scale_x), y], axis=1)
+    hdr_size = 256 + 4 * lines.shape[1] * width
+    head = bytearray(2048)
+    struct.pack_into("<12s3i3d", head, 0, b"HSF-OCT-103", width, n, height, scale_x, distance, scale_z)
+    struct.pack_into("<2i2d", head, 48, 6, 5, PITCH_MM, PITCH_MM)  # SLO size and pixel size
+    struct.pack_into("<4s", head, 84, b"OD")
+    struct.pack_into("<2i", head, 96, pattern, hdr_size)
+    parts = [bytes(head), rng.integers(0, 256, 30, dtype=np.uint8).tobytes()]
+    for i in range(n):
+        bscan = bytearray(hdr_size)
+        struct.pack_into("<12si4d2if", bscan, 0, b"HSF-BS-103", hdr_size, *points[i], lines.shape[1], 256, 30.0)
+        bscan[256:] = lines[i].astype("<f4").tobytes()
+        parts += [bytes(bscan), pixels[i].astype("<f4").tobytes()]
+    return b"".join(parts)
+
+
+def _circle_points(width: int, pitch_mm: float, centre: tuple[float, float] = (4.0, 4.0)) -> np.ndarray:
+    """One circle B-scan as the device stores it: start on the circle (temporal), end = centre."""
+    radius = width * pitch_mm / (2 * np.pi)
+    return np.array([[centre[0] - radius, centre[1], *centre]])
+
+
+def _read(tmp_path: Path, **kwargs: object) -> OctVolume:
+    path = tmp_path / "scan.vol"
+    path.write_bytes(_synthetic_vol(**kwargs))  # type: ignore[arg-type]
+    return read_vol(path)
+
+
+def _refused(tmp_path: Path, **kwargs: object) -> str:
+    """Message of the InputError reading a synthetic file raises; it names the file, on one line."""
+    with pytest.raises(InputError) as info:
+        _read(tmp_path, **kwargs)
+    text = str(info.value)
+    assert str(tmp_path / "scan.vol") in text and "\n" not in text
+    return text
+
+
+def test_synthetic_files_read(tmp_path: Path) -> None:
+    # the writer's defaults, a circle and the documented "unknown" pattern 0 are all fine
+    vol = _read(tmp_path)
+    assert vol.shape == (3, 8, 16) and (vol.scan_pattern, vol.laterality) == (3, "OD")
+    np.testing.assert_allclose(vol.bscan_spacing_mm(), [0.12, 0.12])
+    assert list(vol.device_layers) == ["ILM", "BM"] and DEVICE_LINES_OUTSIDE_KEY not in vol.metadata
+    circle = _read(tmp_path, n=1, width=64, pattern=2, distance=0.0, points=_circle_points(64, PITCH_MM))
+    assert circle.bscan_geometry[0].circle_radius_mm == pytest.approx(64 * PITCH_MM / (2 * np.pi))
+    assert _read(tmp_path, pattern=0).scan_pattern_name == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ({"scale_x": 0.0}, "ScaleX = 0 mm is not in"),
+        ({"scale_x": 1e-300}, "ScaleX = 1e-300 mm"),
+        ({"scale_x": 5e-324}, "ScaleX = 4.94066e-324 mm"),
+        ({"scale_x": 1e300}, "ScaleX = 1e+300 mm"),
+        ({"scale_x": 100.0}, "ScaleX = 100 mm"),
+        ({"scale_x": float("inf")}, "ScaleX = inf mm"),
+        ({"scale_z": 0.1}, "ScaleZ = 0.1 mm is not in (0.0005, 0.02] mm, the plausible axial pixel size"),
+        ({"scale_z": 1e-300}, "ScaleZ = 1e-300 mm"),
+        ({"scale_z": 3.87}, "(micrometres given as millimetres?)"),
+        ({"scale_z": float("nan")}, "ScaleZ = nan mm"),
+        ({"distance": 120.0}, "Distance = 120 mm"),
+        ({"distance": -0.12}, "Distance = -0.12 mm"),
+    ],
+)
+def test_implausible_scales_are_refused_before_any_pixel(tmp_path: Path, header: dict, message: str) -> None:
+    # NaN pixels would be refused too: the header is refused first, before any pixel is read
+    assert message in _refused(tmp_path, pixels=np.full((3, 8, 16), np.nan), **header)
+
+
+@pytest.mark.parametrize("pattern", [6, 10, -1, 2**31 - 1])
+def test_unknown_scan_patterns_are_refused(tmp_path: Path, pattern: int) -> None:
+    assert f"unknown scan pattern {pattern}; known codes: 0 unknown, 1 line, 2 circle" in _refused(
+        tmp_path, pattern=pattern
+    )
+
+
+def test_circle_geometry_must_match_the_ascans(tmp_path: Path) -> None:
+    # a 5.75 mm raster B-scan labelled as a circle would be a 36 mm circle
+    raster = {"n": 1, "width": 500, "pattern": 2, "distance": 0.0}
+    assert "circumference of 36.13 mm (radius 5.75 mm) but its 500 A-scans x 0.0115 mm span 5.75 mm" in _refused(
+        tmp_path, **raster
+    )
+    # a true circle with twice the stored pitch, and one with a tenth of it
+    for scale_x in (2 * PITCH_MM, PITCH_MM / 10):
+        text = _refused(tmp_path, n=1, width=64, pattern=2, distance=0.0, scale_x=scale_x,
+                        points=_circle_points(64, PITCH_MM))
+        assert "not a circle scan, or a wrong A-scan pitch" in text
+    # start point on the centre
+    assert "zero or non-finite radius" in _refused(tmp_path, n=1, pattern=2, distance=0.0,
+                                                   points=np.array([[4.0, 4.0, 4.0, 4.0]]))
+
+
+@pytest.mark.parametrize(
+    ("points", "message"),
+    [
+        (np.array([[1.0, 2.0, 10_000.0, 2.0]]), "A-scan positions span x 1..1e+04 mm"),  # one A-scan 10 m away
+        (np.array([[1e6, 1e6, 1e6 + 0.2, 1e6]]), "within 40 mm of the SLO origin"),
+        (np.array([[-50.0, 2.0, -49.8, 2.0]]), "x -50..-49.8 mm"),
+        (np.array([[1.0, 2.0, 1.2, float("inf")]]), "positions are not finite"),
+    ],
+)
+def test_positions_outside_a_fundus_field_are_refused_before_any_pixel(
+    tmp_path: Path, points: np.ndarray, message: str
+) -> None:
+    assert message in _refused(tmp_path, n=1, distance=0.0, points=points, pixels=np.full((1, 8, 16), np.nan))
+
+
+def test_device_lines_outside_the_bscan_become_nan_and_are_counted(tmp_path: Path) -> None:
+    lines = np.stack([np.full((3, 16), 2.0), np.full((3, 16), 6.0)], axis=1)
+    lines[0, 0, 3], lines[2, 0, 5], lines[1, 1, 0] = -5.0, 1e9, FLT_MAX  # ILM, ILM, BM (invalid marker)
+    lines[1, 1, 1], lines[1, 1, 2] = 0.0, 8.0  # on the edges of the 8-row B-scans: kept
+    vol = _read(tmp_path, lines=lines)
+    assert np.argwhere(np.isnan(vol.device_layers["ILM"])).tolist() == [[0, 3], [2, 5]]
+    assert np.argwhere(np.isnan(vol.device_layers["BM"])).tolist() == [[1, 0]]
+    assert vol.device_layers["BM"][1, 1:3].tolist() == [0.0, 8.0]
+    assert vol.metadata[DEVICE_LINES_OUTSIDE_KEY] == {"ILM": 2}  # the marker is not counted
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(0.0, "every valid pixel is 0 (black)"), (1.0, "every valid pixel is 1 (saturated)"),
+     (FLT_MAX, "holds no valid pixel")],
+)
+def test_volumes_without_signal_are_refused(tmp_path: Path, value: float, message: str) -> None:
+    pixels = np.full((3, 8, 16), value)
+    pixels[1, :2] = FLT_MAX  # invalid pixels do not count as signal
+    assert message in _refused(tmp_path, pixels=pixels)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ({16: 1000, 20: 1024, 12: 1024}, "declares 1000 B-scans x 1024 rows x 1024 A-scans"),  # 4 GiB
+        ({16: 1, 20: 496, 12: 100_000}, "100000 A-scans"),
+        ({16: 3000, 20: 8, 12: 16}, "3000 B-scans"),
+        ({48: 30_000, 52: 30_000}, "30000 x 30000"),  # SLO of 900 MB: the image limits apply
+    ],
+)
+def test_sparse_files_declaring_gigabytes_fail_fast(tmp_path: Path, header: dict, message: str) -> None:
+    head = bytearray(_synthetic_vol()[:2048])
+    for offset, value in header.items():
+        struct.pack_into("<i", head, offset, value)
+    path = tmp_path / "sparse.vol"
+    with path.open("wb") as stream:
+        stream.write(head)
+        stream.truncate(8 * 2**30)  # sparse: as large as the header needs, holding nothing
+    tracemalloc.start()
+    began = time.perf_counter()
+    try:
+        with pytest.raises(InputError, match=message):
+            read_vol(path)
+        elapsed = time.perf_counter() - began
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 2**20 and elapsed < 1.0
+
+
+@pytest.mark.parametrize("name", ["x.vol", "x.e2e"])
+def test_named_pipes_are_refused_without_blocking(tmp_path: Path, name: str) -> None:
+    fifo = tmp_path / name
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    with pytest.raises(InputError, match="is not a regular OCT file"):
+        read_oct(fifo)
+    if name.endswith(".vol"):
+        with pytest.raises(InputError, match=r"is not a regular \.vol file"):
+            read_vol(fifo)
+
+
+def test_bscans_with_fewer_lines_than_others(tmp_path: Path) -> None:
+    data = bytearray(_synthetic_vol())
+    bscan1 = 2048 + 30 + (256 + 4 * 2 * 16 + 4 * 8 * 16)  # second B-scan header
+    struct.pack_into("<i", data, bscan1 + 48, 1)  # NumSeg 1: its BM slot is not segmentation...
+    struct.pack_into("<f", data, bscan1 + 256 + 4 * 16, float("nan"))  # ...so its bytes do not matter
+    path = tmp_path / "scan.vol"
+    path.write_bytes(bytes(data))
+    vol = read_vol(path)
+    assert np.isnan(vol.device_layers["BM"][1]).all() and not np.isnan(vol.device_layers["BM"][[0, 2]]).any()
+    assert not np.isnan(vol.device_layers["ILM"]).any()

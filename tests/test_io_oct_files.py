@@ -12,7 +12,10 @@ the importer itself is only exercised by hostile files.
 
 from __future__ import annotations
 
+import io
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import eyepy
@@ -312,7 +315,7 @@ def test_heyex_xml_that_eyepy_cannot_read(tmp_path: Path) -> None:
 
 
 def test_from_eyepy_e2e_conventions() -> None:
-    data = np.full((2, 4, 8), 0.5, np.float32)
+    data = np.full((2, 4, 32), 0.5, np.float32)
     data[0, 0, :3] = 1.999  # empty-region code
     bscan_meta = [
         eyepy.EyeBscanMeta(start_pos=(-10.0, 5.0 - i), end_pos=(10.0, 5.0 - i), pos_unit="°", scale_y=0.0039,
@@ -325,7 +328,7 @@ def test_from_eyepy_e2e_conventions() -> None:
                                 eyepy.EyeEnfaceMeta(scale_x=30 / 96, scale_y=30 / 96, scale_unit="°", laterality="82"))
     volume = from_eyepy(eyepy.EyeVolume(data, meta, localizer=localizer), source="scan.e2e")
     assert volume.laterality == "OD" and volume.scan_pattern == 3 and volume.scale_z_mm == 0.0039
-    assert volume.scale_x_mm == pytest.approx(20 * E2E_MM_PER_DEG / 8)
+    assert volume.scale_x_mm == pytest.approx(20 * E2E_MM_PER_DEG / 32)
     assert np.isnan(volume.reflectance[0, 0, :3]).all() and np.nansum(np.isnan(volume.reflectance)) == 3
     assert (volume.reflectance[~np.isnan(volume.reflectance)] == 0.5).all()
     # degrees from the centre of a 30° localizer -> mm from its top-left corner
@@ -398,3 +401,115 @@ def test_unusable_eyepy_volumes(tmp_path: Path) -> None:
     ev.meta["scale_unit"] = "pixel"
     with pytest.raises(InputError, match="no physical pixel size"):
         from_eyepy(ev)
+
+
+# --- implausible and oversized inputs: the same rules for every reader ----------------------------
+
+
+def _png_header(path: Path, height: int, width: int) -> None:
+    """A grey PNG whose header declares ``height x width`` pixels but holds one row: decoding it would fail."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">2I5B", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(width + 1)))
+                     + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(
+    ("shapes", "message"),
+    [
+        ([(5000, 512)], "1 B-scans x 5000 rows x 512 A-scans"),
+        ([(16, 10_000)] * 2, "2 B-scans x 16 rows x 10000 A-scans"),
+        ([(4096, 4096)] * 30, "M voxels are read"),  # 2 GB of B-scans, each under the image limits
+        ([(16, 16)] * 2049, "2049 B-scans"),
+        ([(9000, 9000)], "9000 x 9000"),  # above the image limits too
+        ([(16, 200_000)], "16 x 200000"),
+    ],
+)
+def test_bscan_folder_sizes_are_checked_before_decoding(tmp_path: Path, shapes: list, message: str) -> None:
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    for i, (height, width) in enumerate(shapes):
+        _png_header(folder / f"b{i:02d}.png", height, width)
+    with pytest.raises(InputError, match=message) as info:
+        read_oct(folder, **FOLDER_OPTIONS)
+    assert "\n" not in str(info.value)
+
+
+def test_bscan_folder_geometry_must_fit_a_fundus_field(tmp_path: Path) -> None:
+    # 30 B-scans 2 mm apart (each a plausible spacing) span 58 mm: refused before decoding
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    for i in range(30):
+        _png_header(folder / f"b{i:02d}.png", 16, 16)
+    with pytest.raises(InputError, match="y 0..58 mm"):
+        read_oct(folder, **{**FOLDER_OPTIONS, "bscan_spacing_mm": 2.0})
+    with pytest.raises(InputError, match=r"scale_x_mm = 1e\+300 mm is not in"):
+        read_oct(folder, **{**FOLDER_OPTIONS, "scale_x_mm": 1e300})
+
+
+@pytest.mark.parametrize(("value", "message"), [(0, "every valid pixel is 0"), (255, "every valid pixel is 1")])
+def test_blank_bscan_folders_are_refused(tmp_path: Path, value: int, message: str) -> None:
+    _write_pngs(tmp_path / "scan", np.full((2, 16, 16), value, np.uint8))
+    with pytest.raises(InputError, match=message) as info:
+        read_oct(tmp_path / "scan", **FOLDER_OPTIONS)
+    assert info.value.where == str(tmp_path / "scan")
+
+
+def _eyepy_volume() -> eyepy.EyeVolume:
+    return to_eyepy(_tiny_volume(0.5), {})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"scale_x": 1e300}, r"A-scan pitch = 1e\+300 mm"),
+        ({"scale_y": 0.0}, "axial pixel size = 0 mm"),
+        ({"scale_z": 120.0}, "B-scan distance scale_z = 120 mm"),
+        ({"scan_pattern": 9}, "unknown scan pattern 9"),
+        ({"scan_pattern": "circle"}, "unknown scan pattern 'circle'"),
+        ({"scan_pattern": 2}, "circumference of 0.3142 mm .* not a circle scan"),  # a line labelled as a circle
+    ],
+)
+def test_implausible_eyepy_meta_is_refused_before_conversion(change: dict, message: str) -> None:
+    ev = _eyepy_volume()
+    ev.set_intensity_transform("angio")  # would be refused too, but only after the meta
+    ev.meta.update(change)
+    with pytest.raises(InputError, match=message):
+        from_eyepy(ev, "scan.eye")
+
+
+def test_eyepy_positions_far_away_and_blank_data_are_refused(tmp_path: Path) -> None:
+    ev = _eyepy_volume()
+    ev.meta["bscan_meta"][0]["end_pos"] = (10_000.0, 0.0)  # the last A-scan 10 m from the first
+    with pytest.raises(InputError, match="A-scan positions span"):
+        from_eyepy(ev, "scan.eye")
+    path = write_eye(_tiny_volume(0.0), {}, tmp_path / "black.eye")
+    with pytest.raises(InputError, match="every valid pixel is 0") as info:
+        read_oct(path)
+    assert info.value.where == str(path)
+
+
+@pytest.mark.parametrize(("shape", "message"), [((4096, 4096, 4096), "4096 B-scans"), ((1, 1, 10**6), "A-scans")])
+def test_eye_archive_declaring_a_huge_volume_is_refused_unopened(tmp_path: Path, shape: tuple, message: str) -> None:
+    # an .eye whose raw_volume.npy header declares a huge array (a zip bomb would unpack to it)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    path = tmp_path / "bomb.eye"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("raw_volume.npy", header.getvalue())
+        archive.writestr("meta.json", "{}")
+    with pytest.raises(InputError, match=message) as info:
+        read_oct(path)
+    assert info.value.where == str(path)
+
+
+def test_eye_archive_unpacking_to_gigabytes_is_refused_unopened(tmp_path: Path) -> None:
+    path = write_eye(_tiny_volume(0.5), {}, tmp_path / "scan.eye")
+    data = bytearray(path.read_bytes())
+    # the central directory's uncompressed size of the first member: 4 GiB, which zipfile would unpack
+    struct.pack_into("<I", data, data.index(b"PK\x01\x02") + 24, 2**32 - 1)
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"eyepy archive unpacks to 42949\d{5} bytes"):
+        read_oct(path)

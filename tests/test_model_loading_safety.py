@@ -59,7 +59,7 @@ def test_loading_a_crafted_file_runs_nothing(suffix: str, tmp_path: Path) -> Non
 @pytest.fixture
 def image(tmp_path: Path) -> Path:
     path = tmp_path / "bscan.png"
-    write_image_atomic(path, np.zeros((64, 64), dtype=np.uint8))
+    write_image_atomic(path, np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
     return path
 
 

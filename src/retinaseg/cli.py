@@ -97,24 +97,17 @@ def convert(
     source: Annotated[str, typer.Argument(help="Source format: duke_npy, duke_mat, chase_db1, drive, folder, vgg_json, retinaseg.")],
     root: Annotated[Path, typer.Argument(help="File or folder to read.")],
     out: Annotated[Path, typer.Option(help="Folder for the standard dataset (images/, labels/, dataset.json).")],
-    option: Annotated[Optional[list[str]], typer.Option("--option", help="Source option key=value (repeatable).")] = None,
+    option: Annotated[Optional[list[str]], typer.Option("--option", help="Source option key=value, the value in YAML, e.g. class_names=[background, vessel] (repeatable).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Convert a dataset into retinaseg's standard on-disk layout."""
-    import yaml
-
     from retinaseg.io.dataset_format import write_dataset
     from retinaseg.io.output import check_output_dir
-    from retinaseg.io.sources import load_source
+    from retinaseg.io.sources import check_options, load_source, parse_options
 
+    options = parse_options(option or [])
+    check_options(source, options)
     check_output_dir(out, overwrite=overwrite, inputs=[root])
-
-    options = {}
-    for item in option or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InputError(item, "option must look like key=value")
-        options[key] = yaml.safe_load(value)
     sample_set = load_source(source, root, **options)
     write_dataset(sample_set, out, overwrite=overwrite, inputs=[root])
     console.print(f"wrote {len(sample_set)} samples of {len(sample_set.subjects())} subjects, classes {sample_set.class_names}, to {out}")
@@ -184,6 +177,8 @@ def demo(
     minutes: Annotated[float, typer.Option(help="Training time budget in minutes.")] = 2.0,
 ) -> None:
     """Run the whole pipeline on synthetic OCT B-scans: data, training, evaluation, prediction."""
+    if not 0 < minutes < float("inf"):  # before the demo makes its folder
+        raise InputError("--minutes", f"must be a finite number > 0, got {minutes}")
     from retinaseg.demo import run_demo
 
     run_demo(out, minutes=minutes, console=console)

@@ -19,6 +19,11 @@ import numpy as np
 from retinaseg.analysis.etdrs import nasal_sign
 from retinaseg.errors import InputError
 
+# Largest spread (max - min) of the A-scans' distances from the centre, as a fraction of
+# their mean, for a circle: float rounding is far below it, a line or an off-centre
+# circle far above it.
+_ROUND_TOLERANCE = 0.01
+
 #: Sector name -> (start, end) TSNIT angle in degrees; a sector holds the
 #: angles ``start <= angle < end``, wrapping through 0° when ``start > end``.
 #: "T" and "N" are both quadrants and Spectralis sectors; "S" and "I" are the
@@ -89,6 +94,13 @@ def circle_profile(
     CircleProfile
         Profile sorted by TSNIT angle, sector means and clock-hour means.
 
+    Raises
+    ------
+    InputError
+        Shapes that do not match; positions not finite or on the centre; A-scans
+        whose distances from the centre differ by more than 1 % (not a circle
+        around it); laterality other than OD/OS.
+
     Notes
     -----
     Means are plain means over the A-scans, which sample the circle at equal
@@ -104,8 +116,14 @@ def circle_profile(
     side = nasal_sign(laterality)
     cx, cy = (float(v) for v in centre_xy_mm)
     dx, dy = positions[:, 0] - cx, positions[:, 1] - cy
-    if not (np.isfinite(dx).all() and np.isfinite(dy).all()) or (np.hypot(dx, dy) == 0).any():
+    radius = np.hypot(dx, dy)
+    if not np.isfinite(radius).all() or (radius == 0).any():
         raise InputError("positions_mm", "A-scan positions must be finite and off the circle centre")
+    if radius.max() - radius.min() > _ROUND_TOLERANCE * radius.mean():
+        raise InputError(
+            "positions_mm",
+            f"A-scans lie {radius.min():.4g}-{radius.max():.4g} mm from the centre: not a circle scan around it",
+        )
     # Temporal is -nasal; superior is -y.
     angle = _degrees_0_360(np.arctan2(-dy, -side * dx))
     # Clock angle on the image: clockwise from "up" (-y).

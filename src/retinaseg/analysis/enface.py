@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from retinaseg.errors import InputError
+from retinaseg.io.limits import MAX_ENFACE_CELLS
 
 # Largest deviation, as a fraction of the A-scan pitch, of an A-scan from its
 # B-scan's line that still counts as straight and parallel: float rounding of
@@ -112,14 +113,27 @@ def enface_grid(positions_mm: np.ndarray, spacing_mm: float = 0.02) -> EnfaceGri
         two volumes with the same spacing line up cell for cell), from the
         multiple nearest the smallest coordinate to the one nearest the
         largest: the cells cover the bounding box of the positions.
+
+    Raises
+    ------
+    InputError
+        Positions that are not ``(N, W, 2)`` finite values; a spacing that is
+        not a positive number; a grid of more than
+        :data:`~retinaseg.io.limits.MAX_ENFACE_CELLS` cells (positions spread
+        too far, or cells too small), refused before it is built.
     """
     positions = _positions(positions_mm)
     if not (np.isfinite(spacing_mm) and spacing_mm > 0):
         raise InputError("spacing_mm", f"must be a positive number of millimetres, got {spacing_mm}")
-    first = np.round(positions.reshape(-1, 2).min(axis=0) / spacing_mm)
-    last = np.round(positions.reshape(-1, 2).max(axis=0) / spacing_mm)
-    if np.prod(last - first + 1) > 1e8:
-        raise InputError("spacing_mm", f"{spacing_mm} mm gives more than 1e8 grid cells")
+    low, high = positions.reshape(-1, 2).min(axis=0), positions.reshape(-1, 2).max(axis=0)
+    first, last = np.round(low / spacing_mm), np.round(high / spacing_mm)
+    nx, ny = last - first + 1  # float64: no integer overflow for absurd spans
+    if max(nx, ny) > MAX_ENFACE_CELLS or nx * ny > MAX_ENFACE_CELLS:
+        raise InputError(
+            "grid",
+            f"{nx:.4g} x {ny:.4g} cells of {spacing_mm:g} mm to cover positions spanning "
+            f"{high[0] - low[0]:.4g} x {high[1] - low[1]:.4g} mm; at most {MAX_ENFACE_CELLS} cells",
+        )
     x_mm, y_mm = (np.arange(lo, hi + 1) * spacing_mm for lo, hi in zip(first, last))
     return EnfaceGrid(x_mm=x_mm, y_mm=y_mm)
 
@@ -210,8 +224,11 @@ def enface_maps(values: np.ndarray, positions_mm: np.ndarray, grid: EnfaceGrid) 
     interval = np.searchsorted(v_scan, gv, side="right") - 1
     on_last = gv == v_scan[-1]
     out[on_last] = _along_scan(u[-1], stacked[-1], gu[on_last])
+    # Cells grouped by interval once, so the loop over B-scans does not scan every cell each time.
+    by_interval = np.argsort(interval, kind="stable")
+    group_start = np.searchsorted(interval[by_interval], np.arange(n))
     for j in range(n - 1):
-        cells = interval == j
+        cells = by_interval[group_start[j] : group_start[j + 1]]
         lower = _along_scan(u[j], stacked[j], gu[cells])
         upper = _along_scan(u[j + 1], stacked[j + 1], gu[cells])
         t = ((gv[cells] - v_scan[j]) / (v_scan[j + 1] - v_scan[j]))[:, None]

@@ -19,6 +19,8 @@ from scipy.ndimage import gaussian_filter
 
 from retinaseg.analysis.enface import EnfaceGrid
 from retinaseg.errors import InputError
+from retinaseg.io.limits import MAX_ENFACE_CELLS
+from retinaseg.volume import MAX_FUNDUS_EXTENT_MM
 
 #: Sector names, index = value in :func:`etdrs_sector_map`.
 ETDRS_SECTORS: tuple[str, ...] = ("C0", "S1", "N1", "I1", "T1", "S2", "N2", "I2", "T2")
@@ -167,8 +169,11 @@ def find_fovea(
     sx, sy = _centre(search_centre_xy_mm)
     valid = np.isfinite(values)
     sigma = smooth_mm / grid.spacing_mm
-    weight = gaussian_filter(valid.astype(np.float64), sigma, mode="constant")
-    total = gaussian_filter(np.where(valid, values, 0.0), sigma, mode="constant")
+    # A kernel wider than the map adds only zeros (mode="constant") and its normalisation cancels in
+    # total / weight, so it is cut at the map size: a huge sigma costs no memory.
+    truncate = min(4.0, (max(values.shape) + 1) / sigma) if sigma > 0 else 4.0
+    weight = gaussian_filter(valid.astype(np.float64), sigma, mode="constant", truncate=truncate)
+    total = gaussian_filter(np.where(valid, values, 0.0), sigma, mode="constant", truncate=truncate)
     x, y = grid.mesh()
     candidates = valid & (np.hypot(x - sx, y - sy) <= search_radius_mm)
     if not candidates.any():
@@ -263,6 +268,12 @@ def _lattice_sector_counts(
     """
     cx, cy = _centre(centre_xy_mm)
     step = grid.spacing_mm
+    side = 2.0 * (radius_mm + step) / step + 1.0
+    if side * side > MAX_ENFACE_CELLS:
+        raise InputError(
+            "grid",
+            f"cells of {step:g} mm put {side:.4g} x {side:.4g} cells on the ETDRS grid; at most {MAX_ENFACE_CELLS}",
+        )
     disc = EnfaceGrid(
         x_mm=_lattice_within(grid.x_mm, step, cx - radius_mm - step, cx + radius_mm + step),
         y_mm=_lattice_within(grid.y_mm, step, cy - radius_mm - step, cy + radius_mm + step),
@@ -290,7 +301,11 @@ def _radii(diameters_mm: tuple[float, float, float]) -> tuple[float, float, floa
 
 
 def _centre(centre_xy_mm: tuple[float, float]) -> tuple[float, float]:
+    """``(x, y)`` as floats, within the fundus field every A-scan position lies in."""
     cx, cy = (float(v) for v in centre_xy_mm)
-    if not (math.isfinite(cx) and math.isfinite(cy)):
-        raise InputError("centre_xy_mm", f"must be a finite (x, y) in mm, got {centre_xy_mm}")
+    if not (abs(cx) <= MAX_FUNDUS_EXTENT_MM and abs(cy) <= MAX_FUNDUS_EXTENT_MM):  # False for NaN
+        raise InputError(
+            "centre_xy_mm",
+            f"must be a finite (x, y) within {MAX_FUNDUS_EXTENT_MM:g} mm of the SLO origin, got {centre_xy_mm}",
+        )
     return cx, cy

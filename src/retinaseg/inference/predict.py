@@ -22,7 +22,7 @@ from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_model
 from retinaseg.io.folders import image_files
 from retinaseg.io.images import read_image, write_image_atomic
-from retinaseg.io.limits import MAX_IMAGE_SIDE
+from retinaseg.io.limits import MAX_IMAGE_SIDE, check_regular_file
 from retinaseg.io.output import check_output_dir, staged_output_dir
 from retinaseg.report.palette import colorize, legend_image, overlay, palette_for
 
@@ -36,10 +36,8 @@ def collect_inputs(inputs: list[str | Path]) -> list[Path]:
             if not found:
                 raise InputError(item, "folder holds no image files")
             files += found
-        elif item.is_file():
-            files.append(item)
         else:
-            raise InputError(item, "no such file or folder")
+            files.append(check_regular_file(item, "image file"))
     stems = [f.stem for f in files]
     clashes = sorted({s for s in stems if stems.count(s) > 1})
     if clashes:

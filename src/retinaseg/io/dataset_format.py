@@ -40,8 +40,10 @@ from typing import Any
 import numpy as np
 
 from retinaseg.errors import InputError
+from retinaseg.io.images import read_binary_mask, read_image, write_image_atomic
+from retinaseg.io.limits import check_class_names
 from retinaseg.io.output import staged_output_dir
-from retinaseg.io.images import read_image, read_label_image, write_image_atomic
+from retinaseg.io.records import read_json
 from retinaseg.types import Sample, SampleSet
 
 FORMAT_NAME = "retinaseg-dataset"
@@ -141,9 +143,13 @@ def write_dataset(
     InputError
         ``out_dir`` may not be written (:func:`~retinaseg.io.output.check_output_dir`); duplicate or unsafe sample ids; label values
         outside ``class_names``; images that cannot be stored (see module
-        notes); an unknown task or modality.
+        notes); an unknown task or modality; no samples; invalid
+        ``class_names``.
     """
     out_dir = Path(out_dir)
+    if not sample_set.samples:
+        raise InputError(out_dir, f"no samples to write (from {sample_set.name or 'an empty source'})")
+    check_class_names(sample_set.class_names)
     if sample_set.task not in _TASKS or sample_set.modality not in _MODALITIES:
         raise InputError(out_dir, f"unknown task {sample_set.task!r} or modality {sample_set.modality!r}")
     ids = [sample.id for sample in sample_set.samples]
@@ -208,12 +214,9 @@ def _read_entry(entry: Any, index: int, folder: Path, manifest: Path, num_classe
     fov = None
     if entry.get("fov") is not None:
         fov_path = _member_path(folder, _require(entry, "fov", str, where, manifest), "fov", where, manifest)
-        fov = read_label_image(fov_path)
-        if fov.max(initial=0) > 1:
-            raise InputError(fov_path, "FOV mask must be binary (0/255)")
+        fov = read_binary_mask(fov_path)
         if fov.shape != image.shape[:2]:
             raise InputError(fov_path, f"FOV shape {fov.shape} differs from image shape {image.shape[:2]}")
-        fov = fov.astype(bool)
 
     source = entry.get("source") or ""
     sample = Sample(
@@ -250,16 +253,13 @@ def read_dataset(dataset_dir: str | os.PathLike[str]) -> SampleSet:
         format or version, unknown task or modality, duplicate ids, paths
         leaving the folder, unreadable images, labels that are not 8-bit
         grey, label values without a class (naming the label file), size
-        mismatches.
+        mismatches, invalid ``class_names``, no samples.
     """
     folder = Path(dataset_dir)
     manifest = folder / MANIFEST_NAME
-    if not manifest.is_file():
+    if not manifest.exists():
         raise InputError(folder, f"no {MANIFEST_NAME}: not a retinaseg dataset folder")
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(manifest, f"not a valid JSON file ({exc})") from exc
+    data = read_json(manifest)
     if not isinstance(data, dict):
         raise InputError(manifest, "expected a JSON object")
     if _require(data, "format", str, "", manifest) != FORMAT_NAME:
@@ -275,8 +275,9 @@ def read_dataset(dataset_dir: str | os.PathLike[str]) -> SampleSet:
         raise InputError(manifest, f"task {task!r} is not one of {', '.join(_TASKS)}")
     if modality not in _MODALITIES:
         raise InputError(manifest, f"modality {modality!r} is not one of {', '.join(_MODALITIES)}")
-    if len(class_names) < 2 or not all(isinstance(c, str) for c in class_names):
-        raise InputError(manifest, "class_names must list at least 2 names")
+    check_class_names(class_names, f"{manifest}: class_names")
+    if not entries:
+        raise InputError(manifest, "lists no samples")
 
     samples, sources = [], {}
     for index, entry in enumerate(entries):
@@ -287,7 +288,7 @@ def read_dataset(dataset_dir: str | os.PathLike[str]) -> SampleSet:
         sources[sample.id] = source
     return SampleSet(
         samples=samples,
-        class_names=list(class_names),
+        class_names=class_names,
         task=task,
         modality=modality,
         name=name,

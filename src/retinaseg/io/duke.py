@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from retinaseg.errors import InputError
+from retinaseg.errors import InputError, describe_exception
+from retinaseg.io.limits import check_image_size, check_oct_size, check_regular_file
 from retinaseg.types import Sample, SampleSet
 
 DUKE_CLASS_NAMES: list[str] = [
@@ -52,6 +53,7 @@ DUKE_AXIAL_UM = 3.87
 
 FLUID_CLASS = 9
 _NUM_BOUNDARIES = 8
+_GRADERS = (1, 2)
 _NPY_NAME = re.compile(r"^(Subject_\d+)_(\d+)$")
 _MAT_NAME = re.compile(r"^Subject_\d+$")
 
@@ -69,11 +71,39 @@ def _as_uint8(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
     return arr.astype(np.uint8)
 
 
-def _load_npy(path: Path) -> np.ndarray:
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset of a ``.npy`` file, read from its header alone."""
+    check_regular_file(path, ".npy file")
+    with path.open("rb") as handle:
+        try:
+            version = np.lib.format.read_magic(handle)
+            if version not in ((1, 0), (2, 0)):
+                raise InputError(path, f"unsupported .npy format version {version[0]}.{version[1]}")
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(handle)
+        except (OSError, ValueError, EOFError, SyntaxError) as exc:  # numpy's answers to a broken header
+            raise InputError(path, f"cannot read .npy header ({describe_exception(exc)})") from exc
+        return shape, dtype, handle.tell()
+
+
+def _load_npy(path: Path, what: str) -> np.ndarray:
+    """A 2-D numeric ``.npy`` array, its header checked against the limits and the file size before loading."""
+    shape, dtype, offset = _npy_header(path)
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise InputError(path, f"{what} has unsupported dtype {dtype}")
+    if len(shape) != 2:
+        raise InputError(path, f"{what} must be 2-D, got shape {shape}")
+    check_image_size(*shape, path)
+    declared = shape[0] * shape[1] * dtype.itemsize
+    held = path.stat().st_size - offset
+    if declared != held:
+        raise InputError(path, f"header declares {shape} {dtype} ({declared} bytes) but the file holds {held}")
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise InputError(path, f"cannot read .npy file ({exc})") from exc
+        raise InputError(path, f"cannot read .npy file ({describe_exception(exc)})") from exc
 
 
 def _duke_data_dir(root: Path) -> Path:
@@ -106,8 +136,9 @@ def load_duke_npy(root: str | os.PathLike[str]) -> SampleSet:
     InputError
         No ``.npy`` files; a file name not of the form ``Subject_XX_YY.npy``;
         a B-scan in two split folders; an image without its mask; unreadable
-        arrays; an image that is not 2-D; image/mask shape mismatch; mask
-        values outside 0..9.
+        arrays; an array that is not 2-D, not numeric, larger than the image
+        limits or than its file (all checked from the header before
+        loading); image/mask shape mismatch; mask values outside 0..9.
     """
     root = Path(root)
     data_dir = _duke_data_dir(root)
@@ -124,12 +155,10 @@ def load_duke_npy(root: str | os.PathLike[str]) -> SampleSet:
         if sample_id in samples:
             raise InputError(image_path, f"B-scan {sample_id} also found at {samples[sample_id].source}")
         mask_path = image_path.parent.parent / "masks" / image_path.name
-        if not mask_path.is_file():
+        if not mask_path.exists():
             raise InputError(image_path, f"mask {mask_path} is missing")
-        image = _as_uint8(_load_npy(image_path), image_path, "image")
-        label = _as_uint8(_load_npy(mask_path), mask_path, "mask")
-        if image.ndim != 2:
-            raise InputError(image_path, f"image must be 2-D, got shape {image.shape}")
+        image = _as_uint8(_load_npy(image_path, "image"), image_path, "image")
+        label = _as_uint8(_load_npy(mask_path, "mask"), mask_path, "mask")
         if label.shape != image.shape:
             raise InputError(mask_path, f"mask shape {label.shape} differs from image shape {image.shape}")
         if label.size and label.max() >= len(DUKE_CLASS_NAMES):
@@ -188,13 +217,31 @@ def boundaries_to_labels(boundary_rows_1based: np.ndarray, height: int) -> np.nd
     return (rows_1based >= ordered[:, None, :]).sum(axis=0).astype(np.uint8)
 
 
+def _check_mat_sizes(path: Path, names: list[str]) -> None:
+    """Refuse a ``.mat`` file whose variables declare more than an OCT volume, from their headers alone."""
+    check_regular_file(path, ".mat file")
+    try:
+        declared = {name: shape for name, shape, _ in scipy.io.whosmat(path) if name in names}
+    except NotImplementedError as exc:  # scipy's answer to v7.3 (HDF5) files
+        raise InputError(path, "MATLAB v7.3 (HDF5) .mat files are not supported; re-save with save -v7") from exc
+    except Exception as exc:  # scipy raises many types for non-MAT or broken files
+        raise InputError(path, f"cannot read MATLAB file ({describe_exception(exc)})") from exc
+    for name, shape in declared.items():
+        # Every variable is H x W x N at most (boundaries: 8 x W x N).
+        if len(shape) > 3:
+            raise InputError(path, f"'{name}' must be at most 3-D, got shape {shape}")
+        rows, ascans, bscans = (*shape, 1, 1)[:3]
+        check_oct_size(bscans, rows, ascans, f"{path} ('{name}')")
+
+
 def _loadmat(path: Path, names: list[str]) -> dict[str, np.ndarray]:
+    _check_mat_sizes(path, names)
     try:
         contents = scipy.io.loadmat(path, variable_names=names)
     except NotImplementedError as exc:  # scipy's answer to v7.3 (HDF5) files
         raise InputError(path, "MATLAB v7.3 (HDF5) .mat files are not supported; re-save with save -v7") from exc
     except Exception as exc:  # scipy raises many types for non-MAT or broken files
-        raise InputError(path, f"cannot read MATLAB file ({exc})") from exc
+        raise InputError(path, f"cannot read MATLAB file ({describe_exception(exc)})") from exc
     missing = [name for name in names if name not in contents]
     if missing:
         raise InputError(path, f"missing variable(s) {', '.join(missing)}")
@@ -288,9 +335,13 @@ def load_duke_mat(path_or_folder: str | os.PathLike[str], *, grader: int = 1, cr
     Raises
     ------
     InputError
-        No ``Subject_*.mat`` in the folder; unreadable or v7.3 (HDF5) file;
+        A grader other than 1 or 2; no ``Subject_*.mat`` in the folder;
+        unreadable or v7.3 (HDF5) file; variables declaring more than an OCT
+        volume (checked from their headers before loading);
         missing variables; shapes that do not agree; no annotated B-scan.
     """
+    if grader not in _GRADERS or isinstance(grader, bool):
+        raise InputError("grader", f"must be one of {', '.join(map(str, _GRADERS))} (Duke's two graders), got {grader!r}")
     path_or_folder = Path(path_or_folder)
     if path_or_folder.is_dir():
         paths = sorted(p for p in path_or_folder.glob("Subject_*.mat") if _MAT_NAME.match(p.stem))

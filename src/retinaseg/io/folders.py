@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from retinaseg.errors import InputError
-from retinaseg.io.images import IMAGE_SUFFIXES, read_image, read_label_image
+from retinaseg.io.images import (
+    IMAGE_SUFFIXES,
+    check_value_to_class,
+    read_binary_mask,
+    read_image,
+    read_label_image,
+)
+from retinaseg.io.limits import check_class_names, check_regular_file
 from retinaseg.types import Modality, Sample, SampleSet
 
 _MAX_LISTED_FILES = 5
@@ -50,8 +57,10 @@ def image_files(folder: str | os.PathLike[str], ext: str | None = None) -> dict[
     Raises
     ------
     InputError
-        The folder does not exist, or two files share a stem (``a.png`` and
-        ``a.tif``), which would make pairing ambiguous.
+        The folder does not exist; an entry with an image suffix is not a
+        regular file (a pipe would block reading, a folder would be left out
+        without a word); two files share a stem (``a.png`` and ``a.tif``),
+        which would make pairing ambiguous.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -59,8 +68,9 @@ def image_files(folder: str | os.PathLike[str], ext: str | None = None) -> dict[
     suffixes = (ext.lower(),) if ext else IMAGE_SUFFIXES
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix.lower() not in suffixes:
+        if path.suffix.lower() not in suffixes:
             continue
+        check_regular_file(path)
         if path.stem in found:
             raise InputError(folder, f"two files named {path.stem}: {found[path.stem].name} and {path.name}")
         found[path.stem] = path
@@ -137,7 +147,36 @@ def pair_image_masks(
     return pairs
 
 
-def subject_id(stem: str, pattern: str | None, where: str | os.PathLike[str]) -> str:
+def compile_subject_pattern(pattern: object) -> re.Pattern[str] | None:
+    """Compile a ``subject_pattern`` option, refusing what is not a valid regular expression.
+
+    Parameters
+    ----------
+    pattern
+        Text of a regular expression (see :func:`subject_id`), an already
+        compiled one, or ``None`` (one subject per file).
+
+    Returns
+    -------
+    re.Pattern or None
+        The compiled expression; ``None`` for ``None``.
+
+    Raises
+    ------
+    InputError
+        ``pattern`` is not text or ``None``, or not a valid expression.
+    """
+    if pattern is None or isinstance(pattern, re.Pattern):
+        return pattern
+    if not isinstance(pattern, str):
+        raise InputError("subject_pattern", f"must be a regular expression (text), got {pattern!r:.60}")
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise InputError("subject_pattern", f"{pattern!r} is not a valid regular expression ({exc})") from None
+
+
+def subject_id(stem: str, pattern: str | re.Pattern[str] | None, where: str | os.PathLike[str]) -> str:
     """Subject id of a file stem.
 
     Parameters
@@ -154,27 +193,47 @@ def subject_id(stem: str, pattern: str | None, where: str | os.PathLike[str]) ->
     Raises
     ------
     InputError
-        ``pattern`` does not match ``stem``.
+        ``pattern`` is not a valid expression, does not match ``stem``, or
+        gives an empty subject.
     """
-    if pattern is None:
+    compiled = compile_subject_pattern(pattern)
+    if compiled is None:
         return stem
-    match = re.search(pattern, stem)
+    match = compiled.search(stem)
     if match is None:
-        raise InputError(where, f"file name does not match subject_pattern {pattern!r}")
+        raise InputError(where, f"file name does not match subject_pattern {compiled.pattern!r}")
     if "subject" in match.groupdict():
-        return match.group("subject")
-    return match.group(1) if match.groups() else match.group(0)
+        subject = match.group("subject")
+    else:
+        subject = match.group(1) if match.groups() else match.group(0)
+    if not subject:  # an optional group that did not take part, or an empty match
+        raise InputError(where, f"subject_pattern {compiled.pattern!r} gives an empty subject for {stem!r}")
+    return subject
 
 
 def _read_fov(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    fov = read_label_image(path)
-    if fov.max(initial=0) > 1:
-        raise InputError(path, "FOV mask must be binary (0/255 or 0/1)")
+    fov = read_binary_mask(path)
     if fov.shape != shape:
         raise InputError(
             path, f"FOV size {fov.shape[1]}x{fov.shape[0]} differs from image {shape[1]}x{shape[0]} (WxH)"
         )
-    return fov.astype(bool)
+    return fov
+
+
+def _declared_classes(
+    class_names: list[str] | None, value_to_class: dict[int, int] | None, modality: Modality
+) -> list[str]:
+    """The class list of a folder, checked against ``value_to_class`` before any file is read."""
+    if class_names is not None:
+        class_names = check_class_names(class_names)
+        if value_to_class is not None:
+            check_value_to_class(value_to_class, len(class_names))
+        return class_names
+    if value_to_class is not None:
+        top = max(check_value_to_class(value_to_class).values())
+        if top >= 2:
+            return [f"class_{k}" for k in range(top + 1)]
+    return list(VESSEL_CLASS_NAMES) if modality == "fundus" else ["background", "foreground"]
 
 
 def load_image_mask_folder(
@@ -201,13 +260,14 @@ def load_image_mask_folder(
         Image and mask folders, paired by :func:`pair_image_masks` (with
         ``mask_suffix``, ``mask_ext``, ``image_ext``, ``strip_suffix``).
     class_names
-        Name of each class index. Default: ``["background", "vessel"]``
-        (``"foreground"`` for OCT) when every mask is binary, else
-        ``"class_0"`` ... up to the largest value found.
+        Name of each class id (see
+        :func:`~retinaseg.io.limits.check_class_names`). Default: a binary
+        set, ``["background", "vessel"]`` (``"foreground"`` for OCT), or
+        ``"class_0"`` ... up to the largest class of ``value_to_class``.
     value_to_class
-        Stored mask value -> class index, see
-        :func:`~retinaseg.io.images.read_label_image`. Default: 0/255 (or
-        0/1) masks give 0/1, other masks store class indices.
+        Stored mask value -> class id, see
+        :func:`~retinaseg.io.images.read_label_image`. Default: masks store
+        class ids, and binary masks may store 0/255.
     subject_pattern
         Regular expression giving the subject id from the image stem (see
         :func:`subject_id`); default: one subject per image.
@@ -231,10 +291,13 @@ def load_image_mask_folder(
     Raises
     ------
     InputError
-        Pairing problems, unreadable files, mask or FOV size different from
-        its image, mask values outside ``class_names``, a stem not matching
-        ``subject_pattern``.
+        Invalid options (checked before any file is read); pairing problems,
+        unreadable files, mask or FOV size different from its image, mask
+        values that are not class ids (listed), a FOV that is not binary, a
+        stem not matching ``subject_pattern``.
     """
+    class_names = _declared_classes(class_names, value_to_class, modality)
+    pattern = compile_subject_pattern(subject_pattern)
     pairs = pair_image_masks(
         images_dir, masks_dir, mask_suffix, mask_ext, image_ext=image_ext, strip_suffix=strip_suffix
     )
@@ -246,36 +309,27 @@ def load_image_mask_folder(
     samples = []
     for image_path, mask_path in pairs:
         image = read_image(image_path)
-        label = read_label_image(mask_path, value_to_class)
+        label = read_label_image(mask_path, value_to_class, len(class_names))
         if label.shape != image.shape[:2]:
             raise InputError(
                 mask_path,
                 f"mask size {label.shape[1]}x{label.shape[0]} differs from image "
                 f"{image_path.name} size {image.shape[1]}x{image.shape[0]} (WxH)",
             )
-        if class_names is not None and label.max(initial=0) >= len(class_names):
-            bad = np.unique(label[label >= len(class_names)]).tolist()
-            raise InputError(mask_path, f"mask values {bad} have no class in {class_names}")
         fov = _read_fov(fov_paths[image_path], label.shape) if fov_dir is not None else None
         samples.append(
             Sample(
                 id=image_path.stem,
-                subject=subject_id(image_path.stem, subject_pattern, image_path),
+                subject=subject_id(image_path.stem, pattern, image_path),
                 image=image,
                 label=label,
                 fov=fov,
                 source=str(image_path),
             )
         )
-    if class_names is None:
-        top = max(int(s.label.max(initial=0)) for s in samples)
-        if top <= 1:
-            class_names = list(VESSEL_CLASS_NAMES) if modality == "fundus" else ["background", "foreground"]
-        else:
-            class_names = [f"class_{k}" for k in range(top + 1)]
     return SampleSet(
         samples=samples,
-        class_names=list(class_names),
+        class_names=class_names,
         task="binary" if len(class_names) == 2 else "multiclass",
         modality=modality,
         name=name or Path(images_dir).name,

@@ -16,37 +16,44 @@ Values above 1e30 (the device writes FLT_MAX) mark invalid pixels and
 unsegmented line positions; they become NaN. Bytes after the last B-scan are
 ignored (some genuine exports carry a few).
 
-Everything the sizes imply is checked against the file size before the
-B-scans are read, so a corrupt header fails at once without a large
-allocation. Other problems (wrong magic, non-finite or out-of-range pixels,
-inconsistent B-scan headers, implausible segmentation counts, laterality other
-than OD/OS) raise :class:`~retinaseg.errors.InputError`. An unrecognised scan
-pattern code is kept with a logged warning: its B-scans are placed as straight
-lines.
+The file is read in this order, and refused with
+:class:`~retinaseg.errors.InputError` at the first problem: the file header
+(sizes against the file size and the limits of :mod:`retinaseg.io.limits`,
+scales, scan pattern and laterality against the plausible values of
+:mod:`retinaseg.volume`); the fixed B-scan headers (magic, sizes, positions
+and circle geometry); the segmentation lines; then the pixels, B-scan by
+B-scan straight into the result. So a corrupt or hostile header fails at
+once, before any large allocation, and memory holds the volume once.
 
 Patient name, id and birth date are not read into the result.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from retinaseg.errors import InputError
+from retinaseg.io.limits import (
+    MAX_OCT_VOXELS,
+    check_image_size,
+    check_oct_size,
+    check_regular_file,
+)
 from retinaseg.volume import (
     CIRCLE_PATTERN,
-    SCAN_PATTERN_NAMES,
     BScanGeometry,
     OctVolume,
+    check_geometry,
+    check_scale,
+    check_scan_pattern,
+    check_signal,
     device_line_name,
 )
-
-logger = logging.getLogger(__name__)
 
 FILE_HEADER_BYTES = 2048
 BSCAN_FIXED_HEADER_BYTES = 256
@@ -54,6 +61,7 @@ MAX_SEGMENTATION_LINES = 64
 """More lines than any known export (19 with OCTA); larger counts mean a corrupt header."""
 
 _INVALID_ABOVE = 1e30
+_INVALID_MARKER = np.finfo(np.float32).max
 _FIELD_NAMES = {"scale_x": "ScaleX", "scale_z": "ScaleZ", "scale_x_slo": "ScaleXSlo", "scale_y_slo": "ScaleYSlo"}
 _FILE_MAGIC = b"HSF-OCT-"
 _BSCAN_MAGIC = b"HSF-BS-"
@@ -96,18 +104,21 @@ _FILE_HEADER = _struct(
     FILE_HEADER_BYTES,
 )
 
-_BSCAN_HEADER_FIELDS = [
-    ("version", "S12", 0),
-    ("bscan_hdr_size", "<i4", 12),
-    ("start_x", "<f8", 16),
-    ("start_y", "<f8", 24),
-    ("end_x", "<f8", 32),
-    ("end_y", "<f8", 40),
-    ("num_seg", "<i4", 48),
-    ("off_seg", "<i4", 52),
-    ("quality", "<f4", 56),
-    ("shift", "<i4", 60),
-]
+_BSCAN_HEADER = _struct(
+    [
+        ("version", "S12", 0),
+        ("bscan_hdr_size", "<i4", 12),
+        ("start_x", "<f8", 16),
+        ("start_y", "<f8", 24),
+        ("end_x", "<f8", 32),
+        ("end_y", "<f8", 40),
+        ("num_seg", "<i4", 48),
+        ("off_seg", "<i4", 52),
+        ("quality", "<f4", 56),
+        ("shift", "<i4", 60),
+    ],
+    BSCAN_FIXED_HEADER_BYTES,
+)
 
 
 def _text(raw: bytes) -> str:
@@ -115,9 +126,9 @@ def _text(raw: bytes) -> str:
 
 
 def _exam_time(ticks: int) -> str | None:
-    """ExamTime: 100 ns ticks since 1601-01-01 UTC (Windows FILETIME); None if 0 or out of range."""
+    """ExamTime: 100 ns ticks since 1601-01-01 UTC (Windows FILETIME), as ISO time in UTC; None if 0 or out of range."""
     try:
-        return (datetime(1601, 1, 1) + timedelta(microseconds=ticks // 10)).isoformat() if ticks else None
+        return (datetime(1601, 1, 1, tzinfo=UTC) + timedelta(microseconds=ticks // 10)).isoformat() if ticks else None
     except OverflowError:
         return None
 
@@ -125,13 +136,13 @@ def _exam_time(ticks: int) -> str | None:
 def _visit_date(days: float) -> str | None:
     """VisitDate: days since 1899-12-30 (OLE date); None if 0 or not a representable date."""
     try:
-        return (datetime(1899, 12, 30) + timedelta(days=days)).date().isoformat() if days else None
+        return (date(1899, 12, 30) + timedelta(days=days)).isoformat() if days else None
     except (OverflowError, ValueError):
         return None
 
 
-def _check_file_header(path: Path, head: np.void, file_bytes: int) -> int:
-    """Validate the header and its sizes against the file size; return the bytes needed."""
+def _check_file_header(path: Path, head: np.void, file_bytes: int) -> None:
+    """Refuse a header whose sizes do not fit the file or the limits, or whose scales are implausible."""
     size_x, size_z, num_bscans = int(head["size_x"]), int(head["size_z"]), int(head["num_bscans"])
     slo_x, slo_y, hdr_size = int(head["size_x_slo"]), int(head["size_y_slo"]), int(head["bscan_hdr_size"])
     if num_bscans == 0:
@@ -144,13 +155,6 @@ def _check_file_header(path: Path, head: np.void, file_bytes: int) -> int:
             raise InputError(path, f"header {name} = {value} is negative")
     if hdr_size < BSCAN_FIXED_HEADER_BYTES:
         raise InputError(path, f"header BScanHdrSize = {hdr_size} is below the {BSCAN_FIXED_HEADER_BYTES}-byte minimum")
-    scales = ["scale_x", "scale_z"] + (["scale_x_slo", "scale_y_slo"] if slo_x * slo_y else [])
-    for name in scales:
-        if not (np.isfinite(head[name]) and head[name] > 0):
-            raise InputError(path, f"header {_FIELD_NAMES[name]} = {head[name]} mm is not a positive number")
-    laterality = _text(bytes(head["scan_position"]))
-    if laterality not in ("OD", "OS"):
-        raise InputError(path, f"ScanPosition {laterality!r} is neither 'OD' nor 'OS'")
     # Python integers: no overflow however large the claimed sizes are.
     needed = FILE_HEADER_BYTES + slo_x * slo_y + num_bscans * (hdr_size + 4 * size_x * size_z)
     if needed > file_bytes:
@@ -160,97 +164,134 @@ def _check_file_header(path: Path, head: np.void, file_bytes: int) -> int:
             f"SizeX={size_x}, SizeZ={size_z}, SLO {slo_x}x{slo_y}, BScanHdrSize={hdr_size}): "
             "truncated file or corrupt header",
         )
-    return needed
+    # A sparse file can be as large as its header claims: the limits bound what is allocated.
+    check_oct_size(num_bscans, size_z, size_x, path)
+    if slo_x * slo_y:
+        check_image_size(slo_y, slo_x, path)
+        check_scale(head["scale_x_slo"], "slo_pixel_mm", path, "header ScaleXSlo")
+        check_scale(head["scale_y_slo"], "slo_pixel_mm", path, "header ScaleYSlo")
+    check_scale(head["scale_x"], "scale_x_mm", path, "header ScaleX")
+    check_scale(head["scale_z"], "scale_z_mm", path, "header ScaleZ")
+    if head["distance"] != 0:  # 0: single B-scans
+        check_scale(head["distance"], "bscan_spacing_mm", path, "header Distance")
+    laterality = _text(bytes(head["scan_position"]))
+    if laterality not in ("OD", "OS"):
+        raise InputError(path, f"ScanPosition {laterality!r} is neither 'OD' nor 'OS'")
+    check_scan_pattern(int(head["scan_pattern"]), path)
 
 
-def _read_checked(path: Path) -> tuple[np.void, bytes]:
-    """File header and the bytes it describes, checked before the bulk read."""
-    try:
-        with path.open("rb") as stream:
-            file_bytes = os.fstat(stream.fileno()).st_size
-            head_bytes = stream.read(FILE_HEADER_BYTES)
-            if not head_bytes.startswith(_FILE_MAGIC):
-                raise InputError(path, f"not a Heidelberg .vol file (magic {head_bytes[:12]!r}, expected HSF-OCT-1xx)")
-            if len(head_bytes) < FILE_HEADER_BYTES:
-                raise InputError(
-                    path, f"truncated: {file_bytes} bytes, shorter than the {FILE_HEADER_BYTES}-byte .vol header"
-                )
-            head = np.frombuffer(head_bytes, dtype=_FILE_HEADER)[0]
-            needed = _check_file_header(path, head, file_bytes)
-            stream.seek(0)
-            buffer = stream.read(needed)
-    except OSError as exc:
-        raise InputError(path, f"cannot read file ({exc.strerror or exc})") from exc
-    if len(buffer) != needed:
-        raise InputError(path, f"file shrank while reading ({len(buffer)} of {needed} bytes)")
-    return head, buffer
+def _read_exactly(stream: BinaryIO, offset: int, out: np.ndarray, path: Path) -> None:
+    """Fill the contiguous array ``out`` with the bytes of the file at ``offset``."""
+    stream.seek(offset)
+    if stream.readinto(memoryview(out).cast("B")) != out.nbytes:
+        raise InputError(path, f"file shrank while reading (no {out.nbytes} bytes at offset {offset})")
 
 
-def _bscan_blocks(path: Path, head: np.void, buffer: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """B-scan headers with pixels (views into ``buffer``), and raw lines ``(N, max NumSeg, W)``."""
-    size_x, size_z = int(head["size_x"]), int(head["size_z"])
-    num_bscans, hdr_size = int(head["num_bscans"]), int(head["bscan_hdr_size"])
-    stride = hdr_size + 4 * size_x * size_z
-    start = FILE_HEADER_BYTES + int(head["size_x_slo"]) * int(head["size_y_slo"])
-    block = _struct(_BSCAN_HEADER_FIELDS + [("pixels", ("<f4", (size_z, size_x)), hdr_size)], stride)
-    blocks = np.frombuffer(buffer, dtype=block, count=num_bscans, offset=start)
+class _Layout:
+    """Where the parts of a checked ``.vol`` file lie."""
 
-    bad_magic = ~np.char.startswith(blocks["version"], _BSCAN_MAGIC)
+    def __init__(self, head: np.void) -> None:
+        self.size_x, self.size_z = int(head["size_x"]), int(head["size_z"])
+        self.num_bscans, self.hdr_size = int(head["num_bscans"]), int(head["bscan_hdr_size"])
+        self.slo_shape = (int(head["size_y_slo"]), int(head["size_x_slo"]))
+        self.stride = self.hdr_size + 4 * self.size_x * self.size_z
+        self.first_bscan = FILE_HEADER_BYTES + self.slo_shape[0] * self.slo_shape[1]
+
+    def bscan(self, index: int) -> int:
+        """File offset of B-scan ``index``'s header."""
+        return self.first_bscan + index * self.stride
+
+
+def _bscan_headers(path: Path, stream: BinaryIO, layout: _Layout) -> np.ndarray:
+    """The fixed 256-byte B-scan headers, checked (magic, size, NumSeg)."""
+    headers = np.empty(layout.num_bscans, dtype=_BSCAN_HEADER)
+    for i in range(layout.num_bscans):
+        _read_exactly(stream, layout.bscan(i), headers[i : i + 1], path)
+    bad_magic = ~np.char.startswith(headers["version"], _BSCAN_MAGIC)
     if bad_magic.any():
         i = int(np.argmax(bad_magic))
-        magic = bytes(blocks["version"][i])
+        magic = bytes(headers["version"][i])
         raise InputError(path, f"B-scan {i}: magic {magic!r} is not HSF-BS-1xx (corrupt layout)")
-    bad_size = blocks["bscan_hdr_size"] != hdr_size
+    bad_size = headers["bscan_hdr_size"] != layout.hdr_size
     if bad_size.any():
         i = int(np.argmax(bad_size))
         raise InputError(
-            path, f"B-scan {i}: BScanHdrSize {blocks['bscan_hdr_size'][i]} differs from the file header's {hdr_size}"
+            path,
+            f"B-scan {i}: BScanHdrSize {headers['bscan_hdr_size'][i]} differs from the file header's {layout.hdr_size}",
         )
-
-    num_seg = blocks["num_seg"]
+    num_seg = headers["num_seg"]
     if num_seg.min() < 0 or num_seg.max() > MAX_SEGMENTATION_LINES:
         raise InputError(
             path, f"B-scan NumSeg values {num_seg.min()}..{num_seg.max()} outside 0..{MAX_SEGMENTATION_LINES}"
         )
+    return headers
+
+
+def _segmentation_lines(path: Path, stream: BinaryIO, layout: _Layout, headers: np.ndarray) -> np.ndarray:
+    """Raw segmentation lines ``(N, max NumSeg, W)`` float32; NaN past a B-scan's own NumSeg."""
+    num_seg = headers["num_seg"]
     max_seg = int(num_seg.max())
     if max_seg == 0:
-        return blocks, np.empty((num_bscans, 0, size_x), dtype=np.float32)
-    offsets = np.unique(blocks["off_seg"][num_seg > 0])
+        return np.empty((layout.num_bscans, 0, layout.size_x), dtype=np.float32)
+    offsets = np.unique(headers["off_seg"][num_seg > 0])
     if offsets.size > 1:
         raise InputError(path, f"B-scans disagree on the segmentation offset OffSeg ({offsets.tolist()})")
     off_seg = int(offsets[0])
-    if off_seg < BSCAN_FIXED_HEADER_BYTES or off_seg + 4 * max_seg * size_x > hdr_size:
+    if off_seg < BSCAN_FIXED_HEADER_BYTES or off_seg + 4 * max_seg * layout.size_x > layout.hdr_size:
         raise InputError(
             path,
-            f"segmentation lines (OffSeg={off_seg}, NumSeg={max_seg}, SizeX={size_x}) "
-            f"do not fit the {hdr_size}-byte B-scan header",
+            f"segmentation lines (OffSeg={off_seg}, NumSeg={max_seg}, SizeX={layout.size_x}) "
+            f"do not fit the {layout.hdr_size}-byte B-scan header",
         )
-    lines = np.frombuffer(
-        buffer, dtype=_struct([("lines", ("<f4", (max_seg, size_x)), off_seg)], stride), count=num_bscans, offset=start
-    )["lines"]
+    count = layout.num_bscans * max_seg * layout.size_x
+    if count > MAX_OCT_VOXELS:
+        raise InputError(
+            path, f"{count} segmentation line values (NumSeg={max_seg}); at most {MAX_OCT_VOXELS} are read"
+        )
+    lines = np.empty((layout.num_bscans, max_seg, layout.size_x), dtype="<f4")
+    for i in range(layout.num_bscans):
+        _read_exactly(stream, layout.bscan(i) + off_seg, lines[i], path)
     # B-scans with fewer lines than the most: the rest of their block is not segmentation.
-    absent = np.arange(max_seg)[None, :, None] >= num_seg[:, None, None]
-    return blocks, np.where(absent, np.float32(np.nan), lines).astype(np.float32, copy=False)
+    lines[np.arange(max_seg)[None, :] >= num_seg[:, None]] = _INVALID_MARKER
+    return _invalid_to_nan(path, lines, "segmentation line")
 
 
-def _invalid_to_nan(path: Path, values: np.ndarray, what: str) -> np.ndarray:
-    """float32 copy with values > 1e30 (the invalid marker) as NaN; non-finite values are corrupt."""
+def _invalid_to_nan(path: Path, values: np.ndarray, what: str, index: tuple[int, ...] = ()) -> np.ndarray:
+    """Set values > 1e30 (the invalid marker) to NaN in place and return them as float32.
+
+    Non-finite values are corrupt: the format marks invalid values with FLT_MAX.
+    ``index`` is prepended to the position in the message (the B-scan of a slice).
+    """
     non_finite = ~np.isfinite(values)
     if non_finite.any():
-        n, where = int(non_finite.sum()), np.argwhere(non_finite)[0].tolist()
+        n, where = int(non_finite.sum()), [*index, *np.argwhere(non_finite)[0].tolist()]
         raise InputError(
             path, f"{n} {what} values are NaN or infinite (first at index {where}); the invalid marker is FLT_MAX"
         )
-    return np.where(values > _INVALID_ABOVE, np.float32(np.nan), values).astype(np.float32, copy=False)
+    values[values > _INVALID_ABOVE] = np.nan
+    return values.astype(np.float32, copy=False)
 
 
-def _geometry(path: Path, blocks: np.ndarray, circle: bool) -> list[BScanGeometry]:
+def _pixels(path: Path, stream: BinaryIO, layout: _Layout) -> np.ndarray:
+    """Reflectance ``(N, SizeZ, SizeX)`` float32 in [0, 1], NaN invalid; read and checked B-scan by B-scan."""
+    # Read straight into the result and convert in place: the volume is held in memory once.
+    reflectance = np.empty((layout.num_bscans, layout.size_z, layout.size_x), dtype="<f4")
+    for i, bscan in enumerate(reflectance):
+        _read_exactly(stream, layout.bscan(i) + layout.hdr_size, bscan, path)
+        _invalid_to_nan(path, bscan, "pixel", (i,))
+        outside = (bscan < 0) | (bscan > 1)  # NaN compares False
+        if outside.any():
+            raise InputError(
+                path,
+                f"B-scan {i}: {int(outside.sum())} pixel values outside [0, 1] "
+                f"(min {np.nanmin(bscan):.4g}, max {np.nanmax(bscan):.4g}); not raw reflectance",
+            )
+    return reflectance.astype(np.float32, copy=False)
+
+
+def _geometry(blocks: np.ndarray, circle: bool) -> list[BScanGeometry]:
     points = np.stack([blocks["start_x"], blocks["start_y"], blocks["end_x"], blocks["end_y"]], axis=1)
-    if not np.isfinite(points).all():
-        raise InputError(path, "B-scan start/end positions are not finite")
     radius = np.hypot(points[:, 0] - points[:, 2], points[:, 1] - points[:, 3])
-    if circle and (radius <= 0).any():
-        raise InputError(path, "circle scan with zero radius (start point equals centre)")
     quality = np.where(blocks["quality"] > _INVALID_ABOVE, np.nan, blocks["quality"])
     return [
         BScanGeometry(
@@ -283,7 +324,8 @@ def read_vol(path: str | os.PathLike[str]) -> OctVolume:
         B-scan (circle centre and radius for scan pattern 2); ``slo``
         ``(SizeYSlo, SizeXSlo)`` uint8 or ``None`` when the file has none;
         ``device_layers`` ``{name: (N, SizeX) float32}`` rows in pixels with
-        NaN where not segmented; ``metadata`` with ``version``,
+        NaN where not segmented (or outside the B-scan, see
+        :class:`~retinaseg.volume.OctVolume`); ``metadata`` with ``version``,
         ``exam_time`` / ``visit_date`` (ISO strings or ``None``),
         ``scan_id``, ``reference_id``, ``visit_id``, ``progression_id``,
         ``slo_field_size_deg``, ``scan_focus_dpt``, ``header_distance_mm``
@@ -294,37 +336,47 @@ def read_vol(path: str | os.PathLike[str]) -> OctVolume:
     Raises
     ------
     InputError
-        Missing or unreadable file; wrong magic; truncated file or header
-        sizes that do not fit the file size (NumBScans, SizeX, SizeZ, SLO
-        size, BScanHdrSize); zero B-scans; corrupt B-scan headers (magic,
-        size, NumSeg above :data:`MAX_SEGMENTATION_LINES`, lines outside the
-        header); NaN/infinite pixels or line values; pixels outside
-        ``[0, 1]`` other than the invalid marker; non-positive scales;
-        laterality other than OD/OS.
+        Missing file, folder, pipe or device; wrong magic; truncated file
+        or header sizes that do not fit the file size (NumBScans, SizeX,
+        SizeZ, SLO size, BScanHdrSize); sizes above
+        :func:`retinaseg.io.limits.check_oct_size` or the SLO above
+        :func:`retinaseg.io.limits.check_image_size`; zero B-scans;
+        implausible scales (:func:`retinaseg.volume.check_scale`); unknown
+        scan pattern; laterality other than OD/OS; corrupt B-scan headers
+        (magic, size, NumSeg above :data:`MAX_SEGMENTATION_LINES`, lines
+        outside the header); implausible positions or circle geometry
+        (:func:`retinaseg.volume.check_geometry`); NaN/infinite pixels or
+        line values; pixels outside ``[0, 1]`` other than the invalid
+        marker; no signal (:func:`retinaseg.volume.check_signal`). All but
+        the last three are found before any pixel is read.
     """
-    path = Path(path)
-    head, buffer = _read_checked(path)
-    scan_pattern = int(head["scan_pattern"])
-    if scan_pattern not in SCAN_PATTERN_NAMES:
-        logger.warning("%s: unknown scan pattern %d; B-scans are placed as straight lines", path, scan_pattern)
-
-    blocks, lines = _bscan_blocks(path, head, buffer)
-    reflectance = _invalid_to_nan(path, blocks["pixels"], "pixel")
-    outside = (reflectance < 0) | (reflectance > 1)  # NaN compares False
-    if outside.any():
-        raise InputError(
-            path,
-            f"{int(outside.sum())} pixel values outside [0, 1] "
-            f"(min {np.nanmin(reflectance):.4g}, max {np.nanmax(reflectance):.4g}); not raw reflectance",
-        )
-    lines = _invalid_to_nan(path, lines, "segmentation line")
-
-    slo_x, slo_y = int(head["size_x_slo"]), int(head["size_y_slo"])
-    slo, slo_scale = None, None
-    if slo_x * slo_y:
-        slo = np.frombuffer(buffer, dtype=np.uint8, count=slo_x * slo_y, offset=FILE_HEADER_BYTES)
-        slo = slo.reshape(slo_y, slo_x).copy()
-        slo_scale = (float(head["scale_x_slo"]), float(head["scale_y_slo"]))
+    path = check_regular_file(path, ".vol file")
+    try:
+        with path.open("rb") as stream:
+            file_bytes = os.fstat(stream.fileno()).st_size
+            head_bytes = stream.read(FILE_HEADER_BYTES)
+            if not head_bytes.startswith(_FILE_MAGIC):
+                raise InputError(path, f"not a Heidelberg .vol file (magic {head_bytes[:12]!r}, expected HSF-OCT-1xx)")
+            if len(head_bytes) < FILE_HEADER_BYTES:
+                raise InputError(
+                    path, f"truncated: {file_bytes} bytes, shorter than the {FILE_HEADER_BYTES}-byte .vol header"
+                )
+            head = np.frombuffer(head_bytes, dtype=_FILE_HEADER)[0]
+            _check_file_header(path, head, file_bytes)
+            layout = _Layout(head)
+            scan_pattern = int(head["scan_pattern"])
+            headers = _bscan_headers(path, stream, layout)
+            geometry = _geometry(headers, circle=scan_pattern == CIRCLE_PATTERN)
+            check_geometry(geometry, layout.size_x, float(head["scale_x"]), scan_pattern, path)
+            lines = _segmentation_lines(path, stream, layout, headers)
+            slo = None
+            if layout.slo_shape[0] * layout.slo_shape[1]:
+                slo = np.empty(layout.slo_shape, dtype=np.uint8)
+                _read_exactly(stream, FILE_HEADER_BYTES, slo, path)
+            reflectance = _pixels(path, stream, layout)
+    except OSError as exc:
+        raise InputError(path, f"cannot read file ({exc.strerror or exc})") from exc
+    check_signal(reflectance, path)
 
     metadata: dict[str, Any] = {
         "version": _text(bytes(head["version"])),
@@ -343,11 +395,11 @@ def read_vol(path: str | os.PathLike[str]) -> OctVolume:
         reflectance=reflectance,
         scale_x_mm=float(head["scale_x"]),
         scale_z_mm=float(head["scale_z"]),
-        bscan_geometry=_geometry(path, blocks, circle=scan_pattern == CIRCLE_PATTERN),
+        bscan_geometry=geometry,
         scan_pattern=scan_pattern,
         laterality=_text(bytes(head["scan_position"])),  # type: ignore[arg-type]  # OD/OS, checked
         slo=slo,
-        slo_scale_xy_mm=slo_scale,
+        slo_scale_xy_mm=(float(head["scale_x_slo"]), float(head["scale_y_slo"])) if slo is not None else None,
         device_layers={device_line_name(i): np.ascontiguousarray(lines[:, i]) for i in range(lines.shape[1])},
         metadata=metadata,
         source=str(path),

@@ -21,7 +21,7 @@ import numpy as np
 
 from retinaseg.errors import InputError
 from retinaseg.io.folders import image_files
-from retinaseg.io.images import read_image, read_label_image
+from retinaseg.io.images import read_binary_mask, read_image
 from retinaseg.types import Modality, Sample, SampleSet
 
 logger = logging.getLogger(__name__)
@@ -162,9 +162,9 @@ def load_layer_mask_folder(
     Raises
     ------
     InputError
-        No images, a missing layer mask (all are named), a mask whose size
-        differs from its image, or a problem reported by
-        :func:`merge_layer_masks`.
+        No images, a missing layer mask (all are named), a mask that is not
+        binary (0/255 or 0/1; the values are listed) or whose size differs
+        from its image, or a problem reported by :func:`merge_layer_masks`.
     """
     folder = Path(folder)
     class_ids = _default_class_ids(priority) if class_ids is None else class_ids
@@ -184,7 +184,7 @@ def load_layer_mask_folder(
         masks = {}
         for layer, suffix in layer_suffixes.items():
             mask_path = files[f"{stem}{suffix}"]
-            masks[layer] = read_label_image(mask_path)
+            masks[layer] = read_binary_mask(mask_path)
             if masks[layer].shape != image.shape[:2]:
                 raise InputError(
                     mask_path, f"mask shape {masks[layer].shape} differs from image shape {image.shape[:2]}"

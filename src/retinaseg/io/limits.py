@@ -124,7 +124,7 @@ def check_class_names(class_names: object, where: str | os.PathLike[str] = "clas
         raise InputError(where, f"must name 2 to {MAX_CLASSES} classes (background first), got {len(class_names)}")
     bad = [name for name in class_names if not isinstance(name, str) or not name.strip()]
     if bad:
-        raise InputError(where, f"class names must be non-empty text, got {bad[0]!r}")
+        raise InputError(where, f"every name must be non-empty text, got {bad[0]!r}")
     repeated = sorted({name for name in class_names if class_names.count(name) > 1})
     if repeated:
         raise InputError(where, f"names {', '.join(repeated)} more than once")

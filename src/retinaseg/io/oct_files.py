@@ -80,7 +80,10 @@ laterality decides nasal/temporal in every sector statistic, and a silent
 default would swap them for half of all eyes. The B-scans are placed as a
 raster of parallel horizontal lines, like a plain image stack: B-scan ``i``
 runs from ``(0, i * spacing)`` to ``(W * scale_x_mm, i * spacing)`` mm, the
-first image at the top (``y = 0``). There is no SLO.
+first image at the top (``y = 0``). There is no SLO. Image sizes are read
+from the file headers and checked (:func:`retinaseg.io.limits.check_oct_size`,
+the B-scan geometry by :func:`retinaseg.volume.check_geometry`) before any
+image is decoded.
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -97,23 +101,33 @@ import numpy as np
 from eyepy import EyeBscanMeta, EyeEnface, EyeEnfaceMeta, EyeVolume, EyeVolumeMeta
 
 # Private in eyepy, but it is what every eyepy importer uses to register the
-# localizer with the B-scans; without it eyepy guesses a square layout.
+# localizer with the B-scans; without it eyepy guesses a square layout. Used
+# only through _localizer_transform, written for eyepy 0.16-0.21 (this
+# signature; .eye files that keep the transform instead of refitting it).
 from eyepy.io.utils import _compute_localizer_oct_transform
+from skimage.transform import AffineTransform
 
 from retinaseg.data.normalize import to_grey
 from retinaseg.errors import InputError, describe_exception
 from retinaseg.io.folders import image_files
 from retinaseg.io.heidelberg import read_vol
-from retinaseg.io.images import IMAGE_SUFFIXES, read_image
-from retinaseg.volume import CIRCLE_PATTERN, SPECTRALIS_DISPLAY_GAMMA, BScanGeometry, Laterality, OctVolume
+from retinaseg.io.images import IMAGE_SUFFIXES, image_size, read_image
+from retinaseg.io.limits import MAX_OCT_VOXELS, check_oct_size, check_regular_file
+from retinaseg.volume import (
+    CIRCLE_PATTERN,
+    SPECTRALIS_DISPLAY_GAMMA,
+    BScanGeometry,
+    Laterality,
+    OctVolume,
+    check_geometry,
+    check_scale,
+    check_scan_pattern,
+    check_signal,
+)
 
 OCT_FILE_SUFFIXES: tuple[str, ...] = (".vol", ".e2e", ".xml", ".eye")
 """File suffixes (lower case) :func:`read_oct` reads; folders are read too."""
 
-
-MAX_FOLDER_SCALE_MM = 2.0
-"""Largest pixel size or B-scan spacing accepted for a B-scan folder; larger
-values are micrometres given as millimetres (11.5 instead of 0.0115)."""
 
 E2E_MM_PER_DEG = 0.2896
 """Fundus millimetres per degree eyepy assumes for E2E (289.6 µm/°)."""
@@ -179,40 +193,47 @@ def _read_bscan_folder(
     missing = [name for name, value in {**options, "laterality": laterality}.items() if value is None]
     if missing:
         raise InputError(folder, f"a folder of B-scan images carries no geometry: give {', '.join(missing)}")
-    sizes_mm = {name: float(value) for name, value in options.items()}  # type: ignore[arg-type]  # not None
-    for name, value in sizes_mm.items():
-        if not (math.isfinite(value) and 0 < value <= MAX_FOLDER_SCALE_MM):
-            raise InputError(
-                folder, f"{name} = {value} mm is not in (0, {MAX_FOLDER_SCALE_MM}] mm (micrometres given as mm?)"
-            )
+    sizes_mm = {name: check_scale(value, name, folder) for name, value in options.items()}  # type: ignore[arg-type]
     eye = str(laterality).strip().upper()
     if eye not in ("OD", "OS"):
         raise InputError(folder, f"laterality {laterality!r} must be 'OD' (right eye) or 'OS' (left eye)")
 
     paths = list(files.values())
-    images = [_grey_uint8(read_image(paths[0]), paths[0])]
-    for path in paths[1:]:
-        image = _grey_uint8(read_image(path), path)
-        if image.shape != images[0].shape:
+    n = len(paths)
+    # Sizes and geometry from the image headers: nothing is decoded before the volume is known to fit.
+    height, width = image_size(paths[0])
+    check_oct_size(n, height, width, folder)  # before any other file is opened
+
+    def check_same_size(path: Path, shape: tuple[int, ...]) -> None:
+        if shape != (height, width):
             raise InputError(
                 folder,
-                f"{path.name} is {image.shape[0]}x{image.shape[1]} pixels but {paths[0].name} is "
-                f"{images[0].shape[0]}x{images[0].shape[1]}; all B-scans must have the same size",
+                f"{path.name} is {shape[0]}x{shape[1]} pixels but {paths[0].name} is {height}x{width}; "
+                "all B-scans must have the same size",
             )
-        images.append(image)
-    display = np.stack(images)
-    n, _, width = display.shape
+
+    for path in paths[1:]:
+        check_same_size(path, image_size(path))
+    scan_pattern = 1 if n == 1 else 3
     x_end_mm = width * sizes_mm["scale_x_mm"]
     geometry = [
         BScanGeometry(start_xy_mm=(0.0, float(y)), end_xy_mm=(x_end_mm, float(y)), quality=math.nan)
         for y in np.arange(n) * sizes_mm["bscan_spacing_mm"]
     ]
+    check_geometry(geometry, width, sizes_mm["scale_x_mm"], scan_pattern, folder)
+
+    reflectance = np.empty((n, height, width), dtype=np.float32)
+    for bscan, path in zip(reflectance, paths):
+        image = _grey_uint8(read_image(path), path)
+        check_same_size(path, image.shape)  # a header may lie
+        bscan[...] = _reflectance_from_display(image)
+    check_signal(reflectance, folder)
     return OctVolume(
-        reflectance=_reflectance_from_display(display),
+        reflectance=reflectance,
         scale_x_mm=sizes_mm["scale_x_mm"],
         scale_z_mm=sizes_mm["scale_z_mm"],
         bscan_geometry=geometry,
-        scan_pattern=1 if n == 1 else 3,
+        scan_pattern=scan_pattern,
         laterality=eye,  # type: ignore[arg-type]  # OD/OS, checked
         metadata={"bscan_files": [p.name for p in paths], "header_distance_mm": sizes_mm["bscan_spacing_mm"]},
         source=str(folder),
@@ -305,10 +326,10 @@ def _scales_mm(meta: Mapping[str, Any], length_mm: np.ndarray, width: int, where
         scale_x, scale_z = float(np.mean(length_mm)) / width, float(meta["bscan_meta"][0]["scale_y"])
     else:
         raise InputError(where, f"no physical pixel size (scale unit {unit!r}); retinaseg measures in mm")
-    for name, value in (("lateral", scale_x), ("axial", scale_z)):
-        if not (math.isfinite(value) and value > 0):
-            raise InputError(where, f"{name} pixel size {value} mm is not a positive number")
-    return scale_x, scale_z
+    return (
+        check_scale(scale_x, "scale_x_mm", where, "A-scan pitch"),
+        check_scale(scale_z, "scale_z_mm", where, "axial pixel size"),
+    )
 
 
 def _quality(value: object) -> float:
@@ -369,21 +390,23 @@ def from_eyepy(ev: EyeVolume, source: str = "") -> OctVolume:
     Raises
     ------
     InputError
-        No B-scans; no valid pixel; values that fit no intensity convention
-        (module notes); OCT angiography; B-scan meta missing or not one per
-        B-scan; scales or positions without a physical unit; laterality
-        other than right/left; layers of the wrong shape.
+        No B-scans; more than :func:`retinaseg.io.limits.check_oct_size`
+        allows; B-scan meta missing or not one per B-scan; scales or
+        positions without a physical unit; implausible scales, B-scan
+        distance, scan pattern or geometry (:mod:`retinaseg.volume`
+        checks); laterality other than right/left; then values that fit no
+        intensity convention (module notes); OCT angiography; no signal
+        (:func:`retinaseg.volume.check_signal`); layers of the wrong shape.
     """
     where = source or "EyeVolume"
     meta = ev.meta
     raw = np.asarray(ev.raw_data)
     if raw.ndim != 3 or 0 in raw.shape:
         raise InputError(where, f"holds no B-scans (data shape {raw.shape})")
-    n, _, width = raw.shape
-    reflectance = _reflectance_from_eyepy(raw, str(meta.get("intensity_transform", "default")), where)
-    if np.isnan(reflectance).all():
-        raise InputError(where, "holds no valid pixel (every value is marked invalid)")
+    n, height, width = raw.shape
+    check_oct_size(n, height, width, where)
 
+    # Geometry first: implausible meta is refused before the B-scans are converted.
     bscan_meta = list(meta.get("bscan_meta") or [])
     if len(bscan_meta) != n:
         raise InputError(where, f"{len(bscan_meta)} B-scan meta entries for {n} B-scans")
@@ -399,10 +422,8 @@ def from_eyepy(ev: EyeVolume, source: str = "") -> OctVolume:
     scale_x_mm, scale_z_mm = _scales_mm(meta, length_mm, width, where)
 
     pattern = meta.get("scan_pattern", bscan_meta[0].get("scan_pattern"))
-    scan_pattern = int(pattern) if pattern is not None else (1 if n == 1 else 3)
+    scan_pattern = check_scan_pattern(pattern, where) if pattern is not None else (1 if n == 1 else 3)
     circle = scan_pattern == CIRCLE_PATTERN
-    if circle and (length_mm <= 0).any():
-        raise InputError(where, "circle scan with zero radius (start point equals centre)")
     geometry = [
         BScanGeometry(
             start_xy_mm=(float(s[0]), float(s[1])),
@@ -414,11 +435,18 @@ def from_eyepy(ev: EyeVolume, source: str = "") -> OctVolume:
         )
         for s, e, r, b in zip(start, end, length_mm, bscan_meta)
     ]
+    check_geometry(geometry, width, scale_x_mm, scan_pattern, where)
 
     laterality = _laterality(meta.get("laterality")) or _laterality(ev.localizer.meta.get("laterality"))
     if laterality is None:
         raise InputError(where, f"laterality {meta.get('laterality')!r} is neither right (OD) nor left (OS)")
+    distance_factor = _mm_per_unit(meta.get("scale_unit"))
+    header_distance_mm = float(meta["scale_z"]) * distance_factor if distance_factor else None
+    if header_distance_mm:  # 0 for one B-scan
+        check_scale(header_distance_mm, "bscan_spacing_mm", where, "B-scan distance scale_z")
 
+    reflectance = _reflectance_from_eyepy(raw, str(meta.get("intensity_transform", "default")), where)
+    check_signal(reflectance, where)
     slo = None
     if not ev.localizer.meta.get(_BLANK_LOCALIZER_KEY, False) and localizer_scale is not None:
         slo = _slo_uint8(ev.localizer.raw_data)
@@ -430,11 +458,10 @@ def from_eyepy(ev: EyeVolume, source: str = "") -> OctVolume:
             raise InputError(where, f"layer {name!r} has shape {rows.shape}, expected {(n, width)}")
         layers[name] = np.where(rows > _VOL_INVALID_ABOVE, np.float32(np.nan), rows)
 
-    distance_factor = _mm_per_unit(meta.get("scale_unit"))
     metadata: dict[str, Any] = {
         "reader": f"eyepy {eyepy.__version__}",
         "intensity_transform": meta.get("intensity_transform", "default"),
-        "header_distance_mm": float(meta["scale_z"]) * distance_factor if distance_factor else None,
+        "header_distance_mm": header_distance_mm,
         "layer_origin": {name: str(ev.layers[name].meta.get("origin", "file")) for name in layers},
     }
     if isinstance(ev.localizer.meta.get("field_size"), (int, float)):
@@ -479,6 +506,56 @@ def _localizer(volume: OctVolume) -> EyeEnface:
     )
 
 
+def _localizer_transform(
+    meta: EyeVolumeMeta, localizer_meta: EyeEnfaceMeta, shape: tuple[int, int, int]
+) -> AffineTransform:
+    """eyepy's map from B-scan A-scans to localizer pixels, also where eyepy's own fit has no answer.
+
+    eyepy maps ``(x, y) = (A-scan c, r)``, ``r = N - 1 - i`` for B-scan ``i``
+    (its en-face projection is upside down), to localizer pixels ``(x, y)``
+    by fitting an affine map to four corners: the start and end points of the
+    last (``r = 0``) and the first B-scan, A-scans spread over ``W - 1``
+    steps. The fit's linear part is the mean step along the B-scans and the
+    mean step between them; when these are parallel (one B-scan, a circle
+    scan, B-scans on one line) there is no answer: scikit-image >= 0.26
+    returns a failed estimation whose ``params`` raise, older versions a
+    singular or NaN matrix. There the map is built here instead: A-scans
+    where eyepy places them along the last B-scan, rows perpendicular to it
+    (clockwise on screen, like a Heidelberg raster) one A-scan step apart, so
+    the map stays invertible (unless all A-scans share one point).
+
+    Parameters
+    ----------
+    meta
+        Volume meta as :func:`to_eyepy` writes it (positions in mm).
+    localizer_meta
+        Localizer meta, ``scale_x`` / ``scale_y`` in mm per pixel.
+    shape
+        ``(N, H, W)`` of the B-scan data.
+
+    Returns
+    -------
+    skimage.transform.AffineTransform
+        ``(A-scan index, row) -> localizer pixel (x, y)``.
+    """
+    n, _, width = shape
+    scale = np.array([localizer_meta["scale_x"], localizer_meta["scale_y"]], dtype=np.float64)
+    # ends[k, j]: start (j = 0) / end (j = 1) in pixels of the last (k = 0) and first (k = 1) B-scan
+    ends = np.array(
+        [[b["start_pos"], b["end_pos"]] for b in (meta["bscan_meta"][-1], meta["bscan_meta"][0])], dtype=np.float64
+    ) / scale
+    along = (ends[:, 1] - ends[:, 0]).mean(axis=0) / max(width - 1, 1)  # pixels per A-scan
+    across = (ends[1] - ends[0]).mean(axis=0) / max(n - 1, 1)  # pixels per row
+    # |sine| of the angle between the two steps: 0 where eyepy's fit is singular
+    if abs(along[0] * across[1] - along[1] * across[0]) > 1e-6 * np.linalg.norm(along) * np.linalg.norm(across):
+        return _compute_localizer_oct_transform(meta, localizer_meta, shape)
+    return AffineTransform(matrix=np.array([
+        [along[0], -along[1], ends[0, 0, 0]],
+        [along[1], along[0], ends[0, 0, 1]],
+        [0.0, 0.0, 1.0],
+    ]))
+
+
 def to_eyepy(volume: OctVolume, layers_px: Mapping[str, np.ndarray]) -> EyeVolume:
     """Our volume and layer boundaries as an ``eyepy.EyeVolume``.
 
@@ -505,7 +582,9 @@ def to_eyepy(volume: OctVolume, layers_px: Mapping[str, np.ndarray]) -> EyeVolum
         ``quality`` (None if unknown) and ``shift``; ``laterality``;
         ``scan_pattern``; the SLO as localizer, or a blank uint8 one of
         A-scan-pitch pixels covering every A-scan (marked so
-        :func:`from_eyepy` drops it again).
+        :func:`from_eyepy` drops it again), registered with the B-scans as
+        eyepy's importers do, also for one B-scan and circle scans
+        (:func:`_localizer_transform`).
 
     Raises
     ------
@@ -543,7 +622,7 @@ def to_eyepy(volume: OctVolume, layers_px: Mapping[str, np.ndarray]) -> EyeVolum
         data=raw,
         meta=meta,
         localizer=localizer,
-        transformation=_compute_localizer_oct_transform(meta, localizer.meta, raw.shape),
+        transformation=_localizer_transform(meta, localizer.meta, raw.shape),
     )
     for name, rows in layers_px.items():
         ev.add_layer_annotation(np.asarray(rows, dtype=np.float32), name=name, origin=_LAYER_ORIGIN)
@@ -606,10 +685,39 @@ def write_eye(
 # --- entry point ------------------------------------------------------------------------------
 
 
+_MAX_EYE_UNPACKED_BYTES = 8 * MAX_OCT_VOXELS
+"""Most bytes an ``.eye`` archive may unpack to: float64 B-scans at the voxel limit, or float32
+ones with a voxel annotation of the same size. eyepy unpacks every member into memory."""
+
+
+def _check_eye_archive(path: Path) -> None:
+    """Refuse an eyepy ``.eye`` archive that unpacks to more than the limits, from its directory and npy header.
+
+    A small archive can unpack to any size; ``zipfile`` never unpacks more
+    than a member's declared size, so the declared sizes bound the memory.
+    Archives that are not readable zip files are left to eyepy to report.
+    """
+    headers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+            with archive.open("raw_volume.npy") as member:
+                read_header = headers.get(np.lib.format.read_magic(member))
+                shape = read_header(member)[0] if read_header else None
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        return
+    if unpacked > _MAX_EYE_UNPACKED_BYTES:
+        raise InputError(path, f"eyepy archive unpacks to {unpacked} bytes; at most {_MAX_EYE_UNPACKED_BYTES} are read")
+    if shape is not None and len(shape) == 3:
+        check_oct_size(*shape, path)
+
+
 def _load_with_eyepy(path: Path, suffix: str) -> EyeVolume:
     what, loader = _EYEPY_LOADERS[suffix]
     if suffix == ".xml" and path.suffix != ".xml":
         raise InputError(path, "eyepy reads HEYEX XML exports only with a lower-case .xml suffix; rename the file")
+    if suffix == ".eye":
+        _check_eye_archive(path)
     try:
         return loader(path)
     except Exception as exc:  # eyepy's parsers (construct, zipfile, ElementTree, imageio) raise any type
@@ -634,8 +742,9 @@ def read_oct(
         images (module notes).
     scale_x_mm, scale_z_mm, bscan_spacing_mm
         A-scan pitch, axial pixel size and distance between B-scans in mm,
-        each in ``(0, 2]``. Required for a folder; refused for files, which
-        carry their own geometry.
+        each within its plausible range (:func:`retinaseg.volume.check_scale`).
+        Required for a folder; refused for files, which carry their own
+        geometry.
     laterality
         ``"OD"`` or ``"OS"``; required for a folder, refused for files.
 
@@ -648,17 +757,18 @@ def read_oct(
     Raises
     ------
     InputError
-        Missing path; unknown suffix; options given for a file or missing
-        for a folder; anything eyepy or the readers cannot parse (truncated,
-        corrupt or foreign files, zero B-scans, no valid pixel, images of
-        different sizes or bit types). The message names the path and the
-        problem in one line.
+        Missing path; a pipe, socket or device; unknown suffix; options
+        given for a file or missing for a folder; anything eyepy or the
+        readers cannot parse (truncated, corrupt or foreign files, zero
+        B-scans, no valid pixel, images of different sizes or bit types);
+        sizes above the OCT limits (an ``.eye`` archive from its directory,
+        before eyepy unpacks it); anything :class:`OctVolume` finds
+        implausible. The message names the path and the problem in one line.
     """
     path = Path(path)
     if path.is_dir():
         return _read_bscan_folder(path, scale_x_mm, scale_z_mm, bscan_spacing_mm, laterality)
-    if not path.exists():
-        raise InputError(path, "not found")
+    check_regular_file(path, "OCT file")  # a pipe or device named .vol would block forever
     suffix = path.suffix.lower()
     if suffix not in OCT_FILE_SUFFIXES:
         raise InputError(

@@ -11,6 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from retinaseg.errors import InputError, describe_exception
+from retinaseg.io.limits import MAX_JSON_BYTES, check_regular_file
+
 
 def finite_mean(values: Any) -> float | None:
     """Mean of the finite values; ``None`` (JSON null) when there are none."""
@@ -30,6 +33,36 @@ def strict_json(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
+
+
+def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
+    """Parse a JSON file a user gave, refusing what would hang, crash or exhaust memory.
+
+    Parameters
+    ----------
+    path
+        The file; it must be a regular file of at most
+        :data:`~retinaseg.io.limits.MAX_JSON_BYTES` bytes of UTF-8 JSON.
+    what
+        Name of the file kind in messages, e.g. ``"VGG JSON file"``.
+
+    Raises
+    ------
+    InputError
+        Missing, not a regular file (a pipe would block), too large, not
+        UTF-8, not JSON, nested too deeply for the parser or holding integers
+        too long to convert; one line naming the file.
+    """
+    path = check_regular_file(path, what)
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise InputError(path, f"{what} of {size / 1e6:.0f} MB; at most {MAX_JSON_BYTES // 1_000_000} MB are read")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:  # the parser recurses once per nested list or object
+        raise InputError(path, f"not a valid {what} (nested too deeply)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: bad JSON, over-long integers
+        raise InputError(path, f"not a valid {what} ({describe_exception(exc)})") from exc
 
 
 def write_json(path: str | os.PathLike[str], value: Any) -> Path:
