@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -224,3 +225,15 @@ def test_analyze_refuses_a_scan_where_no_retina_is_found(phantom: tuple, monkeyp
     with pytest.raises(InputError, match="no retina found in any B-scan") as error:
         analyze_file(scan, tmp_path / "out")
     assert error.value.where == str(scan) and sorted(p.name for p in tmp_path.iterdir()) == ["scan.vol"]
+
+
+def test_stored_lines_outside_the_bscan_are_left_out_and_noted(phantom: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    volume, truth = phantom
+    n, height, width = volume.shape
+    ilm = np.full((n, width), 20.0, dtype=np.float32)
+    ilm[0, :3] = (-5.0, 1e9, height + 1.0)  # corrupt values, not the format's invalid marker
+    damaged = dataclasses.replace(volume, device_layers={"ILM": ilm})
+    monkeypatch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: truth["labels"])
+    result = analyze_volume(damaged, _tiny_module(), progress=False)
+    assert np.isnan(result.reference_px["ILM"][0, :3]).all() and np.isfinite(result.reference_px["ILM"][0, 3:]).all()
+    assert any("3 stored segmentation values lay outside the B-scan" in note for note in result.notes)

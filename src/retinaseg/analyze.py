@@ -31,7 +31,7 @@ from retinaseg.io.duke import DUKE_CLASS_NAMES
 from retinaseg.io.model_files import DEFAULT_MODEL, resolve_model_file
 from retinaseg.io.output import check_output_dir
 from retinaseg.io.records import finite_mean, write_csv, write_json
-from retinaseg.volume import CIRCLE_PATTERN, OctVolume
+from retinaseg.volume import CIRCLE_PATTERN, DEVICE_LINES_OUTSIDE_KEY, OctVolume
 
 if TYPE_CHECKING:  # PyTorch and Lightning load only when a scan is segmented, after every check
     from retinaseg.training.module import SegmentationModule
@@ -210,6 +210,12 @@ def analyze_volume(
             if DUKE_TO_DEVICE_LINES.get(name) in volume.device_layers
             and np.isfinite(volume.device_layers[DUKE_TO_DEVICE_LINES[name]]).any()
         }
+    dropped = volume.metadata.get(DEVICE_LINES_OUTSIDE_KEY)
+    if dropped:
+        result.notes.append(
+            f"{sum(dropped.values())} stored segmentation values lay outside the B-scan and were left out "
+            f"({', '.join(f'{name} {count}' for name, count in dropped.items())})"
+        )
     if reference_px:
         result.reference_name = reference_name
         result.reference_px = reference_px
