@@ -49,5 +49,5 @@ def test_unet_depth_sets_size_multiple(depth):
 def test_unknown_model_and_option_are_input_errors():
     with pytest.raises(InputError, match="unknown model 'nope'"):
         build_model("nope", 1, 2)
-    with pytest.raises(InputError, match="model.depthh"):
+    with pytest.raises(InputError, match="model.options.depthh: unknown unet option .depthh.; did you mean .depth.?"):
         build_model("unet", 1, 2, {"depthh": 3})

@@ -13,9 +13,11 @@ shipped model.
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
+from lightning.fabric.utilities.warnings import PossibleUserWarning
 from rich.console import Console
 
 from retinaseg.analysis.boundaries import DUKE_BOUNDARY_NAMES
@@ -25,8 +27,8 @@ from retinaseg.data.phantom import make_phantom_oct_volume, make_phantom_set
 from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_module
 from retinaseg.inference.predict import predict_files
-from retinaseg.io.paths import find_dataset
 from retinaseg.io.dataset_format import write_dataset
+from retinaseg.io.paths import find_dataset
 from retinaseg.training.config import load_config
 from retinaseg.training.train import train
 
@@ -85,7 +87,11 @@ def run_demo(out: str | Path, minutes: float = 2.0, console: Console | None = No
     console.print(f"{len(phantoms)} B-scans of {len(_SUBJECTS)} phantom subjects (144x128 pixels, 7.74 µm axial) in {dataset_dir}")
 
     console.rule(f"2/4 training a small U-Net (at most {minutes:g} min)")
-    result = train(demo_config(dataset_dir, out / "runs", minutes))
+    with warnings.catch_warnings():
+        # The demo's 20 small B-scans are held in memory: worker processes would
+        # only slow it down, whatever Lightning advises on a machine with many cores.
+        warnings.filterwarnings("ignore", message="The '(train|val)_dataloader' does not have many workers", category=PossibleUserWarning)
+        result = train(demo_config(dataset_dir, out / "runs", minutes))
 
     console.rule("3/4 segmenting held-out B-scans")
     test_images = sorted((dataset_dir / "images").glob(f"{_SUBJECTS[-1]}_*.png"))

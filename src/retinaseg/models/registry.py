@@ -8,13 +8,16 @@ network's :attr:`ModelSpec.size_multiple`; callers pad with
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
-from retinaseg.errors import InputError
+from retinaseg.errors import InputError, describe_exception, unknown_name
 
 Builder = Callable[..., nn.Module]
 
@@ -36,6 +39,17 @@ class ModelSpec:
     size_multiple
         ``size_multiple(options) -> int``: input height and width must be
         multiples of this number for the given options.
+    limits
+        ``{option: (low, high)}``: inclusive bounds of numeric options
+        (``None``: unbounded on that side).
+    choices
+        ``{option: names}``: the values a string option may take.
+
+    Notes
+    -----
+    Every option must have the type of its default: ``true``/``false`` for a
+    bool, an integer for an int, a finite number for a float, text for a
+    string, a non-empty list of such values for a list.
     """
 
     name: str
@@ -43,17 +57,37 @@ class ModelSpec:
     description: str
     defaults: dict[str, Any] = field(default_factory=dict)
     size_multiple: Callable[[dict[str, Any]], int] = lambda options: 1
+    limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def resolve(self, options: dict[str, Any] | None) -> dict[str, Any]:
-        """Defaults updated with ``options``; unknown option names are an error."""
+        """Defaults updated with ``options``, each checked (see the class notes).
+
+        Raises
+        ------
+        InputError
+            Naming ``model.options.<option>``: an unknown option, or a value of
+            the wrong type, out of its limits or not among its choices.
+        """
         options = dict(options or {})
-        unknown = sorted(set(options) - set(self.defaults))
-        if unknown:
-            raise InputError(
-                f"model.{unknown[0]}",
-                f"unknown option for model {self.name!r}; known: {', '.join(sorted(self.defaults)) or 'none'}",
-            )
+        for key, value in options.items():
+            where = f"model.options.{key}"
+            if key not in self.defaults:
+                raise InputError(where, unknown_name(f"{self.name} option", key, sorted(self.defaults)))
+            problem = _type_problem(value, self.defaults[key]) or self._value_problem(key, value)
+            if problem:
+                raise InputError(where, problem)
         return {**self.defaults, **options}
+
+    def _value_problem(self, key: str, value: Any) -> str | None:
+        if key in self.choices and value not in self.choices[key]:
+            return unknown_name("value", value, self.choices[key])
+        low, high = self.limits.get(key, (None, None))
+        numbers = value if isinstance(value, list) else [value]
+        if any((low is not None and x < low) or (high is not None and x > high) for x in numbers):
+            bounds = f">= {low}" if high is None else f"<= {high}" if low is None else f"in [{low}, {high}]"
+            return f"must be {bounds}, got {value!r}"
+        return None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -65,8 +99,10 @@ def register_model(
     description: str,
     defaults: dict[str, Any] | None = None,
     size_multiple: Callable[[dict[str, Any]], int] | None = None,
+    limits: dict[str, tuple[float | None, float | None]] | None = None,
+    choices: dict[str, tuple[str, ...]] | None = None,
 ) -> Callable[[Builder], Builder]:
-    """Decorator adding a builder function to the registry under ``name``."""
+    """Decorator adding a builder function to the registry under ``name`` (arguments: :class:`ModelSpec`)."""
 
     def decorate(builder: Builder) -> Builder:
         if name in _REGISTRY:
@@ -77,6 +113,8 @@ def register_model(
             description=description,
             defaults=dict(defaults or {}),
             size_multiple=size_multiple or (lambda options: 1),
+            limits=dict(limits or {}),
+            choices=dict(choices or {}),
         )
         return builder
 
@@ -87,7 +125,7 @@ def get_model_spec(name: str) -> ModelSpec:
     """The registered spec for ``name``; unknown names list the known ones."""
     _load_builtin_models()
     if name not in _REGISTRY:
-        raise InputError("model.name", f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+        raise InputError("model.name", unknown_name("model", name, sorted(_REGISTRY)))
     return _REGISTRY[name]
 
 
@@ -105,6 +143,31 @@ def build_model(
     return spec.builder(in_channels, num_classes, **spec.resolve(options))
 
 
+def check_model_options(name: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The resolved options of model ``name``, refused with one line unless the network can be built.
+
+    Besides :meth:`ModelSpec.resolve`'s checks, the network is built once on
+    PyTorch's ``meta`` device (no memory, no computation), so combinations the
+    builder rejects are found before any data is read.
+
+    Raises
+    ------
+    InputError
+        An unknown model or option, a bad option value (named), or options
+        the builder refuses (``model.options``).
+    """
+    spec = get_model_spec(name)
+    resolved = spec.resolve(options)
+    try:
+        # Warnings of this trial build would only repeat those of the real one.
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            spec.builder(1, 2, **resolved)
+    except Exception as err:  # third-party builders reject bad sizes with many exception types
+        raise InputError("model.options", f"model {name!r} cannot be built with {resolved} ({describe_exception(err)})") from err
+    return resolved
+
+
 def model_size_multiple(name: str, options: dict[str, Any] | None = None) -> int:
     """Multiple that input height and width must have for this model."""
     spec = get_model_spec(name)
@@ -114,6 +177,36 @@ def model_size_multiple(name: str, options: dict[str, Any] | None = None) -> int
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _type_problem(value: Any, default: Any) -> str | None:
+    """What is wrong with the type of ``value`` for an option whose default is ``default``, or ``None``."""
+    if default is None:
+        return None
+    if isinstance(default, list):
+        accepts, _, plural = _option_type(default[0] if default else None)
+        if isinstance(value, list) and value and all(accepts(item) for item in value):
+            return None
+        return f"must be a non-empty list of {plural}, got {value!r}"
+    accepts, singular, _ = _option_type(default)
+    return None if accepts(value) else f"must be {singular}, got {value!r}"
+
+
+def _option_type(default: Any) -> tuple[Callable[[Any], bool], str, str]:
+    """``(accepts(value), "an integer", "integers")`` for options with this default."""
+    if default is None:
+        return (lambda value: True), "any value", "values"
+    if isinstance(default, bool):
+        return (lambda value: isinstance(value, bool)), "true or false", "true/false values"
+    if isinstance(default, int):
+        return (lambda value: isinstance(value, int) and not isinstance(value, bool)), "an integer", "integers"
+    if isinstance(default, float):
+        def accepts(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        return accepts, "a finite number", "finite numbers"
+    kind = type(default)
+    return (lambda value: isinstance(value, kind)), f"a {kind.__name__}", f"{kind.__name__} values"
 
 
 def _load_builtin_models() -> None:

@@ -74,6 +74,8 @@ class UNet(nn.Module):
     description="U-Net, 2-6 levels (depth), width doubling per level from base_channels",
     defaults={"depth": 4, "base_channels": 32, "norm": "batch", "dropout": 0.0},
     size_multiple=lambda options: 2 ** (options["depth"] - 1),
+    limits={"depth": (2, 6), "base_channels": (1, None), "dropout": (0, 1)},
+    choices={"norm": ("batch", "instance", "none")},
 )
 def build_unet(in_channels: int, num_classes: int, **options) -> nn.Module:
     return UNet(in_channels, num_classes, **options)

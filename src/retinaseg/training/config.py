@@ -1,21 +1,39 @@
 """Training configs: YAML files over documented defaults, with ``key=value`` overrides.
 
 A config is a nested dict. :data:`DEFAULTS` lists every key a config may set;
-a key that is not there is a typo and an error, except inside the free-form
-sections (:data:`FREE_FORM`) whose contents are checked by the component that
-uses them (the data source, the model, the augmentation).
+a key that is not there is a typo and an error. The free-form sections
+(:data:`FREE_FORM`) take the options of the component they configure (the
+data source, the model, the augmentation).
+
+:func:`validate_config` checks every value (type, range, known names) before
+any work starts, and :func:`validate_against_data` what only the data can
+tell (class ids, patch size); a bad value is an :class:`InputError` naming the
+full key, e.g. ``trainer.max_epochs: must be an integer >= 1, got 0``.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import re
+from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from retinaseg.errors import InputError
+from retinaseg.data.augment import AugmentConfig
+from retinaseg.data.normalize import NORMALIZE_METHODS
+from retinaseg.data.preprocess import CHANNEL_MODES
+from retinaseg.errors import InputError, unknown_name
+from retinaseg.io.sources import SOURCES, source_options
+from retinaseg.models.registry import (
+    check_model_options,
+    list_models,
+    model_size_multiple,
+)
+from retinaseg.training.losses import LOSS_NAMES
 
 DEFAULTS: dict[str, Any] = {
     "name": None,  # run name: runs/<name>/
@@ -65,10 +83,34 @@ DEFAULTS: dict[str, Any] = {
     "output": {"runs_dir": "runs"},
 }
 
+MONITORS = ("val_dice", "val_loss")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULERS = ("cosine", "plateau", "none")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
+"""Lightning's precision names; ``auto`` is ours (see :func:`retinaseg.training.train.precision_for`)."""
+FOV_MODES = ("auto", "none")
+MAX_NAME_LENGTH = 128
+_RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_SEED_MAX = 2**32 - 1  # numpy and Lightning seeds are unsigned 32-bit
+_PLAIN_TYPES = (dict, list, tuple, str, int, float, bool, type(None))
+
+
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 loader that also reads ``1e-3`` (no dot) as a float, as YAML 1.2 does."""
+    """PyYAML's loader with YAML 1.2 scalars: ``1e-3`` is a float, only true/false are booleans, dates stay text.
+
+    YAML 1.1 would read ``clahe: yes`` as true and ``name: 2024-05-01`` as a
+    date; here the first is refused where a boolean is expected, and the
+    config stays plain data, which checkpoints store and read back with the
+    restricted unpickler.
+    """
 
 
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
@@ -77,7 +119,7 @@ _Loader.add_implicit_resolver(
         |\.[0-9_]+(?:[eE][-+][0-9]+)?
         |[-+]?\.(?:inf|Inf|INF)
         |\.(?:nan|NaN|NAN))$""",
-        re.X,
+        re.VERBOSE,
     ),
     list("-+0123456789."),
 )
@@ -100,7 +142,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     Returns
     -------
     dict
-        The fully resolved config.
+        The fully resolved config, checked by :func:`validate_config`.
     """
     user: dict[str, Any] = {}
     if path is not None:
@@ -122,6 +164,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     for key in REQUIRED:
         if _get_path(config, key) is None:
             raise InputError(".".join(key), f"missing config key (in {path or 'overrides'})")
+    validate_config(config)
     return config
 
 
@@ -160,3 +203,365 @@ def _get_path(tree: dict[str, Any], keys: tuple[str, ...]) -> Any:
     for key in keys:
         tree = tree.get(key) if isinstance(tree, dict) else None
     return tree
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+Check = Callable[[str, Any], None]
+"""``check(key, value)``: raises :class:`InputError` naming ``key`` when ``value`` is bad."""
+
+
+def validate_config(config: dict[str, Any]) -> None:
+    """Check every value of a resolved config, before any work starts.
+
+    Types, ranges and known names of every key in :data:`DEFAULTS`, the data
+    source's options, the model's options (the network is built once on
+    PyTorch's ``meta`` device, which costs no memory) and the rules that
+    involve several keys. The checks need neither the data nor a GPU.
+
+    Raises
+    ------
+    InputError
+        The first bad value, naming its full key, e.g.
+        ``optimizer.lr: must be a finite number > 0, got nan``; unknown names
+        come with the closest known one ("did you mean").
+    """
+    _check_plain(config, "")
+    for key, check in _RULES.items():
+        check(key, _get_path(config, tuple(key.split("."))))
+    for check_section in _SECTION_CHECKS:
+        check_section(config)
+
+
+def validate_against_data(config: dict[str, Any], class_names: Sequence[str], image_sizes: Sequence[tuple[int, int]]) -> None:
+    """What only the data tells: class ids and weights fit the classes, patches fit the images.
+
+    Parameters
+    ----------
+    config
+        A config that passed :func:`validate_config`.
+    class_names
+        The classes of the data (after ``data.relabel``).
+    image_sizes
+        ``(height, width)`` of every training image.
+
+    Raises
+    ------
+    InputError
+        Naming the key: a class id beyond the classes, a class weight per
+        class missing, a patch larger than the smallest image, whole images
+        of different sizes in one batch or too small for the model.
+    """
+    num_classes = len(class_names)
+    evaluation = config["evaluation"]
+    for key in ("metric_classes", "boundary_classes", "fluid_classes"):
+        beyond = sorted(c for c in evaluation[key] or [] if c >= num_classes)
+        if beyond:
+            raise InputError(f"evaluation.{key}", f"class ids {beyond} do not exist; the data has classes 0-{num_classes - 1} {list(class_names)}")
+    weights = config["loss"]["class_weights"]
+    if weights is not None and len(weights) != num_classes:
+        raise InputError("loss.class_weights", f"needs one weight per class ({num_classes}: {list(class_names)}), got {len(weights)}")
+    data = config["data"]
+    smallest = tuple(min(size[axis] for size in image_sizes) for axis in (0, 1))
+    patch = data["patch_size"]
+    if patch is None and min(smallest) < _smallest_input(config):
+        raise InputError(
+            "model.options",
+            f"the smallest training image ({smallest[0]} x {smallest[1]}) is too small for this model, which needs "
+            f"{_smallest_input(config)} pixels per side; choose fewer levels",
+        )
+    if patch is not None and (patch[0] > smallest[0] or patch[1] > smallest[1]):
+        raise InputError("data.patch_size", f"{list(patch)} is larger than the smallest training image ({smallest[0]} x {smallest[1]})")
+    if patch is None and data["batch_size"] > 1 and len(set(image_sizes)) > 1:
+        raise InputError(
+            "data.patch_size",
+            f"training images differ in size ({' and '.join(f'{h} x {w}' for h, w in sorted(set(image_sizes))[:2])}) "
+            "and cannot be batched whole; set data.patch_size, or data.batch_size: 1",
+        )
+
+
+def validate_split(config: dict[str, Any]) -> None:
+    """The subject split is a plan: at most one split takes the remaining subjects, no subject is in two.
+
+    Checked before the data is read; whether the subjects exist, only the
+    data can tell (:func:`retinaseg.data.splits.split_by_subject`). Not part
+    of :func:`validate_config`, because a config that only describes a model
+    (for ``analyze``) needs no split.
+    """
+    split = config["data"]["split"]
+    rest = [name for name, subjects in split.items() if subjects is None or subjects == "rest"]
+    if len(rest) > 1:
+        raise InputError(f"data.split.{rest[1]}", f"only one split may take the remaining subjects (null or 'rest'); {rest[0]!r} does")
+    owner: dict[str, str] = {}
+    for name, subjects in split.items():
+        for subject in [] if name in rest else subjects:
+            if owner.setdefault(subject, name) != name:
+                raise InputError(f"data.split.{name}", f"subject {subject!r} is also in split {owner[subject]!r}")
+
+
+def _check_plain(value: Any, key: str) -> None:
+    """Only YAML's plain data, so the config can be saved as YAML and in checkpoints read without running code."""
+    if type(value) not in _PLAIN_TYPES:
+        raise InputError(key or "config", f"must be plain data (text, numbers, true/false, lists, mappings), got a {type(value).__name__}")
+    if isinstance(value, dict):
+        for sub_key, sub_value in value.items():
+            _check_plain(sub_key, key)
+            _check_plain(sub_value, f"{key}.{sub_key}" if key else str(sub_key))
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_plain(item, key)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(low: int, high: int | None = None) -> Check:
+    """An integer ``>= low`` (and ``<= high``)."""
+    bounds = f">= {low}" if high is None else f"from {low} to {high}"
+
+    def check(key: str, value: Any) -> None:
+        if not _is_int(value) or value < low or (high is not None and value > high):
+            raise InputError(key, f"must be an integer {bounds}, got {value!r}")
+
+    return check
+
+
+def _number(low: float, high: float | None = None, *, low_open: bool = False, high_open: bool = False) -> Check:
+    """A finite number in the interval from ``low`` to ``high`` (``None``: unbounded), ends open or closed."""
+    if high is None:
+        bounds = f"{'>' if low_open else '>='} {low:g}"
+    else:
+        bounds = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def check(key: str, value: Any) -> None:
+        inside = _is_number(value) and (value > low if low_open else value >= low)
+        if inside and high is not None:
+            inside = value < high if high_open else value <= high
+        if not inside:
+            raise InputError(key, f"must be a finite number {bounds}, got {value!r}")
+
+    return check
+
+
+def _boolean(key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise InputError(key, f"must be true or false, got {value!r}")
+
+
+def _choice(kind: str, names: Sequence[str]) -> Check:
+    """One of ``names``; anything else gets the closest name as a suggestion."""
+
+    def check(key: str, value: Any) -> None:
+        if not isinstance(value, str) or value not in names:
+            raise InputError(key, unknown_name(kind, value, names))
+
+    return check
+
+
+def _optional(check: Check) -> Check:
+    """``None`` (the key's "not set") or a value that passes ``check``."""
+
+    def check_optional(key: str, value: Any) -> None:
+        if value is not None:
+            check(key, value)
+
+    return check_optional
+
+
+def _text(key: str, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(key, f"must be a non-empty text, got {value!r}")
+
+
+def _run_name(key: str, value: Any) -> None:
+    """A plain folder name: the run folder is ``<runs_dir>/<name>``, and must stay inside ``runs_dir``."""
+    if not isinstance(value, str) or not _RUN_NAME.fullmatch(value) or value in (".", "..") or len(value) > MAX_NAME_LENGTH:
+        raise InputError(
+            key,
+            f"must be a plain name of letters, digits, '.', '_' and '-' (not '.' or '..', at most {MAX_NAME_LENGTH} characters), got {value!r}",
+        )
+
+
+def _size_pair(key: str, value: Any) -> None:
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_int(v) and v >= 1 for v in value):
+        raise InputError(key, f"must be [height, width], two integers >= 1, got {value!r}")
+
+
+def _class_ids(key: str, value: Any) -> None:
+    if not isinstance(value, (list, tuple)) or not all(_is_int(v) and v >= 0 for v in value) or len(set(value)) != len(value):
+        raise InputError(key, f"must be a list of distinct class ids (integers >= 0), got {value!r}")
+
+
+def _some_class_ids(key: str, value: Any) -> None:
+    """Class ids averaged into a score: at least one, or the mean is undefined."""
+    _class_ids(key, value)
+    if not value:
+        raise InputError(key, "must name at least one class id (or be null for every class but 0)")
+
+
+def _class_weights(key: str, value: Any) -> None:
+    if not isinstance(value, (list, tuple)) or not value or not all(_is_number(v) and v >= 0 for v in value) or not any(value):
+        raise InputError(key, f"must be a list of finite numbers >= 0, one per class, not all 0, got {value!r}")
+
+
+def _subjects(key: str, value: Any) -> None:
+    if value == "rest":
+        return
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise InputError(key, f"must be a list of subject ids (text; quote numbers in YAML), 'rest' or null, got {value!r}")
+
+
+def _devices(key: str, value: Any) -> None:
+    if value != "auto" and not (_is_int(value) and value >= 1):
+        raise InputError(key, f"must be an integer >= 1 or 'auto', got {value!r}")
+
+
+def _strategy(key: str, value: Any) -> None:
+    if value == "auto":
+        return
+    # Lightning is imported only for a strategy other than the default: it takes seconds.
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    _choice("strategy", ["auto", *StrategyRegistry.available_strategies()])(key, value)
+
+
+def _batch_limit(key: str, value: Any) -> None:
+    if not (_is_int(value) and value >= 1) and not (isinstance(value, float) and 0 < value <= 1):
+        raise InputError(key, f"must be a number of batches (integer >= 1) or a fraction in (0, 1], got {value!r}")
+
+
+def _source(key: str, value: Any) -> None:
+    _choice("data source", sorted(SOURCES))(key, value)
+
+
+def _model_name(key: str, value: Any) -> None:
+    _choice("model", [spec.name for spec in list_models()])(key, value)
+
+
+def _mapping(key: str, value: Any) -> None:
+    if value is not None and not isinstance(value, dict):
+        raise InputError(key, f"must be a mapping, got {value!r}")
+
+
+def _augment(key: str, value: Any) -> None:
+    known = sorted(field.name for field in fields(AugmentConfig))
+    for option, setting in (value or {}).items():
+        if option not in known:
+            raise InputError(f"{key}.{option}", unknown_name("augmentation option", option, known))
+        if isinstance(setting, float) and not math.isfinite(setting):
+            raise InputError(f"{key}.{option}", f"must be a finite number, got {setting!r}")
+    try:
+        AugmentConfig.from_dict(value or {})
+    except InputError as err:  # the augmentation names its keys "augment.<option>"
+        raise InputError(f"data.{err.where}", err.problem) from None
+
+
+def _relabel(key: str, value: Any) -> None:
+    if value is None:
+        return
+    _mapping(key, value)
+    for part in value:
+        if part not in ("class_names", "map"):
+            raise InputError(f"{key}.{part}", unknown_name("config key", part, ["class_names", "map"]))
+    names = value.get("class_names")
+    if not isinstance(names, (list, tuple)) or len(names) < 2 or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise InputError(f"{key}.class_names", f"must be a list of at least two distinct class names, got {names!r}")
+    mapping = value.get("map")
+    if not isinstance(mapping, dict) or not mapping:
+        raise InputError(f"{key}.map", f"must be a mapping of old class id to new class id, got {mapping!r}")
+    for old, new in mapping.items():
+        if not (_is_int(old) and 0 <= old <= 255 and _is_int(new) and 0 <= new < len(names)):
+            raise InputError(f"{key}.map", f"maps class ids 0-255 to new ids 0-{len(names) - 1}; got {old!r}: {new!r}")
+
+
+def _source_options(config: dict[str, Any]) -> None:
+    data = config["data"]
+    _mapping("data.options", data["options"])
+    accepted = source_options(data["source"])
+    for option in data["options"] or {}:
+        if option not in accepted:
+            raise InputError(f"data.options.{option}", unknown_name(f"{data['source']} source option", option, accepted))
+
+
+def _model(config: dict[str, Any]) -> None:
+    _mapping("model.options", config["model"]["options"])
+    check_model_options(config["model"]["name"], config["model"]["options"])
+
+
+def _smallest_input(config: dict[str, Any]) -> int:
+    """Least height and width the model trains on: its deepest level keeps 2 x 2 pixels (batch norm needs more than one)."""
+    return 2 * model_size_multiple(config["model"]["name"], config["model"]["options"])
+
+
+def _patch_fits_model(config: dict[str, Any]) -> None:
+    patch, least = config["data"]["patch_size"], _smallest_input(config)
+    if patch is not None and min(patch) < least:
+        raise InputError("data.patch_size", f"{list(patch)} is too small for this model, which needs at least {least} pixels per side")
+
+
+def _validation_rounds(config: dict[str, Any]) -> None:
+    trainer = config["trainer"]
+    if trainer["check_val_every_n_epoch"] > trainer["max_epochs"]:
+        raise InputError(
+            "trainer.check_val_every_n_epoch",
+            f"{trainer['check_val_every_n_epoch']} is more than trainer.max_epochs ({trainer['max_epochs']}): the run would never validate",
+        )
+
+
+_RULES: dict[str, Check] = {
+    "name": _run_name,
+    "seed": _integer(0, _SEED_MAX),
+    "data.source": _source,
+    "data.root": _text,
+    "data.split.train": _optional(_subjects),
+    "data.split.val": _optional(_subjects),
+    "data.split.test": _optional(_subjects),
+    "data.channels": _choice("channel mode", ("auto", *CHANNEL_MODES)),
+    "data.clahe": _boolean,
+    "data.normalize": _choice("normalisation", NORMALIZE_METHODS),
+    "data.fov": _choice("FOV mode", FOV_MODES),
+    "data.patch_size": _optional(_size_pair),
+    "data.patches_per_image": _integer(1),
+    "data.foreground_crop_prob": _number(0, 1),
+    "data.batch_size": _integer(1),
+    "data.num_workers": _integer(0),
+    "data.augment": _augment,
+    "data.relabel": _relabel,
+    "model.name": _model_name,
+    "loss.name": _choice("loss", LOSS_NAMES),
+    "loss.class_weights": _optional(_class_weights),
+    "optimizer.name": _choice("optimizer", OPTIMIZERS),
+    "optimizer.lr": _number(0, low_open=True),
+    "optimizer.weight_decay": _number(0),
+    "scheduler.name": _optional(_choice("scheduler", SCHEDULERS)),
+    "scheduler.patience": _integer(0),
+    "scheduler.factor": _number(0, 1, low_open=True, high_open=True),
+    "scheduler.min_lr": _number(0),
+    "trainer.max_epochs": _integer(1),
+    "trainer.max_time_minutes": _optional(_number(0, low_open=True)),
+    "trainer.monitor": _choice("monitor", MONITORS),
+    "trainer.patience": _integer(0),
+    "trainer.check_val_every_n_epoch": _integer(1),
+    "trainer.accelerator": _choice("accelerator", ACCELERATORS),
+    "trainer.devices": _devices,
+    "trainer.strategy": _strategy,
+    "trainer.precision": _choice("precision", PRECISIONS),
+    "trainer.limit_train_batches": _optional(_batch_limit),
+    "trainer.deterministic": _boolean,
+    "evaluation.metric_classes": _optional(_some_class_ids),
+    "evaluation.roi_size": _optional(_size_pair),
+    "evaluation.overlap": _number(0, 1, high_open=True),
+    "evaluation.sw_batch_size": _integer(1),
+    "evaluation.boundary_classes": _optional(_class_ids),
+    "evaluation.fluid_classes": _optional(_class_ids),
+    "output.runs_dir": _text,
+}
+"""One check per key of :data:`DEFAULTS`, in its order; the free-form options are :data:`_SECTION_CHECKS`'."""
+
+_SECTION_CHECKS: list[Callable[[dict[str, Any]], None]] = [_source_options, _model, _patch_fits_model, _validation_rounds]
+"""Checks of options that depend on another key (the source, the model) or of rules across keys."""

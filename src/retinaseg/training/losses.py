@@ -9,7 +9,7 @@ from monai.losses import DiceCELoss, DiceLoss
 from monai.networks.utils import one_hot
 from torch import nn
 
-from retinaseg.errors import InputError
+from retinaseg.errors import InputError, unknown_name
 
 LOSS_NAMES = ("ce", "bce", "dice", "dice_ce", "jaccard")
 
@@ -55,4 +55,4 @@ def build_loss(name: str, class_weights: Sequence[float] | None = None) -> Calla
         return _IndexTargetLoss(DiceLoss(softmax=True, to_onehot_y=True, jaccard=True, weight=weights))
     if name == "dice_ce":
         return _IndexTargetLoss(DiceCELoss(softmax=True, to_onehot_y=True, weight=weights))
-    raise InputError("loss.name", f"unknown loss {name!r}; known: {', '.join(LOSS_NAMES)}")
+    raise InputError("loss.name", unknown_name("loss", name, LOSS_NAMES))

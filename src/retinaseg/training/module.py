@@ -9,11 +9,13 @@ import numpy as np
 import torch
 
 from retinaseg.data.preprocess import Preprocessing
-from retinaseg.errors import InputError
 from retinaseg.inference.sliding import infer_logits
 from retinaseg.metrics.segmentation import scores_from_confusion
 from retinaseg.models import build_model, model_size_multiple
 from retinaseg.training.losses import build_loss
+
+_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+"""The optimisers of ``optimizer.name`` (:data:`retinaseg.training.config.OPTIMIZERS`)."""
 
 
 class SegmentationModule(L.LightningModule):
@@ -86,11 +88,9 @@ class SegmentationModule(L.LightningModule):
         self.log("val_dice", float(np.nanmean(dice[self.metric_classes])), prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self) -> Any:
+        # Names and values were checked by validate_config before training.
         opt_cfg, sched_cfg = self.config["optimizer"], self.config["scheduler"]
-        optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-        if opt_cfg["name"] not in optimizers:
-            raise InputError("optimizer.name", f"unknown optimizer {opt_cfg['name']!r}; known: adam, adamw")
-        optimizer = optimizers[opt_cfg["name"]](self.parameters(), lr=opt_cfg["lr"], weight_decay=opt_cfg["weight_decay"])
+        optimizer = _OPTIMIZERS[opt_cfg["name"]](self.parameters(), lr=opt_cfg["lr"], weight_decay=opt_cfg["weight_decay"])
         if sched_cfg["name"] == "cosine":
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
                 optimizer, T_max=self.config["trainer"]["max_epochs"], eta_min=sched_cfg["min_lr"]
@@ -106,9 +106,7 @@ class SegmentationModule(L.LightningModule):
                 min_lr=sched_cfg["min_lr"],
             )
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor}}
-        if sched_cfg["name"] in (None, "none"):
-            return optimizer
-        raise InputError("scheduler.name", f"unknown scheduler {sched_cfg['name']!r}; known: cosine, plateau, none")
+        return optimizer  # scheduler "none"
 
 
 def metric_classes(config: dict[str, Any], num_classes: int) -> list[int]:

@@ -4,32 +4,67 @@ Each run lives in ``<runs_dir>/<name>/``: ``config.yaml`` (fully resolved),
 ``best.ckpt``, ``last.ckpt``, ``metrics.csv`` (one row per epoch),
 ``curves.png`` and ``test/`` (the evaluation of ``best.ckpt`` on the test
 split). One row per finished run is appended to ``<runs_dir>/results.csv``.
+
+Everything a run is told is checked before the work starts: the config
+(:func:`~retinaseg.training.config.validate_config`), the run folder
+(:func:`check_run_folder`), the checkpoint to resume (:func:`check_resume`)
+and the hardware; what only the data can tell is checked once it is read, but
+still before the run folder is made. The run folder is made when training
+starts, and carries the marker of folders that retinaseg wrote
+(:mod:`retinaseg.io.output`): only such a folder is ever replaced.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
+import os
 import shutil
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    ModelCheckpoint,
+    RichProgressBar,
+)
 from torch.utils.data import DataLoader
 
 from retinaseg.data.augment import build_augmentation
 from retinaseg.data.dataset import PatchDataset, WholeImageDataset, prepare_samples
-from retinaseg.errors import InputError
+from retinaseg.errors import InputError, describe_exception
 from retinaseg.inference.evaluate import evaluate_checkpoint
+from retinaseg.io.output import (
+    MARKER_NAME,
+    check_output_dir,
+    mark_output_dir,
+    written_by_retinaseg,
+)
+from retinaseg.io.paths import resolve_data_path
+from retinaseg.io.torch_files import read_torch_file
 from retinaseg.models import count_parameters
+from retinaseg.models.registry import get_model_spec
 from retinaseg.report.plots import plot_training_curves
-from retinaseg.training.config import save_config
+from retinaseg.training.config import (
+    save_config,
+    validate_against_data,
+    validate_config,
+)
 from retinaseg.training.data import load_splits, resolve_preprocessing
 from retinaseg.training.module import SegmentationModule
+
+_RESUME_KEYS = ("state_dict", "hyper_parameters", "optimizer_states", "lr_schedulers", "loops", "callbacks", "epoch")
+"""What Lightning needs to continue a run; a weight file (``export-model``) has only the first two."""
 
 
 @dataclass
@@ -61,78 +96,64 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
         Resolved config from :func:`retinaseg.training.config.load_config`.
     resume
         Checkpoint to continue from (e.g. ``runs/<name>/last.ckpt``); the run
-        folder may then exist already.
+        folder may then exist already. It is read with the restricted
+        unpickler: resuming never runs code from the file.
     overwrite
-        Replace an existing run folder of the same name. Without it (and
-        without ``resume``) an existing run folder is an error, so results are
-        never overwritten silently.
+        Replace an existing run folder of the same name, if retinaseg wrote
+        it. Without it (and without ``resume``) an existing run folder is an
+        error, so results are never overwritten silently.
+
+    Raises
+    ------
+    InputError
+        Any bad input, before the run folder is touched.
     """
-    L.seed_everything(config["seed"], workers=True, verbose=False)
+    validate_config(config)
     runs_dir = Path(config["output"]["runs_dir"])
-    run_dir = runs_dir / str(config["name"])
-    trainer_cfg = config["trainer"]
+    run_dir = runs_dir / config["name"]
     is_launcher = _global_rank() == 0
-    replace_run = is_launcher and run_dir.exists() and resume is None
-    if replace_run and not overwrite:
-        raise InputError(run_dir, "run folder exists; pick another name (--set name=...), --resume it or --overwrite")
+    if is_launcher:  # DDP's other processes start when rank 0 has already made the folder
+        check_run_folder(config, resume=resume, overwrite=overwrite)
+    stored = None if resume is None else check_resume(resume, config)
+    check_hardware(config["trainer"])
+    L.seed_everything(config["seed"], workers=True, verbose=False)
+    monitor = config["trainer"]["monitor"]
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir, filename="best", monitor=monitor, mode=_mode(monitor), save_last=True, enable_version_counter=False
+    )
+    with _lightning_quiet(resuming=resume is not None):
+        trainer = _build_trainer(config, run_dir, checkpoint)
 
     sample_set, splits = load_splits(config)
     for split in ("train", "val"):
         if len(splits[split]) == 0:
             raise InputError(f"data.split.{split}", f"no samples in the {split} split of {config['data']['root']}")
+    validate_against_data(config, sample_set.class_names, [sample.image.shape[:2] for sample in splits["train"].samples])
     preprocessing = resolve_preprocessing(config, sample_set)
     data = config["data"]
-    fov_mode = data["fov"]
     train_set = PatchDataset(
-        prepare_samples(splits["train"], preprocessing, fov_mode),
+        prepare_samples(splits["train"], preprocessing, data["fov"]),
         patch_size=data["patch_size"],
         patches_per_image=data["patches_per_image"],
         augment=build_augmentation(data["augment"], seed=config["seed"]),
         foreground_crop_prob=data["foreground_crop_prob"],
         seed=config["seed"],
     )
-    val_set = WholeImageDataset(prepare_samples(splits["val"], preprocessing, fov_mode))
+    val_set = WholeImageDataset(prepare_samples(splits["val"], preprocessing, data["fov"]))
     loader_args = {"num_workers": data["num_workers"], "persistent_workers": data["num_workers"] > 0}
     train_loader = DataLoader(train_set, batch_size=data["batch_size"], shuffle=True, drop_last=len(train_set) > data["batch_size"], **loader_args)
     val_loader = DataLoader(val_set, batch_size=1, **loader_args)
 
     module = SegmentationModule(config, sample_set.class_names, sample_set.task, preprocessing.to_dict())
-    # The run folder is made only now, so bad data or a bad model leave nothing behind.
-    if replace_run:
+    if stored is not None:
+        _check_weights_fit(resume, stored["state_dict"], module)
+    if is_launcher and resume is None and run_dir.exists():
+        # Checked again: the folder may have changed while the data was read.
+        check_output_dir(run_dir, overwrite=overwrite, inputs=[resolve_data_path(data["root"])])
         shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    monitor = trainer_cfg["monitor"]
-    mode = "min" if monitor == "val_loss" else "max"
-    checkpoint = ModelCheckpoint(dirpath=run_dir, filename="best", monitor=monitor, mode=mode, save_last=True, enable_version_counter=False)
-    callbacks: list[Callback] = [
-        checkpoint,
-        EarlyStopping(monitor=monitor, mode=mode, patience=trainer_cfg["patience"]),
-        EpochTable(run_dir / "metrics.csv"),
-        _EpochSetter(train_set),
-        RichProgressBar(),
-    ]
-    max_time = trainer_cfg["max_time_minutes"]
-    trainer = L.Trainer(
-        accelerator=trainer_cfg["accelerator"],
-        devices=trainer_cfg["devices"],
-        strategy=trainer_cfg["strategy"],
-        precision=precision_for(trainer_cfg["precision"]),
-        max_epochs=trainer_cfg["max_epochs"],
-        max_time=None if max_time is None else {"minutes": float(max_time)},
-        check_val_every_n_epoch=trainer_cfg["check_val_every_n_epoch"],
-        limit_train_batches=trainer_cfg["limit_train_batches"],
-        deterministic=trainer_cfg["deterministic"],
-        callbacks=callbacks,
-        logger=False,
-        default_root_dir=run_dir,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
-    )
-    if trainer.is_global_zero:
-        save_config(config, run_dir / "config.yaml")
     started = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader, ckpt_path=None if resume is None else str(resume))
+    with _lightning_quiet(resuming=resume is not None):
+        trainer.fit(module, train_loader, val_loader, ckpt_path=None if resume is None else str(resume), weights_only=True)
     train_seconds = time.perf_counter() - started
     best = Path(checkpoint.best_model_path or run_dir / "last.ckpt")
     if not trainer.is_global_zero:
@@ -152,6 +173,181 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
         test_metrics=test_metrics,
     )
     return TrainResult(run_dir, best, test_metrics, train_seconds)
+
+
+def check_run_folder(config: dict[str, Any], *, resume: str | Path | None = None, overwrite: bool = False) -> Path:
+    """The run folder ``<runs_dir>/<name>``, if this run may write there; nothing is changed.
+
+    Rules: the runs folder is not inside the input data folder; an existing,
+    non-empty run folder needs ``overwrite`` or ``resume``, and even then is
+    written into only if retinaseg wrote it (it holds
+    :data:`~retinaseg.io.output.MARKER_NAME`); the location rules of
+    :func:`~retinaseg.io.output.check_output_dir` hold. ``name`` itself is a
+    plain folder name (:func:`~retinaseg.training.config.validate_config`).
+
+    Raises
+    ------
+    InputError
+        The rule that is broken.
+    """
+    if resume is not None and overwrite:
+        raise InputError("--overwrite", "cannot be combined with --resume, which continues the run in its own folder")
+    runs_dir = Path(config["output"]["runs_dir"])
+    run_dir = runs_dir / config["name"]
+    data_root = resolve_data_path(config["data"]["root"])
+    if data_root.is_dir() and runs_dir.resolve().is_relative_to(data_root.resolve()):
+        raise InputError("output.runs_dir", f"{runs_dir} is inside the input data folder {data_root}; choose a folder outside the data")
+    if run_dir.is_symlink():
+        raise InputError(run_dir, "run folder is a symbolic link; pick another name (--set name=...)")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if resume is None and not overwrite:
+            raise InputError(run_dir, "run folder exists; pick another name (--set name=...), --resume it or --overwrite")
+        if not written_by_retinaseg(run_dir):
+            raise InputError(run_dir, f"was not written by retinaseg train (no {MARKER_NAME}); refusing to write into it, pick another name")
+    check_output_dir(run_dir, overwrite=True, inputs=[data_root])
+    return run_dir
+
+
+def check_resume(path: str | Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The contents of a checkpoint to resume, read without running code from it, if it fits ``config``.
+
+    Raises
+    ------
+    InputError
+        Not a readable PyTorch file, holds more than plain data (it could run
+        code), not a training checkpoint of ``retinaseg train``, or one of
+        another network than ``config`` describes.
+    """
+    payload = read_torch_file(path, "checkpoint")
+    missing = [key for key in _RESUME_KEYS if key not in payload]
+    if missing:
+        raise InputError(path, f"not a training checkpoint of retinaseg train (no {missing[0]!r}); only a .ckpt of a run can be resumed")
+    stored, wanted = _stored_model(payload), config["model"]
+    if not isinstance(stored, dict) or stored.get("name") != wanted["name"] or _resolved_options(stored) != _resolved_options(wanted):
+        raise InputError(path, f"was trained with model {stored}, the config asks for {wanted}; resume with the run's own config")
+    return payload
+
+
+def check_hardware(trainer_cfg: dict[str, Any]) -> None:
+    """The configured accelerator and number of devices exist on this machine."""
+    accelerator, devices = trainer_cfg["accelerator"], trainer_cfg["devices"]
+    if accelerator in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            raise InputError("trainer.accelerator", f"{accelerator!r} needs a CUDA GPU and PyTorch finds none; use cpu or auto")
+        if devices != "auto" and devices > torch.cuda.device_count():
+            raise InputError("trainer.devices", f"{devices} GPUs asked for, {torch.cuda.device_count()} found")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise InputError("trainer.accelerator", "'mps' needs an Apple GPU and PyTorch finds none; use cpu or auto")
+
+
+def _build_trainer(config: dict[str, Any], run_dir: Path, checkpoint: ModelCheckpoint) -> L.Trainer:
+    trainer_cfg = config["trainer"]
+    monitor = trainer_cfg["monitor"]
+    callbacks: list[Callback] = [
+        _RunFolder(run_dir, config),
+        checkpoint,
+        EarlyStopping(monitor=monitor, mode=_mode(monitor), patience=trainer_cfg["patience"]),
+        EpochTable(run_dir / "metrics.csv"),
+        _EpochSetter(),
+        RichProgressBar(),
+    ]
+    max_time = trainer_cfg["max_time_minutes"]
+    try:
+        return L.Trainer(
+            accelerator=trainer_cfg["accelerator"],
+            devices=trainer_cfg["devices"],
+            strategy=trainer_cfg["strategy"],
+            precision=precision_for(trainer_cfg["precision"]),
+            max_epochs=trainer_cfg["max_epochs"],
+            max_time=None if max_time is None else {"minutes": float(max_time)},
+            check_val_every_n_epoch=trainer_cfg["check_val_every_n_epoch"],
+            limit_train_batches=trainer_cfg["limit_train_batches"],
+            deterministic=trainer_cfg["deterministic"],
+            callbacks=callbacks,
+            logger=False,
+            default_root_dir=run_dir,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            log_every_n_steps=1,
+        )
+    except (MisconfigurationException, ValueError, TypeError) as err:  # combinations only Lightning knows, e.g. fsdp on a CPU
+        raise InputError("trainer", f"Lightning refuses these settings ({describe_exception(err)})") from err
+
+
+def _mode(monitor: str) -> str:
+    return "min" if monitor == "val_loss" else "max"
+
+
+def _stored_model(payload: dict[str, Any]) -> Any:
+    """The ``model`` section of the config stored in a checkpoint, or ``None``; the file's layout is not trusted."""
+    hyper_parameters = payload["hyper_parameters"]
+    config = hyper_parameters.get("config") if isinstance(hyper_parameters, dict) else None
+    return config.get("model") if isinstance(config, dict) else None
+
+
+def _resolved_options(model_cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """A model section's options over the model's defaults; ``None`` for options that are not valid."""
+    try:
+        return get_model_spec(model_cfg["name"]).resolve(model_cfg.get("options"))
+    except (InputError, TypeError, ValueError):  # a checkpoint's options may be anything
+        return None
+
+
+def _check_weights_fit(path: str | Path, state_dict: Any, module: SegmentationModule) -> None:
+    """The stored weights have the shapes of ``module``'s, so Lightning can load them (classes, channels)."""
+    expected = {key: tuple(value.shape) for key, value in module.state_dict().items()}
+    found = {key: tuple(value.shape) for key, value in state_dict.items() if isinstance(value, torch.Tensor)} if isinstance(state_dict, dict) else {}
+    if found != expected:
+        differing = sorted(set(expected) ^ set(found)) or sorted(key for key in expected if expected[key] != found[key])
+        raise InputError(
+            path, f"its weights do not fit the configured model and data (first difference: {differing[0]}); classes or channels differ"
+        )
+
+
+@contextmanager
+def _lightning_quiet(resuming: bool) -> Iterator[None]:
+    """Lightning without its INFO messages, and without warnings about what is meant to be.
+
+    Lightning logs at INFO level what it set up (devices, precision), why fit
+    stopped, and tips for its cloud products; retinaseg reports a run
+    itself. Lightning's warnings still show, but two that cannot be avoided.
+    """
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        with warnings.catch_warnings():
+            # Lightning 2.6 builds torch's LeafSpec for every set of data loaders; torch 2.13 deprecates it.
+            warnings.filterwarnings(
+                "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning, module=r"lightning\."
+            )
+            if resuming:
+                # A resumed run replaces the checkpoints in its own folder on purpose.
+                warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty", category=UserWarning)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+class _RunFolder(Callback):
+    """Makes the run folder when training starts: marker and ``config.yaml``.
+
+    Not earlier, so bad data or a bad model leave nothing behind, and not
+    before Lightning's checkpoint callback has looked at the folder, which
+    warns when it is not empty.
+    """
+
+    def __init__(self, run_dir: Path, config: dict[str, Any]) -> None:
+        self.run_dir = run_dir
+        self.config = config
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            mark_output_dir(self.run_dir)
+            save_config(self.config, self.run_dir / "config.yaml")
 
 
 class EpochTable(Callback):
@@ -191,11 +387,8 @@ class EpochTable(Callback):
 class _EpochSetter(Callback):
     """Gives the patch dataset the epoch number so crops change every epoch."""
 
-    def __init__(self, dataset: PatchDataset) -> None:
-        self.dataset = dataset
-
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.dataset.set_epoch(trainer.current_epoch)
+        trainer.train_dataloader.dataset.set_epoch(trainer.current_epoch)
 
 
 def append_results_row(
@@ -240,6 +433,4 @@ def append_results_row(
 
 
 def _global_rank() -> int:
-    import os
-
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
