@@ -1,0 +1,51 @@
+"""Atomic file writes: readers never see a half-written file.
+
+Every file retinaseg writes goes through :func:`atomic_path`: the content is
+written to a hidden temporary file in the destination's folder, which then
+replaces the destination in one :func:`os.replace`. On any error the
+temporary file is removed and the destination is untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` that replaces ``path`` when the block succeeds.
+
+    The temporary name keeps ``path``'s suffix, so writers that choose the
+    format by suffix (Pillow, matplotlib, eyepy) write the right one. Its
+    folder must exist.
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; returns ``path``."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` as UTF-8 atomically (newlines as given); returns ``path``."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with tmp.open("w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+    return path
