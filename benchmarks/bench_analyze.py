@@ -99,9 +99,9 @@ def main() -> None:
 
     results = {}
     results["read the .vol"], volume = _timed(lambda: read_oct(scan), args.repeats)
-    results["load the shipped model"], module = _timed(lambda: load_model("duke_layers_unet"), args.repeats)
-    results["segment all B-scans"], labels = _timed(lambda: segment_volume(volume, module, progress=False))
-    layer_classes, fluid_classes, _, _ = model_layers(module)
+    results["load the shipped model"], model = _timed(lambda: load_model("duke_layers_unet"), args.repeats)
+    results["segment all B-scans"], labels = _timed(lambda: segment_volume(volume, model, progress=False))
+    layer_classes, fluid_classes, _, _ = model_layers(model)
     invalid = np.isnan(volume.reflectance)
     results["layer surfaces (ordering, fluid, invalid columns)"], surfaces = _timed(
         lambda: layer_surfaces(labels, layer_classes, fluid_classes, invalid=invalid), args.repeats
@@ -114,10 +114,10 @@ def main() -> None:
     centre = (fovea[0] + 0.0013, fovea[1] + 0.0007)
     vectorised, table = _timed(lambda: _maps_and_etdrs_vectorised(total, positions, volume.laterality, centre), args.repeats)
     loop, looped = _timed(lambda: _maps_and_etdrs_loop(total, positions, volume.laterality, centre))
-    worst = max(abs(row["mean_um"] - looped[row["sector"]]) for row in table if math.isfinite(row["mean_um"]))
+    worst = max(abs(row.mean_um - looped[row.sector]) for row in table if math.isfinite(row.mean_um))
     results["thickness map + ETDRS (vectorised)"] = vectorised
     results["thickness map + ETDRS (per-point Python loop)"] = loop
-    results["whole analysis in memory (analyze_volume)"], result = _timed(lambda: analyze_volume(volume, module, progress=False))
+    results["whole analysis in memory (analyze_volume)"], result = _timed(lambda: analyze_volume(volume, model, progress=False))
     with tempfile.TemporaryDirectory() as tmp:
         results["outputs + report (write_analysis)"], _ = _timed(lambda: write_analysis(result, Path(tmp) / "out"))
 

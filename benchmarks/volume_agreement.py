@@ -19,24 +19,27 @@ import numpy as np
 import torch
 
 from retinaseg.analysis.thickness import TOTAL_RETINA
-from retinaseg.analyze import analyze_volume
-from retinaseg.io.model_files import DEFAULT_MODEL
+from retinaseg.analyze import AnalysisResult, analyze_volume
+from retinaseg.conventions import DEFAULT_MODEL
 from retinaseg.inference.checkpoint import load_model
 from retinaseg.io.oct_files import read_oct
 from retinaseg.io.paths import find_dataset
 
 
-def _report(name: str, result, seconds: float, pooled: dict[str, list[float]]) -> None:
-    mads = {row["boundary"]: row["mad_um"] for row in result.boundary_agreement}
+def _report(name: str, result: AnalysisResult, seconds: float, pooled: dict[str, list[float]]) -> None:
+    rows = result.reference.boundary_agreement if result.reference is not None else []
+    mads = {row.boundary: row.mad_um for row in rows}
     for boundary, mad in mads.items():
         pooled.setdefault(boundary, []).append(mad)
     line = f"{name:<24} {seconds:6.1f} s  " + "  ".join(f"{b} {m:5.1f}" for b, m in mads.items())
-    total = [abs(r["difference_um"]) for r in result.sector_agreement if r["layer"] == TOTAL_RETINA and np.isfinite(r["difference_um"])]
+    sectors = result.raster.sector_agreement if result.raster is not None else []
+    total = [abs(r.difference_um) for r in sectors if r.layer == TOTAL_RETINA and np.isfinite(r.difference_um)]
     if total:
         pooled.setdefault("ETDRS total", []).append(float(np.mean(total)))
         line += f"  | ETDRS total-thickness |diff| mean {np.mean(total):.1f} max {np.max(total):.1f}"
-    if result.circle is not None and result.reference_circle is not None:
-        line += f"  | RNFL global {result.circle.sectors['global']:.0f} vs {result.reference_circle.sectors['global']:.0f} µm"
+    if result.circle is not None and result.circle.reference is not None:
+        ours, stored = result.circle.profile.sectors["global"], result.circle.reference.sectors["global"]
+        line += f"  | RNFL global {ours:.0f} vs {stored:.0f} µm"
     print(line)
 
 
@@ -47,7 +50,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    module = load_model(args.model)
+    model = load_model(args.model)
 
     duke = find_dataset("duke_dme_volumes")
     if duke is not None:
@@ -56,7 +59,7 @@ def main() -> None:
         for subject in args.subjects:
             volume = read_oct(duke / f"Subject_{subject}.vol")
             start = time.perf_counter()
-            result = analyze_volume(volume, module, model_name=args.model, progress=False)
+            result = analyze_volume(volume, model, model_name=args.model, progress=False)
             _report(f"Subject_{subject}", result, time.perf_counter() - start, pooled)
         print("mean over subjects:      " + "  ".join(f"{k} {np.mean(v):.1f}" for k, v in pooled.items()))
 
@@ -66,7 +69,7 @@ def main() -> None:
         for path in sorted(genuine.rglob("*.vol")):
             volume = read_oct(path)
             start = time.perf_counter()
-            result = analyze_volume(volume, module, model_name=args.model, progress=False)
+            result = analyze_volume(volume, model, model_name=args.model, progress=False)
             _report(f"{path.name} ({volume.scan_pattern_name})", result, time.perf_counter() - start, {})
 
 

@@ -8,16 +8,18 @@ import numpy as np
 import pytest
 
 from retinaseg.analysis.boundaries import (
-    DUKE_BOUNDARY_NAMES,
-    DUKE_FLUID_CLASS,
-    DUKE_LAYER_CLASSES,
-    DUKE_TO_DEVICE_LINES,
     boundaries_from_labels,
     boundary_mad,
     layer_surfaces,
 )
-from retinaseg.io.heidelberg import read_vol
+from retinaseg.conventions import (
+    DUKE_BOUNDARY_NAMES,
+    DUKE_FLUID_CLASS,
+    DUKE_LAYER_CLASSES,
+    DUKE_TO_DEVICE_LINES,
+)
 from retinaseg.errors import InputError
+from retinaseg.io.heidelberg import read_vol
 
 NAN = np.nan
 

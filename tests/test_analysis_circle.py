@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retinaseg.analysis.circle import CIRCLE_SECTORS, circle_profile
+from retinaseg.analysis.circle import (
+    CIRCLE_SECTORS,
+    circle_profile,
+    finest_sectors,
+    in_sector,
+    sector_segments,
+)
 from retinaseg.analysis.thickness import layer_thickness_um
 from retinaseg.errors import InputError
 from retinaseg.io.heidelberg import read_vol
@@ -108,3 +114,15 @@ def test_genuine_circle_scans(spectralis_vol_root: Path) -> None:
         # double hump: the superior and inferior arcuate bundles are the thickest
         assert min(s["S"], s["I"]) > max(s["T"], s["N"]) + 30, name
         assert 60 < s["global"] < 150, name
+
+
+def test_sector_helpers() -> None:
+    assert sector_segments(315.0, 45.0) == [(315.0, 360.0), (0.0, 45.0)]
+    assert sector_segments(45.0, 90.0) == [(45.0, 90.0)]
+    angle = np.array([0.0, 44.9, 45.0, 314.9, 315.0, 359.9])
+    np.testing.assert_array_equal(in_sector(angle, *CIRCLE_SECTORS["T"]), [True, True, False, False, True, True])
+    assert in_sector(angle, *CIRCLE_SECTORS["global"]).all()
+    six = ["global", "T", "TS", "NS", "N", "NI", "TI", "S", "I"]
+    # S = TS + NS and I = NI + TI and global hold other sectors: only the six are drawn as levels
+    assert finest_sectors(six) == ["T", "TS", "NS", "N", "NI", "TI"]
+    assert finest_sectors(["global", "T", "S", "N", "I", "other"]) == ["T", "S", "N", "I"]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from retinaseg.analysis.enface import EnfaceGrid, enface_grid, enface_maps
+from retinaseg.analysis.enface import (
+    EnfaceGrid,
+    NotARasterError,
+    enface_grid,
+    enface_maps,
+)
 from retinaseg.analysis.etdrs import etdrs_table, find_fovea
 from retinaseg.analysis.thickness import layer_thickness_um
 from retinaseg.errors import InputError
@@ -61,7 +67,7 @@ def _reference_map(values: np.ndarray, positions: np.ndarray, grid: EnfaceGrid, 
         for col, x in enumerate(grid.x_mm):
             gu = (x - origin_xy_mm[0]) * math.cos(a) + (y - origin_xy_mm[1]) * math.sin(a)
             gv = -(x - origin_xy_mm[0]) * math.sin(a) + (y - origin_xy_mm[1]) * math.cos(a)
-            for lower, upper in zip(scans[:-1], scans[1:]):
+            for lower, upper in itertools.pairwise(scans):
                 if lower[0] <= gv <= upper[0]:
                     if gv == lower[0]:
                         out[row, col] = along(lower, gu)
@@ -163,11 +169,14 @@ def test_non_rasters_raise() -> None:
         (line[:1], "2\\+ parallel B-scans; got 1"),
         (tilted, "parallel"),
         (np.concatenate([line[:1], line[:1]]), "same line"),
+        (line[:, :1], "W >= 2"),
     ]:
-        with pytest.raises(InputError, match=message):
+        with pytest.raises(NotARasterError, match=message):
             enface_maps(np.zeros(positions.shape[:2]), positions, grid)
-    with pytest.raises(InputError, match="values"):
+    # wrong inputs are not "no raster"
+    with pytest.raises(InputError, match="values") as info:
         enface_maps(np.zeros((2, 9)), line, grid)
+    assert not isinstance(info.value, NotARasterError)
 
 
 def test_duke_volume_thickness_map(duke_volumes_root: Path) -> None:
@@ -247,7 +256,7 @@ def test_etdrs_lattice_and_centre_are_bounded() -> None:
             etdrs_table({"total": np.ones(grid.shape)}, grid, centre, "OD")
     # a far centre inside the field is fine: nothing of the ETDRS grid is covered
     far = etdrs_table({"total": np.ones(grid.shape)}, grid, (30.0, 30.0), "OD")
-    assert {row["coverage"] for row in far} == {0.0}
+    assert {row.coverage for row in far} == {0.0}
 
 
 def test_find_fovea_with_a_smoothing_wider_than_the_map() -> None:

@@ -12,11 +12,13 @@ from retinaseg.analysis.enface import EnfaceGrid, enface_grid, enface_maps
 from retinaseg.analysis.etdrs import (
     ETDRS_SECTOR_DESCRIPTIONS,
     ETDRS_SECTORS,
+    EtdrsRow,
     etdrs_sector_areas_mm2,
     etdrs_sector_map,
     etdrs_table,
     find_fovea,
 )
+from retinaseg.analysis.table_rows import as_records
 from retinaseg.analysis.thickness import layer_thickness_um
 from retinaseg.errors import InputError
 from retinaseg.io.heidelberg import read_vol
@@ -83,18 +85,20 @@ def test_table_of_a_distance_map() -> None:
     x, y = grid.mesh()
     centre = (0.0, 0.0)
     rows = etdrs_table({"dist": 100.0 * np.hypot(x, y)}, grid, centre, "OD")
-    assert [(r["layer"], r["sector"]) for r in rows] == [("dist", s) for s in ETDRS_SECTORS]
-    by_sector = {r["sector"]: r for r in rows}
+    assert [(r.layer, r.sector) for r in rows] == [("dist", s) for s in ETDRS_SECTORS]
+    # the CSV columns of etdrs.csv, in order
+    assert list(as_records(rows)[0]) == ["layer", "sector", "mean_um", "volume_mm3", "coverage", "n_cells"]
+    by_sector = {r.sector: r for r in rows}
     # mean distance over a disc of radius b: 2b/3; over an annulus a..b: 2/3 (b^3 - a^3) / (b^2 - a^2)
-    assert by_sector["C0"]["mean_um"] == pytest.approx(100 * 2 / 3 * 0.5, rel=2e-3)
+    assert by_sector["C0"].mean_um == pytest.approx(100 * 2 / 3 * 0.5, rel=2e-3)
     for quadrant in "SNIT":
-        assert by_sector[f"{quadrant}1"]["mean_um"] == pytest.approx(100 * 2 / 3 * 3.25 / 2.0, rel=2e-3)
-        assert by_sector[f"{quadrant}2"]["mean_um"] == pytest.approx(100 * 2 / 3 * 23.625 / 6.75, rel=2e-3)
+        assert by_sector[f"{quadrant}1"].mean_um == pytest.approx(100 * 2 / 3 * 3.25 / 2.0, rel=2e-3)
+        assert by_sector[f"{quadrant}2"].mean_um == pytest.approx(100 * 2 / 3 * 23.625 / 6.75, rel=2e-3)
     areas = etdrs_sector_areas_mm2()
     for r in rows:
-        assert r["volume_mm3"] == r["mean_um"] / 1000 * areas[r["sector"]]
-        assert r["coverage"] == 1.0
-        assert r["n_cells"] * 0.01**2 == pytest.approx(areas[r["sector"]], rel=5e-3)
+        assert r.volume_mm3 == r.mean_um / 1000 * areas[r.sector]
+        assert r.coverage == 1.0
+        assert r.n_cells * 0.01**2 == pytest.approx(areas[r.sector], rel=5e-3)
 
 
 def test_table_of_a_quadrant_map_swaps_nasal_and_temporal_for_os() -> None:
@@ -104,8 +108,8 @@ def test_table_of_a_quadrant_map_swaps_nasal_and_temporal_for_os() -> None:
     right, up = x - centre[0], centre[1] - y
     # 100 superior, 200 on the +x side, 300 inferior, 400 on the -x side
     value = np.select([up >= np.abs(right), right > np.abs(up), -up >= np.abs(right)], [100.0, 200.0, 300.0], 400.0)
-    od = {r["sector"]: r["mean_um"] for r in etdrs_table({"q": value}, grid, centre, "OD")}
-    os_ = {r["sector"]: r["mean_um"] for r in etdrs_table({"q": value}, grid, centre, "OS")}
+    od = {r.sector: r.mean_um for r in etdrs_table({"q": value}, grid, centre, "OD")}
+    os_ = {r.sector: r.mean_um for r in etdrs_table({"q": value}, grid, centre, "OS")}
     for ring in "12":
         assert (od[f"S{ring}"], od[f"N{ring}"], od[f"I{ring}"], od[f"T{ring}"]) == (100, 200, 300, 400)
         assert (os_[f"S{ring}"], os_[f"N{ring}"], os_[f"I{ring}"], os_[f"T{ring}"]) == (100, 400, 300, 200)
@@ -117,16 +121,16 @@ def test_partial_coverage_and_nan_cells() -> None:
     upper = EnfaceGrid(x_mm=grid.x_mm, y_mm=grid.y_mm[grid.y_mm < 0])  # superior half only
     value = np.full(upper.shape, 250.0)
     value[:, upper.x_mm > 2.2] = NAN  # nasal (OD) edge not measured: only outer nasal cells
-    rows = {r["sector"]: r for r in etdrs_table({"t": value}, upper, (0.0, 0.0), "OD")}
-    assert rows["S1"]["coverage"] == rows["S2"]["coverage"] == 1.0
-    assert rows["S2"]["mean_um"] == 250.0
-    assert rows["I1"]["coverage"] == rows["I2"]["coverage"] == 0.0 and rows["I1"]["n_cells"] == 0
-    assert math.isnan(rows["I2"]["mean_um"]) and math.isnan(rows["I2"]["volume_mm3"])
-    assert rows["T1"]["coverage"] == pytest.approx(0.5, abs=0.02)
-    assert rows["C0"]["coverage"] == pytest.approx(0.5, abs=0.03)
-    assert rows["N2"]["coverage"] < rows["T2"]["coverage"] == pytest.approx(0.5, abs=0.02)
+    rows = {r.sector: r for r in etdrs_table({"t": value}, upper, (0.0, 0.0), "OD")}
+    assert rows["S1"].coverage == rows["S2"].coverage == 1.0
+    assert rows["S2"].mean_um == 250.0
+    assert rows["I1"].coverage == rows["I2"].coverage == 0.0 and rows["I1"].n_cells == 0
+    assert math.isnan(rows["I2"].mean_um) and math.isnan(rows["I2"].volume_mm3)
+    assert rows["T1"].coverage == pytest.approx(0.5, abs=0.02)
+    assert rows["C0"].coverage == pytest.approx(0.5, abs=0.03)
+    assert rows["N2"].coverage < rows["T2"].coverage == pytest.approx(0.5, abs=0.02)
     # the volume assumes the unscanned part has the mean thickness
-    assert rows["T2"]["volume_mm3"] == pytest.approx(0.25 * math.pi * 6.75 / 4)
+    assert rows["T2"].volume_mm3 == pytest.approx(0.25 * math.pi * 6.75 / 4)
 
 
 def _bowl(grid: EnfaceGrid, centre: tuple[float, float]) -> np.ndarray:
@@ -161,7 +165,7 @@ def test_bad_laterality_raises(laterality: str) -> None:
         etdrs_sector_map(_grid(1.0, 0.1), (0.0, 0.0), laterality)
 
 
-def _table_by_loops(maps: dict, grid: EnfaceGrid, centre: tuple[float, float], laterality: str) -> list[dict]:
+def _table_by_loops(maps: dict, grid: EnfaceGrid, centre: tuple[float, float], laterality: str) -> list[EtdrsRow]:
     """etdrs_table written out cell by cell with explicit polar radius and angle."""
     nasal_x = 1.0 if laterality == "OD" else -1.0
 
@@ -196,8 +200,8 @@ def _table_by_loops(maps: dict, grid: EnfaceGrid, centre: tuple[float, float], l
                     counts[k] += 1
         for k, name in enumerate(ETDRS_SECTORS):
             mean = sums[k] / counts[k] if counts[k] else math.nan
-            rows.append({"layer": layer, "sector": name, "mean_um": mean, "volume_mm3": mean / 1000 * areas[k],
-                         "coverage": counts[k] / all_cells[k], "n_cells": counts[k]})
+            rows.append(EtdrsRow(layer=layer, sector=name, mean_um=mean, volume_mm3=mean / 1000 * areas[k],
+                                 coverage=counts[k] / all_cells[k], n_cells=counts[k]))
     return rows
 
 
@@ -220,17 +224,17 @@ def test_duke_volume_table_matches_a_cell_by_cell_computation(duke_volumes_root:
     centre = (fovea[0] + 0.00731, fovea[1] - 0.00419)
     rows = etdrs_table(maps, grid, centre, volume.laterality)
     expected = _table_by_loops(maps, grid, centre, volume.laterality)
-    assert [(r["layer"], r["sector"], r["n_cells"], r["coverage"]) for r in rows] == [
-        (r["layer"], r["sector"], r["n_cells"], r["coverage"]) for r in expected
+    assert [(r.layer, r.sector, r.n_cells, r.coverage) for r in rows] == [
+        (r.layer, r.sector, r.n_cells, r.coverage) for r in expected
     ]
     for got, want in zip(rows, expected):
-        assert got["mean_um"] == pytest.approx(want["mean_um"], rel=1e-12, nan_ok=True)
-        assert got["volume_mm3"] == pytest.approx(want["volume_mm3"], rel=1e-12, nan_ok=True)
-    by_key = {(r["layer"], r["sector"]): r for r in rows}
+        assert got.mean_um == pytest.approx(want.mean_um, rel=1e-12, nan_ok=True)
+        assert got.volume_mm3 == pytest.approx(want.volume_mm3, rel=1e-12, nan_ok=True)
+    by_key = {(r.layer, r.sector): r for r in rows}
     # the raster (4.8 mm tall) covers the central 1-3 mm fully but not all of the 6 mm circle
-    assert by_key["total", "C0"]["coverage"] == 1.0
-    assert min(by_key["total", s]["coverage"] for s in ETDRS_SECTORS) < 1.0
-    assert 200 < by_key["total", "C0"]["mean_um"] < 800
+    assert by_key["total", "C0"].coverage == 1.0
+    assert min(by_key["total", s].coverage for s in ETDRS_SECTORS) < 1.0
+    assert 200 < by_key["total", "C0"].mean_um < 800
     # foveal pit in the inner retina; thicker nasally (the RNFL runs to the disc), which checks laterality
-    assert by_key["inner", "C0"]["mean_um"] < min(by_key["inner", f"{q}1"]["mean_um"] for q in "SNIT")
-    assert by_key["inner", "N2"]["mean_um"] > by_key["inner", "T2"]["mean_um"]
+    assert by_key["inner", "C0"].mean_um < min(by_key["inner", f"{q}1"].mean_um for q in "SNIT")
+    assert by_key["inner", "N2"].mean_um > by_key["inner", "T2"].mean_um

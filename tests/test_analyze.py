@@ -9,29 +9,39 @@ from pathlib import Path
 import eyepy
 import numpy as np
 import pytest
+from conftest import (
+    GENUINE,
+    HOSTILE,
+    file_contents,
+    needs_chromium,
+    open_in_chromium,
+    page_messages,
+)
 
-from conftest import file_contents
-from test_io_heidelberg import GENUINE, HOSTILE
-from test_report_browser import CHROMIUM, open_in_chromium, page_messages
-from retinaseg.analysis.boundaries import DUKE_BOUNDARY_NAMES
 from retinaseg.analysis.etdrs import ETDRS_SECTORS
 from retinaseg.analysis.thickness import TOTAL_RETINA
 from retinaseg.analyze import analyze_file, analyze_volume, model_layers, write_analysis
-from retinaseg.data.phantom import PHANTOM_CLASS_NAMES, make_phantom_oct_volume
+from retinaseg.conventions import (
+    DUKE_BOUNDARY_NAMES,
+    DUKE_CLASS_NAMES,
+    INVALID_DISPLAY_VALUE,
+)
+from retinaseg.data.phantom import make_phantom_oct_volume
+from retinaseg.data.preprocess import Preprocessing
 from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_model
-from retinaseg.inference.volume import INVALID_DISPLAY_VALUE, network_images, segment_volume
+from retinaseg.inference.volume import network_images, segment_volume
 from retinaseg.io.heidelberg import read_vol
 from retinaseg.io.images import write_image_atomic
+from retinaseg.models.trained import TrainedModel
 from retinaseg.training.config import load_config
-from retinaseg.training.module import SegmentationModule
 
 
-def _tiny_module(**evaluation: object) -> SegmentationModule:
+def _tiny_model(**evaluation: object) -> TrainedModel:
     overrides = ["name=tiny", "data.source=retinaseg", "data.root=unused", "model.options={depth: 3, base_channels: 4}", "evaluation.boundary_classes=[1, 2, 3, 4, 5, 6, 7, 8]", "evaluation.fluid_classes=[9]"]
     overrides += [f"evaluation.{key}={value}" for key, value in evaluation.items()]
     config = load_config(None, overrides)
-    return SegmentationModule(config, PHANTOM_CLASS_NAMES, "multiclass", {"channels": "grey", "clahe": False, "normalize": "percentile"}).eval()
+    return TrainedModel.from_config(config, DUKE_CLASS_NAMES, "multiclass", Preprocessing(channels="grey", clahe=False, normalize="percentile")).eval()
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +53,10 @@ def phantom() -> tuple:
 def analysed(phantom: tuple):
     """The analysis of the phantom volume with its true label maps standing in for the network."""
     volume, truth = phantom
-    reference = {name: truth["boundary_rows"][:, k] for k, name in enumerate(DUKE_BOUNDARY_NAMES)}
+    reference = {name: truth.boundary_rows[:, k] for k, name in enumerate(DUKE_BOUNDARY_NAMES)}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: truth["labels"])
-        return analyze_volume(volume, _tiny_module(), model_name="truth", reference_px=reference, reference_name="phantom truth", progress=False)
+        patch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: truth.labels)
+        return analyze_volume(volume, _tiny_model(), model_name="truth", reference_px=reference, reference_name="phantom truth", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +67,19 @@ def written(analysed, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_phantom_measurements_match_the_truth(phantom: tuple, analysed) -> None:
     volume, truth = phantom
-    assert analysed.boundaries_px.shape == (9, 8, 128) and analysed.boundary_names == DUKE_BOUNDARY_NAMES
-    assert (np.diff(analysed.boundaries_px, axis=1)[np.isfinite(np.diff(analysed.boundaries_px, axis=1))] >= 0).all()
+    segmentation, raster = analysed.segmentation, analysed.raster
+    assert segmentation.boundaries_px.shape == (9, 8, 128) and segmentation.boundary_names == DUKE_BOUNDARY_NAMES
+    steps = np.diff(segmentation.boundaries_px, axis=1)
+    assert (steps[np.isfinite(steps)] >= 0).all()
     # integer boundaries of the rasterised truth vs its sub-pixel rows: within a pixel
-    for row in analysed.boundary_agreement:
-        assert row["mad_um"] < volume.axial_um, row
-    fovea_error_mm = np.hypot(*(np.array(analysed.fovea_xy_mm) - truth["fovea_xy_mm"]))
+    for row in analysed.reference.boundary_agreement:
+        assert row.mad_um < volume.axial_um, row
+    fovea_error_mm = np.hypot(*(np.array(raster.fovea_xy_mm) - truth.fovea_xy_mm))
     assert fovea_error_mm < 0.3
-    assert [(r["layer"], r["sector"]) for r in analysed.etdrs] == [(layer, s) for layer in analysed.maps_um for s in ETDRS_SECTORS]
-    assert set(analysed.maps_um) == {*analysed.layer_names, TOTAL_RETINA}
-    total = [r for r in analysed.sector_agreement if r["layer"] == TOTAL_RETINA]
-    assert len(total) == 9 and max(abs(r["difference_um"]) for r in total if np.isfinite(r["difference_um"])) < volume.axial_um
+    assert [(r.layer, r.sector) for r in raster.etdrs] == [(layer, s) for layer in raster.maps_um for s in ETDRS_SECTORS]
+    assert set(raster.maps_um) == {*segmentation.layer_names, TOTAL_RETINA}
+    total = [r for r in raster.sector_agreement if r.layer == TOTAL_RETINA]
+    assert len(total) == 9 and max(abs(r.difference_um) for r in total if np.isfinite(r.difference_um)) < volume.axial_um
 
 
 def test_outputs_are_complete_and_readable(analysed, written: Path) -> None:
@@ -80,17 +92,19 @@ def test_outputs_are_complete_and_readable(analysed, written: Path) -> None:
     maps = np.load(out / "thickness_maps.npz")
     assert maps[TOTAL_RETINA].shape == (maps["y_mm"].size, maps["x_mm"].size)
     boundaries = np.load(out / "boundaries.npz")
-    np.testing.assert_array_equal(boundaries["boundaries_px"], analysed.boundaries_px.astype(np.float32))
+    np.testing.assert_array_equal(boundaries["boundaries_px"], analysed.segmentation.boundaries_px.astype(np.float32))
     assert list(boundaries["boundary_names"]) == DUKE_BOUNDARY_NAMES
     facts = json.loads((out / "summary.json").read_text())
     assert facts["reference"] == "phantom truth" and set(facts["boundary_mad_um"]) == set(DUKE_BOUNDARY_NAMES)
     header = (out / "etdrs.csv").read_text().splitlines()[0]
     assert header == "layer,sector,mean_um,volume_mm3,coverage,n_cells"
+    assert (out / "etdrs_agreement.csv").read_text().splitlines()[0] == "layer,sector,ours_um,reference_um,difference_um"
+    assert (out / "boundary_agreement.csv").read_text().splitlines()[0] == "boundary,mad_um,bias_um,p95_abs_um,n_ascans"
     eye = eyepy.EyeVolume.load(out / "phantom_volume_seed0.eye")
     assert eye.shape == analysed.volume.shape
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium not installed (/usr/bin/chromium, Debian package 'chromium')")
+@needs_chromium
 def test_the_analysis_report_opens_in_chromium_without_console_messages(written: Path, tmp_path: Path) -> None:
     dom, messages = open_in_chromium(written / "report.html", tmp_path / "profile")
     assert page_messages(messages) == []
@@ -109,15 +123,15 @@ def test_existing_output_is_never_replaced_silently(analysed, tmp_path: Path) ->
 
 def test_a_model_without_layer_order_is_refused() -> None:
     with pytest.raises(InputError, match="no layer order"):
-        model_layers(_tiny_module(boundary_classes="null"))
+        model_layers(_tiny_model(boundary_classes="null"))
 
 
 def test_segment_volume_in_batches(phantom: tuple) -> None:
     volume, _ = phantom
-    module = _tiny_module()
+    module = _tiny_model()
     one = segment_volume(volume, module, batch_size=1, progress=False)
     three = segment_volume(volume, module, batch_size=3, progress=False)
-    assert one.shape == volume.shape and one.dtype == np.uint8 and one.max() < len(PHANTOM_CLASS_NAMES)
+    assert one.shape == volume.shape and one.dtype == np.uint8 and one.max() < len(DUKE_CLASS_NAMES)
     np.testing.assert_array_equal(one, three)
 
 
@@ -151,16 +165,16 @@ def test_genuine_spectralis_scans(spectralis_vol_root: Path) -> None:
     for path in files:
         volume = read_vol(path)
         result = analyze_volume(volume, module, progress=False)
-        agreement = {row["boundary"]: row for row in result.boundary_agreement}
+        agreement = {row.boundary: row for row in result.reference.boundary_agreement}
         assert {"ILM", "BM"} <= set(agreement), path
         # the numbers (the macular DME model on peripapillary scans) are in BENCHMARKS.md
-        assert agreement["ILM"]["n_ascans"] > 0 and np.isfinite(agreement["BM"]["mad_um"]), path
+        assert agreement["ILM"].n_ascans > 0 and np.isfinite(agreement["BM"].mad_um), path
         if volume.scan_pattern == 2:
             circles += 1
-            assert result.circle is not None and result.reference_circle is not None
-            assert np.isfinite(result.circle.sectors["global"])
+            assert result.circle is not None and result.circle.reference is not None
+            assert np.isfinite(result.circle.profile.sectors["global"])
         else:  # the line scan
-            assert result.grid is None and "single B-scan" in result.notes[0]
+            assert result.raster is None and "single B-scan" in result.notes[0]
     assert circles == 4
 
 
@@ -178,12 +192,12 @@ def test_hostile_scan_exits_2_and_writes_nothing(case: str, spectralis_vol_root:
 
 def test_a_given_fovea_centres_the_grid(phantom: tuple, analysed, monkeypatch: pytest.MonkeyPatch) -> None:
     volume, truth = phantom
-    monkeypatch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: truth["labels"])
-    given = (analysed.fovea_xy_mm[0] + 0.5, analysed.fovea_xy_mm[1])
-    moved = analyze_volume(volume, _tiny_module(), fovea_xy_mm=given, progress=False)
+    monkeypatch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: truth.labels)
+    given = (analysed.raster.fovea_xy_mm[0] + 0.5, analysed.raster.fovea_xy_mm[1])
+    moved = analyze_volume(volume, _tiny_model(), fovea_xy_mm=given, progress=False).raster
     assert moved.fovea_xy_mm == given and moved.fovea_source == "given"
-    central = {r["layer"]: r["mean_um"] for r in moved.etdrs if r["sector"] == "C0"}
-    automatic = {r["layer"]: r["mean_um"] for r in analysed.etdrs if r["sector"] == "C0"}
+    central = {r.layer: r.mean_um for r in moved.etdrs if r.sector == "C0"}
+    automatic = {r.layer: r.mean_um for r in analysed.raster.etdrs if r.sector == "C0"}
     assert central["RNFL"] > automatic["RNFL"]  # off the pit, the inner retina is thicker
 
 
@@ -206,9 +220,9 @@ def test_analyze_cli_on_a_folder_of_bscan_images(duke_npy_root: Path, run_cli, t
 
 def test_a_scan_without_visible_retina_is_reported_not_crashed(phantom: tuple, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     volume, truth = phantom
-    monkeypatch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: np.zeros_like(truth["labels"]))
-    result = analyze_volume(volume, _tiny_module(), progress=False)
-    assert np.isnan(result.boundaries_px).all() and result.fovea_xy_mm is None and not result.etdrs
+    monkeypatch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: np.zeros_like(truth.labels))
+    result = analyze_volume(volume, _tiny_model(), progress=False)
+    assert np.isnan(result.segmentation.boundaries_px).all() and result.raster.fovea_xy_mm is None and not result.raster.etdrs
     assert any("fovea could not be found" in note for note in result.notes)
     out = tmp_path / "out"
     write_analysis(result, out)
@@ -221,7 +235,7 @@ def test_analyze_refuses_a_scan_where_no_retina_is_found(phantom: tuple, monkeyp
     scan = tmp_path / "scan.vol"
     scan.write_bytes(b"stands for the phantom")
     monkeypatch.setattr("retinaseg.io.oct_files.read_oct", lambda path, **options: volume)
-    monkeypatch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: np.zeros_like(truth["labels"]))
+    monkeypatch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: np.zeros_like(truth.labels))
     with pytest.raises(InputError, match="no retina found in any B-scan") as error:
         analyze_file(scan, tmp_path / "out")
     assert error.value.where == str(scan) and sorted(p.name for p in tmp_path.iterdir()) == ["scan.vol"]
@@ -233,7 +247,8 @@ def test_stored_lines_outside_the_bscan_are_left_out_and_noted(phantom: tuple, m
     ilm = np.full((n, width), 20.0, dtype=np.float32)
     ilm[0, :3] = (-5.0, 1e9, height + 1.0)  # corrupt values, not the format's invalid marker
     damaged = dataclasses.replace(volume, device_layers={"ILM": ilm})
-    monkeypatch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: truth["labels"])
-    result = analyze_volume(damaged, _tiny_module(), progress=False)
-    assert np.isnan(result.reference_px["ILM"][0, :3]).all() and np.isfinite(result.reference_px["ILM"][0, 3:]).all()
+    monkeypatch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: truth.labels)
+    result = analyze_volume(damaged, _tiny_model(), progress=False)
+    stored_ilm = result.reference.boundaries_px["ILM"]
+    assert np.isnan(stored_ilm[0, :3]).all() and np.isfinite(stored_ilm[0, 3:]).all()
     assert any("3 stored segmentation values lay outside the B-scan" in note for note in result.notes)

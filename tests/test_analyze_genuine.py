@@ -10,10 +10,11 @@ from pathlib import Path
 import eyepy
 import numpy as np
 import pytest
+from conftest import assert_same_volume
 
-from test_io_oct_files import assert_same_volume
+from retinaseg.io.eyepy_bridge import write_eye
 from retinaseg.io.heidelberg import read_vol
-from retinaseg.io.oct_files import read_oct, write_eye
+from retinaseg.io.oct_files import read_oct
 from retinaseg.io.paths import find_dataset
 from retinaseg.volume import BScanGeometry, OctVolume
 

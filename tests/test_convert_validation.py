@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_io_images import bomb_png
+from conftest import bomb_png
 
 from retinaseg.io.dataset_format import read_dataset
 from retinaseg.io.images import write_image_atomic

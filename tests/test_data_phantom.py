@@ -7,16 +7,14 @@ import time
 import numpy as np
 import pytest
 
+from retinaseg.conventions import DUKE_CLASS_NAMES, DUKE_FLUID_CLASS
 from retinaseg.data.phantom import (
-    FLUID_CLASS,
-    PHANTOM_CLASS_NAMES,
     labels_from_boundaries,
     make_phantom_bscan,
     make_phantom_set,
     make_phantom_volume,
 )
 from retinaseg.errors import InputError
-from retinaseg.io.duke import DUKE_CLASS_NAMES
 
 AXIAL_UM = 3.87
 # Plausible healthy macular thickness ranges (um) of classes 1..7 away from the fovea.
@@ -53,10 +51,6 @@ def test_labels_from_boundaries_rejects_bad_input():
         labels_from_boundaries(np.zeros((8, 5)), 0)
 
 
-def test_class_names_are_duke_names():
-    assert PHANTOM_CLASS_NAMES == DUKE_CLASS_NAMES
-
-
 def test_bscan_layers_are_ordered_and_complete():
     image, label = make_phantom_bscan(np.random.default_rng(0))
     assert image.shape == label.shape == (496, 512)
@@ -68,9 +62,9 @@ def test_bscan_layers_are_ordered_and_complete():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fluid_only_when_asked_and_layers_stay_ordered(seed):
     _, dry = make_phantom_bscan(np.random.default_rng(seed))
-    assert not (dry == FLUID_CLASS).any()
+    assert not (dry == DUKE_FLUID_CLASS).any()
     _, wet = make_phantom_bscan(np.random.default_rng(seed), with_fluid=True)
-    fluid = wet == FLUID_CLASS
+    fluid = wet == DUKE_FLUID_CLASS
     assert fluid.sum() > 50
     # Ignoring fluid, classes never decrease downwards in any column.
     layers = np.where(fluid, 0, wet).astype(int)
@@ -87,7 +81,7 @@ def test_layer_thickness_in_micrometres():
     far = np.abs(np.arange(width) - fovea_col) * 11.5 > 1500  # > 1.5 mm from the fovea
     for cls, (low, high) in THICKNESS_RANGE_UM.items():
         median = np.median(_thickness_um(label, cls)[far])
-        assert low <= median <= high, (PHANTOM_CLASS_NAMES[cls], median)
+        assert low <= median <= high, (DUKE_CLASS_NAMES[cls], median)
     centre = int(fovea_col)
     inner_um = sum(_thickness_um(label, cls)[centre] for cls in (1, 2, 3, 4))
     assert inner_um < 15  # the inner layers vanish in the foveal pit
@@ -143,27 +137,27 @@ def test_too_shallow_a_bscan_is_rejected():
 
 def test_volume_fovea_is_a_2d_pit():
     volume = make_phantom_volume(np.random.default_rng(1), n_bscans=9, bscan_spacing_um=150.0)
-    assert volume["images"].shape == volume["labels"].shape == (9, 496, 512)
-    assert volume["boundary_rows"].shape == (9, 8, 512)
-    assert volume["bscan_spacing_um"] == 150.0 and volume["axial_um"] == AXIAL_UM
-    col = int(round(volume["fovea_col"]))
-    inner_um = np.array([sum(_thickness_um(lab, cls)[col] for cls in (1, 2, 3, 4)) for lab in volume["labels"]])
-    centre = int(round(volume["fovea_bscan"]))
+    assert volume.images.shape == volume.labels.shape == (9, 496, 512)
+    assert volume.boundary_rows.shape == (9, 8, 512)
+    assert volume.bscan_spacing_um == 150.0 and volume.axial_um == AXIAL_UM
+    col = round(volume.fovea_col)
+    inner_um = np.array([sum(_thickness_um(lab, cls)[col] for cls in (1, 2, 3, 4)) for lab in volume.labels])
+    centre = round(volume.fovea_bscan)
     assert inner_um.argmin() == centre
     assert inner_um[0] > inner_um[centre] + 30 and inner_um[-1] > inner_um[centre] + 30
     # The stored boundaries reproduce the label maps.
-    for boundaries, label in zip(volume["boundary_rows"], volume["labels"]):
+    for boundaries, label in zip(volume.boundary_rows, volume.labels):
         assert np.array_equal(labels_from_boundaries(boundaries, 496), label)
 
 
 def test_phantom_set():
-    kwargs = dict(bscans_per_subject=2, height=256, width=128, axial_um=7.74, lateral_um=46.0, seed=3)
+    kwargs = {"bscans_per_subject": 2, "height": 256, "width": 128, "axial_um": 7.74, "lateral_um": 46.0, "seed": 3}
     data = make_phantom_set(n_subjects=4, **kwargs)
     assert data.subjects() == ["phantom_01", "phantom_02", "phantom_03", "phantom_04"]
     assert [s.id for s in data.samples[:2]] == ["phantom_01_00", "phantom_01_01"]
     assert data.class_names == DUKE_CLASS_NAMES and data.modality == "oct" and data.task == "multiclass"
     assert all(s.spacing_um == (7.74, 46.0) and s.image.shape == (256, 128) for s in data.samples)
-    fluid_subjects = {s.subject for s in data.samples if (s.label == FLUID_CLASS).any()}
+    fluid_subjects = {s.subject for s in data.samples if (s.label == DUKE_FLUID_CLASS).any()}
     has_fluid = [subject in fluid_subjects for subject in data.subjects()]
     assert has_fluid == [False, True, False, True]  # fluid_fraction 0.5, spread evenly
     # A subject does not depend on how many others are generated.

@@ -10,8 +10,8 @@ from retinaseg.data.dataset import PatchDataset, WholeImageDataset, prepare_samp
 from retinaseg.data.preprocess import Preprocessing, choose_channels, field_of_view, prepare_image
 from retinaseg.data.relabel import relabel, relabel_from_config
 from retinaseg.errors import InputError
-from retinaseg.inference.sliding import infer_logits
 from retinaseg.models import build_model
+from retinaseg.models.sliding import infer_logits
 from retinaseg.types import Sample, SampleSet
 
 

@@ -1,4 +1,4 @@
-"""Tests for retinaseg.inference: evaluating and applying a checkpoint trained on phantom B-scans."""
+"""Evaluating and applying a model trained on phantom B-scans: retinaseg.evaluate, retinaseg.predict, model files."""
 
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ import torch
 import yaml
 
 from conftest import file_contents
-from retinaseg.data.phantom import PHANTOM_CLASS_NAMES, make_phantom_set
+from retinaseg.conventions import DUKE_CLASS_NAMES
+from retinaseg.data.phantom import make_phantom_set
 from retinaseg.errors import InputError
-from retinaseg.inference.evaluate import evaluate_checkpoint
-from retinaseg.inference.predict import predict_files
+from retinaseg.evaluate import evaluate_model
+from retinaseg.inference.checkpoint import export_weights, load_model
 from retinaseg.io.dataset_format import write_dataset
 from retinaseg.io.images import read_image, write_image_atomic
 from retinaseg.io.output import MARKER_NAME
+from retinaseg.models.trained import WEIGHTS_FORMAT
+from retinaseg.predict import predict_files
 from retinaseg.training.config import load_config
 from retinaseg.training.train import train
 
@@ -63,13 +66,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.mark.slow
 def test_evaluate_with_the_checkpoints_own_config(trained: dict, tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    metrics = evaluate_checkpoint(trained["checkpoint"], out, split="val")
+    metrics = evaluate_model(trained["checkpoint"], out, split="val")
     assert sorted(p.name for p in out.iterdir()) == [MARKER_NAME, "confusion_matrix.png", "metrics.json"]
     assert json.loads((out / "metrics.json").read_text())["summary"] == metrics["summary"]
     assert (metrics["split"], metrics["subjects"], metrics["num_images"]) == ("val", SPLIT["val"], 2)
 
     segmentation = metrics["segmentation"]
-    assert list(segmentation["classes"]) == PHANTOM_CLASS_NAMES
+    assert list(segmentation["classes"]) == DUKE_CLASS_NAMES
     for scores in segmentation["classes"].values():
         assert {"dice", "iou", "precision", "recall", "hd95"} <= set(scores)
     # Dice of each class from the confusion matrix (rows: truth): 2 TP / (truth + predicted).
@@ -82,7 +85,7 @@ def test_evaluate_with_the_checkpoints_own_config(trained: dict, tmp_path: Path)
     assert metrics["summary"]["mean_dice"] == pytest.approx(np.nanmean(dice[1:]))
 
     boundaries = metrics["boundaries"]
-    assert boundaries["classes"] == [PHANTOM_CLASS_NAMES[c] for c in BOUNDARY_CLASSES]
+    assert boundaries["classes"] == [DUKE_CLASS_NAMES[c] for c in BOUNDARY_CLASSES]
     assert len(boundaries["mad_px"]) == len(boundaries["mad_um"]) == len(BOUNDARY_CLASSES)
     assert "mean_boundary_mad_um" in metrics["summary"] and "mean_boundary_mad_px" in metrics["summary"]
 
@@ -110,14 +113,14 @@ def test_evaluate_refuses_an_existing_folder(trained: dict, tmp_path: Path) -> N
     out.mkdir()
     (out / "notes.txt").write_text("earlier results")
     with pytest.raises(InputError, match="exists") as error:
-        evaluate_checkpoint(trained["checkpoint"], out, split="val")
+        evaluate_model(trained["checkpoint"], out, split="val")
     assert error.value.where == str(out)
     assert file_contents(out) == {"notes.txt": b"earlier results"}
 
 
 def test_evaluate_unknown_split_is_named(trained: dict, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="validation") as error:
-        evaluate_checkpoint(trained["checkpoint"], tmp_path / "eval", split="validation")
+        evaluate_model(trained["checkpoint"], tmp_path / "eval", split="validation")
     assert error.value.where == "--split"
     assert not (tmp_path / "eval").exists()
 
@@ -149,7 +152,7 @@ def test_garbage_checkpoint_is_named(trained: dict, tmp_path: Path, make_bytes: 
     checkpoint = tmp_path / "model.ckpt"
     checkpoint.write_bytes(make_bytes(trained))
     with pytest.raises(InputError, match="checkpoint") as error:
-        evaluate_checkpoint(checkpoint, tmp_path / "eval", config=trained["config"], split="val")
+        evaluate_model(checkpoint, tmp_path / "eval", config=trained["config"], split="val")
     assert error.value.where == str(checkpoint)
     assert not (tmp_path / "eval").exists()
 
@@ -182,7 +185,7 @@ def test_predict_writes_every_output_at_input_size(trained: dict, images: list[P
         [MARKER_NAME, "legend.png", "palette.json", *(f"{stem}_{kind}" for stem in stems for kind in kinds)]
     )
     palette_json = json.loads((out / "palette.json").read_text())
-    assert list(palette_json) == PHANTOM_CLASS_NAMES
+    assert list(palette_json) == DUKE_CLASS_NAMES
     palette = np.array(list(palette_json.values()), dtype=np.uint8)
     assert palette.shape == (10, 3)
 
@@ -190,7 +193,7 @@ def test_predict_writes_every_output_at_input_size(trained: dict, images: list[P
         height, width = read_image(path).shape[:2]
         classes = read_image(out / f"{path.stem}_classes.png")
         assert classes.shape == (height, width) and classes.dtype == np.uint8
-        assert classes.max() < len(PHANTOM_CLASS_NAMES)
+        assert classes.max() < len(DUKE_CLASS_NAMES)
         np.testing.assert_array_equal(read_image(out / f"{path.stem}_colour.png"), palette[classes])
         assert read_image(out / f"{path.stem}_overlay.png").shape == (height, width, 3)
         probabilities = np.load(out / f"{path.stem}_probabilities.npy")
@@ -207,7 +210,7 @@ def test_sliding_window_prediction_keeps_the_input_size(trained: dict, images: l
     odd = images[1]
     (written,) = predict_files(trained["checkpoint"], [odd], tmp_path / "windows", roi_size=(136, 40))
     classes = read_image(written)
-    assert classes.shape == (273, 67) and classes.max() < len(PHANTOM_CLASS_NAMES)
+    assert classes.shape == (273, 67) and classes.max() < len(DUKE_CLASS_NAMES)
 
 
 def test_predict_refuses_an_existing_folder(trained: dict, images: list[Path], tmp_path: Path) -> None:
@@ -259,30 +262,45 @@ def test_corrupt_input_exits_2_and_writes_nothing(
 
 
 def test_exported_weights_give_the_checkpoints_predictions(trained: dict, tmp_path: Path) -> None:
-    from retinaseg.inference.checkpoint import export_weights, load_model, load_module
-
     weights = export_weights(trained["checkpoint"], tmp_path / "tiny.pt")
     assert weights.stat().st_size < Path(trained["checkpoint"]).stat().st_size
-    original, exported = load_module(trained["checkpoint"]), load_model(weights)
+    assert torch.load(weights, weights_only=True)["format"] == WEIGHTS_FORMAT
+    original, exported = load_model(trained["checkpoint"], "cpu"), load_model(weights, "cpu")
     assert exported.class_names == original.class_names and exported.preprocessing == original.preprocessing
+    assert exported.config == original.config and exported.evaluation == original.evaluation
     image = torch.rand(1, 1, 272, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(exported(image), original(image), atol=0.05, rtol=0.01)  # half-precision weights
+    torch.testing.assert_close(exported.predict(image), original.predict(image), atol=0.05, rtol=0.01)  # half-precision weights
     with pytest.raises(InputError, match="exists"):
         export_weights(trained["checkpoint"], weights)
 
 
+def test_weight_files_of_the_first_format_still_load(trained: dict, tmp_path: Path) -> None:
+    """Format 1 (retinaseg 0.1 export-model): the checkpoint's hyper_parameters and half-precision state_dict."""
+    checkpoint = torch.load(trained["checkpoint"], weights_only=True)
+    state_dict = {key: value.half() if value.is_floating_point() else value for key, value in checkpoint["state_dict"].items()}
+    old = tmp_path / "old.pt"
+    torch.save({"format": "retinaseg-weights-1", "hyper_parameters": checkpoint["hyper_parameters"], "state_dict": state_dict}, old)
+    image = torch.rand(1, 1, 272, 64)
+    current = load_model(export_weights(trained["checkpoint"], tmp_path / "current.pt"), "cpu")
+    assert torch.equal(load_model(old, "cpu").predict(image), current.predict(image))
+
+
 def test_shipped_model_loads_by_name_and_unknown_names_are_listed(tmp_path: Path) -> None:
-    from retinaseg.inference.checkpoint import load_model
     from retinaseg.io.model_files import pretrained_models
 
     assert "duke_layers_unet" in pretrained_models()
     assert (pretrained_models()["duke_layers_unet"].with_suffix(".md")).is_file()  # its model card
-    module = load_model("duke_layers_unet")
-    assert module.class_names[1] == "RNFL" and not module.training
+    assert torch.load(pretrained_models()["duke_layers_unet"], weights_only=True)["format"] == WEIGHTS_FORMAT
+    model = load_model("duke_layers_unet", "cpu")
+    assert model.class_names[1] == "RNFL" and not model.network.training
+    assert (model.size_multiple, model.evaluation.boundary_classes) == (16, tuple(range(1, 9)))
     with pytest.raises(InputError, match="shipped: duke_layers_unet"):
         load_model("no_such_model")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"\x00" * 100)
     with pytest.raises(InputError, match="not a retinaseg weight file"):
         load_model(garbage)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(InputError, match="not a retinaseg weight file .no retinaseg weight-file header"):
+        load_model(foreign)

@@ -11,14 +11,9 @@ import numpy as np
 import pytest
 import scipy.io
 
+from retinaseg.conventions import DUKE_AXIAL_UM, DUKE_CLASS_NAMES
 from retinaseg.errors import InputError
-from retinaseg.io.duke import (
-    DUKE_AXIAL_UM,
-    DUKE_CLASS_NAMES,
-    boundaries_to_labels,
-    load_duke_mat,
-    load_duke_npy,
-)
+from retinaseg.io.duke import boundaries_to_labels, load_duke_mat, load_duke_npy
 
 # --- staged .npy data (real) ------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import BSCAN0, GENUINE, HOSTILE, PIXEL0, patch_bytes
 
 from retinaseg.errors import InputError
 from retinaseg.io.heidelberg import read_vol
@@ -18,21 +19,6 @@ from retinaseg.io.oct_files import read_oct
 from retinaseg.volume import DEVICE_LINES_OUTSIDE_KEY, BScanGeometry, OctVolume
 
 # --- genuine Spectralis exports (values from the data set's SOURCE.md) -----------------------
-
-GENUINE = {
-    # name: (path, scan pattern, ScaleX mm, start (x, y) mm, end (x, y) mm, quality,
-    #        invalid entries of ILM/BM/RNFL, median rows of ILM/BM/RNFL)
-    "Willis_B_716_0": ("halirutan_spectralis-raw-data/test-data/Willis_B_716_0.vol", 1, 0.011821,
-                       (0.0, 4.539), (9.078, 4.539), 44.6, (9, 135, 768), (76.3, 169.4, None)),
-    "Willis_B_716_2": ("halirutan_spectralis-raw-data/test-data/Willis_B_716_2.vol", 2, 0.014722,
-                       (3.789, 4.03), (5.588, 4.03), 31.3, (0, 0, 0), (164.5, 260.8, 201.2)),
-    "Willis_B_716_4": ("halirutan_spectralis-raw-data/test-data/Willis_B_716_4.vol", 2, 0.014722,
-                       (3.789, 4.03), (5.588, 4.03), 30.8, (0, 0, 0), (164.6, 261.2, 202.0)),
-    "valid": ("halirutan_spectralis-raw-data/test-data/valid.vol", 2, 0.017891,
-              (2.75, 4.664), (4.934, 4.664), 24.4, (187, 0, 187), (179.6, 284.0, 187.9)),
-    "onh": ("mu-biomed_retimat/data/onh.vol", 2, 0.015613,
-            (3.359, 4.498), (5.268, 4.498), 27.0, (0, 0, 0), (221.4, 302.3, 249.5)),
-}
 
 
 @pytest.mark.parametrize("name", sorted(GENUINE))
@@ -208,49 +194,6 @@ def test_volume_rejects_inconsistent_parts() -> None:
 
 # --- hostile files ---------------------------------------------------------------------------
 
-SLO_BYTES = 768 * 768
-BSCAN0 = 2048 + SLO_BYTES          # first B-scan header in the 768x768-SLO genuine files
-HDR_SIZE = 55296                   # BScanHdrSize of onh.vol
-PIXEL0 = BSCAN0 + HDR_SIZE         # first pixel of B-scan 0
-
-
-def _patch(fmt: str, offset: int, *values: object):
-    def mutate(data: bytearray) -> bytearray:
-        struct.pack_into(fmt, data, offset, *values)
-        return data
-    return mutate
-
-
-HOSTILE = {
-    "short": (lambda d: d[:1000], "shorter than the 2048-byte"),
-    "png": (lambda d: bytearray(b"\x89PNG\r\n\x1a\n" + bytes(100)), "not a Heidelberg .vol file"),
-    "truncated": (lambda d: d[: len(d) - 5000], "truncated file or corrupt header"),
-    "magic": (_patch("<12s", 0, b"NOT-A-VOL"), "not a Heidelberg .vol file"),
-    "zero_bscans": (_patch("<i", 16, 0), "no B-scans"),
-    "negative_width": (_patch("<i", 12, -768), "SizeX = -768"),
-    "hdr_size_beyond_file": (_patch("<i", 100, 10**8), "BScanHdrSize=100000000"),
-    "hdr_size_tiny": (_patch("<i", 100, 8), "BScanHdrSize = 8"),
-    "bscan_magic": (_patch("<10s", BSCAN0, b"garbage!!!"), "B-scan 0: magic"),
-    "bscan_hdr_size_mismatch": (_patch("<i", BSCAN0 + 12, 1234), "differs from the file header"),
-    "num_seg_huge": (_patch("<i", BSCAN0 + 48, 1_000_000), "NumSeg"),
-    "off_seg_outside": (_patch("<i", BSCAN0 + 52, HDR_SIZE - 100), "do not fit"),
-    "nan_pixel": (_patch("<f", PIXEL0 + 4 * 1000, float("nan")), "NaN or infinite"),
-    "inf_pixel": (_patch("<f", PIXEL0 + 4 * 5, float("inf")), "NaN or infinite"),
-    "pixel_above_one": (_patch("<f", PIXEL0, 7.0), "outside [0, 1]"),
-    "nan_line": (_patch("<f", BSCAN0 + 256 + 4 * 10, float("nan")), "segmentation line values are NaN"),
-    "zero_scale": (_patch("<d", 40, 0.0), "ScaleZ = 0 mm"),
-    "laterality": (_patch("<4s", 84, b"XY"), "neither 'OD' nor 'OS'"),
-    "nan_position": (_patch("<d", BSCAN0 + 16, float("nan")), "positions are not finite"),
-    "scale_x_absurd": (_patch("<d", 24, 1e300), "ScaleX = 1e+300 mm is not in"),
-    "scale_z_micrometres": (_patch("<d", 40, 3.87), "micrometres given as millimetres"),
-    "distance_absurd": (_patch("<d", 32, 1e300), "Distance = 1e+300 mm"),
-    "slo_scale_zero": (_patch("<d", 56, 0.0), "ScaleXSlo = 0 mm"),
-    "scan_pattern_unknown": (_patch("<i", 96, 7), "unknown scan pattern 7"),
-    "circle_with_wrong_pitch": (_patch("<d", 24, 0.03), "circumference"),
-    "position_10_m_away": (lambda d: _patch("<d", BSCAN0 + 16, 1e4)(_patch("<i", 96, 1)(d)),  # as a line scan
-                           "A-scan positions span"),
-    "all_pixels_zero": (lambda d: d[:PIXEL0] + bytes(4 * 496 * 768) + d[PIXEL0 + 4 * 496 * 768 :], "no signal"),
-}
 
 
 @pytest.fixture
@@ -271,7 +214,7 @@ def test_hostile_files_raise_input_error(genuine_bytes: bytes, tmp_path: Path, c
 
 def test_huge_bscan_count_fails_fast_without_allocating(genuine_bytes: bytes, tmp_path: Path) -> None:
     path = tmp_path / "huge.vol"
-    path.write_bytes(bytes(_patch("<i", 16, 10**9)(bytearray(genuine_bytes))))
+    path.write_bytes(bytes(patch_bytes("<i", 16, 10**9)(bytearray(genuine_bytes))))
     tracemalloc.start()
     began = time.perf_counter()
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from conftest import bomb_png, png_chunk
 from PIL import Image
 
 from retinaseg.errors import InputError
@@ -23,24 +24,12 @@ from retinaseg.io.images import (
 )
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
 def _png_16bit_rgb(path: Path, height: int = 2, width: int = 2) -> None:
     """A valid 16-bit RGB PNG written by hand (Pillow cannot write one)."""
     header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
     rows = b"".join(b"\x00" + bytes(6 * width) for _ in range(height))
-    chunks = _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows)) + _chunk(b"IEND", b"")
+    chunks = png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b"")
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
-
-
-def bomb_png(path: Path, height: int, width: int) -> Path:
-    """A few hundred bytes of 8-bit grey PNG whose header declares ``height`` x ``width`` pixels."""
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    chunks = _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(bytes(1000))) + _chunk(b"IEND", b"")
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
-    return path
 
 
 def bomb_tiff(path: Path, height: int, width: int) -> Path:

@@ -1,4 +1,5 @@
-"""Tests for retinaseg.io.oct_files (read_oct, from_eyepy, to_eyepy, write_eye).
+"""Tests for reading OCT files: retinaseg.io.oct_files (read_oct), retinaseg.io.eyepy_bridge
+(from_eyepy, to_eyepy, write_eye) and retinaseg.io.bscan_folder, mostly through read_oct.
 
 We have no genuine Heidelberg E2E file and no genuine HEYEX XML export. The
 XML path is tested on a minimal export written here with exactly the tags
@@ -22,42 +23,23 @@ import eyepy
 import numpy as np
 import pytest
 import tifffile
+from conftest import assert_same_volume
 from PIL import Image
 
 from retinaseg.errors import InputError
+from retinaseg.io.eyepy_bridge import (
+    E2E_MM_PER_DEG,
+    from_eyepy,
+    read_eyepy_file,
+    to_eyepy,
+    write_eye,
+)
 from retinaseg.io.heidelberg import read_vol
-from retinaseg.io.oct_files import E2E_MM_PER_DEG, from_eyepy, read_oct, to_eyepy, write_eye
+from retinaseg.io.oct_files import read_oct
 from retinaseg.volume import BScanGeometry, OctVolume
 
 CIRCLE_VOL = "mu-biomed_retimat/data/onh.vol"
 FOLDER_OPTIONS = {"scale_x_mm": 0.01, "scale_z_mm": 0.004, "bscan_spacing_mm": 0.25, "laterality": "OS"}
-
-
-def assert_same_volume(a: OctVolume, b: OctVolume, *, metadata: bool = True) -> None:
-    """Field-by-field equality (NaN equal to NaN)."""
-    np.testing.assert_array_equal(a.reflectance, b.reflectance)
-    assert a.reflectance.dtype == b.reflectance.dtype == np.float32
-    assert (a.scale_x_mm, a.scale_z_mm, a.scan_pattern, a.laterality) == (
-        b.scale_x_mm, b.scale_z_mm, b.scan_pattern, b.laterality
-    )
-    fields = ("start_xy_mm", "end_xy_mm", "quality", "circle_centre_xy_mm", "circle_radius_mm", "shift_ascans")
-    for ga, gb in zip(a.bscan_geometry, b.bscan_geometry, strict=True):
-        for name in fields:
-            va, vb = getattr(ga, name), getattr(gb, name)
-            if va is None or vb is None:
-                assert va is vb is None, name
-            else:
-                np.testing.assert_allclose(va, vb, rtol=0, atol=1e-12, err_msg=name)
-    if a.slo is None or b.slo is None:
-        assert a.slo is b.slo is None and a.slo_scale_xy_mm is b.slo_scale_xy_mm is None
-    else:
-        np.testing.assert_array_equal(a.slo, b.slo)
-        assert a.slo_scale_xy_mm == b.slo_scale_xy_mm
-    assert list(a.device_layers) == list(b.device_layers)
-    for name in a.device_layers:
-        np.testing.assert_array_equal(a.device_layers[name], b.device_layers[name], err_msg=name)
-    if metadata:
-        assert a.metadata == b.metadata and a.source == b.source
 
 
 # --- .vol -----------------------------------------------------------------------------------
@@ -251,7 +233,7 @@ def _xml_image(kind: str, name: str, context: str, extra: str = "") -> str:
 def _write_heyex_xml(folder: Path, bscans: np.ndarray, lines: dict[str, np.ndarray], laterality: str) -> Path:
     """Minimal HEYEX XML export: localizer + B-scan PNGs, start/end in mm, segmentation lines."""
     folder.mkdir()
-    n, height, width = bscans.shape
+    _, height, width = bscans.shape
     localizer = np.arange(64 * 48, dtype=np.uint32).reshape(48, 64).astype(np.uint8)
     Image.fromarray(localizer).save(folder / "slo.png")
     images = [_xml_image("LOCALIZER", "slo.png",
@@ -361,6 +343,13 @@ def test_hostile_files_raise_input_error_naming_the_path(tmp_path: Path) -> None
         with pytest.raises(InputError, match=message) as info:
             read_oct(path)
         assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_read_eyepy_file_reads_only_eyepy_files(duke_volumes_root: Path) -> None:
+    path = duke_volumes_root / "Subject_01.vol"  # read by read_vol, not eyepy
+    with pytest.raises(InputError, match=r"eyepy files read here end in \.e2e, \.xml, \.eye") as info:
+        read_eyepy_file(path)
+    assert info.value.where == str(path)
 
 
 def test_truncated_eye_file(duke_volumes_root: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_model
 from retinaseg.io.images import write_image_atomic
 from retinaseg.io.torch_files import read_torch_file
+from retinaseg.models.trained import WEIGHTS_FORMAT
 
 RunCli = Callable[..., tuple[int, str, str]]
 
@@ -28,15 +29,12 @@ class _CreatesAFile:
 
 
 def _crafted(path: Path, marker: Path) -> Path:
-    """A file shaped like our checkpoints and weight files, with the payload among the hyper-parameters."""
-    torch.save(
-        {
-            "format": "retinaseg-weights-1",
-            "hyper_parameters": {"config": _CreatesAFile(marker), "class_names": ["a", "b"]},
-            "state_dict": {"w": torch.zeros(1)},
-        },
-        path,
-    )
+    """A file shaped like our weight files (``.pt``) or checkpoints (``.ckpt``), with the payload in place of the config."""
+    if path.suffix == ".pt":
+        payload = {"format": WEIGHTS_FORMAT, "metadata": _CreatesAFile(marker), "state_dict": {"w": torch.zeros(1)}}
+    else:
+        payload = {"hyper_parameters": {"config": _CreatesAFile(marker), "class_names": ["a", "b"]}, "state_dict": {"w": torch.zeros(1)}}
+    torch.save(payload, path)
     return path
 
 

@@ -1,12 +1,19 @@
-"""Every registered model: forward/backward shapes, registry errors."""
+"""Every registered model: forward/backward shapes, save/load round trip, registry errors; TrainedModel.predict."""
 
 from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
 
 import pytest
 import torch
 
+from retinaseg.data.preprocess import Preprocessing
 from retinaseg.errors import InputError
 from retinaseg.models import build_model, count_parameters, list_models, model_size_multiple
+from retinaseg.models.trained import TrainedModel
+from retinaseg.training.config import load_config
 
 SMALL_OPTIONS = {
     "unet": {"base_channels": 4},
@@ -51,3 +58,69 @@ def test_unknown_model_and_option_are_input_errors():
         build_model("nope", 1, 2)
     with pytest.raises(InputError, match="model.options.depthh: unknown unet option .depthh.; did you mean .depth.?"):
         build_model("unet", 1, 2, {"depthh": 3})
+
+
+# --- TrainedModel: save/load and predict ------------------------------------------------------
+
+
+def small_trained_model(name: str, num_classes: int = 3, *config: str) -> TrainedModel:
+    """Registered network ``name`` (small options) as a TrainedModel, with batch-norm statistics that are not the defaults."""
+    overrides = ["name=t", "data.source=retinaseg", "data.root=unused", f"model.name={name}"]
+    overrides.append(f"model.options={json.dumps(SMALL_OPTIONS.get(name, {}))}")
+    config = load_config(None, [*overrides, *config])
+    class_names = [f"class_{k}" for k in range(num_classes)]
+    model = TrainedModel.from_config(config, class_names, "multiclass", Preprocessing())
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model.network.train()(torch.randn(2, 1, 2 * model.size_multiple, 2 * model.size_multiple))
+    return model.eval()
+
+
+def assert_round_trip(model: TrainedModel, folder: Path) -> None:
+    """Saved and loaded, ``model`` keeps its settings and gives identical logits: in full precision those of
+    ``model``, in half precision those of ``model`` with its weights rounded to float16."""
+    # Sides that are not multiples of the size multiple: padding is part of the round trip.
+    image = torch.rand(2, 1, 2 * model.size_multiple + 3, model.size_multiple + 5, generator=torch.Generator().manual_seed(1))
+    rounded = copy.deepcopy(model)
+    for value in rounded.network.state_dict().values():
+        if value.is_floating_point():
+            value.copy_(value.half().float())
+    for half, expected in ((False, model), (True, rounded)):
+        loaded = TrainedModel.from_pretrained(model.save_pretrained(folder / f"half_{half}.pt", half=half))
+        assert loaded.metadata() == model.metadata() and not loaded.network.training
+        assert (loaded.size_multiple, loaded.evaluation) == (model.size_multiple, model.evaluation)
+        assert torch.equal(loaded.predict(image), expected.predict(image)), f"half={half}"
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in list_models()])
+def test_save_and_load_give_identical_logits(name: str, tmp_path: Path) -> None:
+    assert_round_trip(small_trained_model(name), tmp_path)
+
+
+def test_predict_pads_to_the_size_multiple_and_windows_on_request() -> None:
+    model = small_trained_model("unet", 4, "evaluation.roi_size=[16, 16]")
+    multiple = model.size_multiple
+    image = torch.rand(1, 1, 3 * multiple, 2 * multiple)
+    with torch.no_grad():
+        whole = model.network(image)
+    # An image of whole multiples goes through the network unchanged, in one pass when asked for a window that covers it.
+    torch.testing.assert_close(model.predict(image, roi_size=(3 * multiple, 2 * multiple)), whole)
+    odd = torch.rand(1, 1, 3 * multiple - 1, 2 * multiple + 1)
+    windowed = model.predict(odd)  # the config's 16x16 windows
+    probabilities = model.predict(odd, probabilities=True)
+    assert windowed.shape == probabilities.shape == (1, 4, 3 * multiple - 1, 2 * multiple + 1)
+    torch.testing.assert_close(probabilities, torch.softmax(windowed, dim=1))
+
+
+def test_a_file_of_another_kind_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "other.pt"
+    torch.save({"format": "something-else", "state_dict": {}}, path)
+    with pytest.raises(InputError, match="no retinaseg weight-file header") as error:
+        TrainedModel.from_pretrained(path)
+    assert error.value.where == str(path)
+    saved = small_trained_model("unet").save_pretrained(tmp_path / "unet.pt")
+    edited = torch.load(saved, weights_only=True)
+    edited["state_dict"].popitem()
+    torch.save(edited, path)
+    with pytest.raises(InputError, match="not a retinaseg weight file .RuntimeError: Error.s. in loading state_dict"):
+        TrainedModel.from_pretrained(path)

@@ -9,34 +9,16 @@ WebGL on a machine without GPU. A report has no reason to log anything.
 
 from __future__ import annotations
 
-import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
+from conftest import needs_chromium, open_in_chromium, page_messages
 from PIL import Image
 
 from retinaseg.report.html import ReportSection, render_report
-from retinaseg.report.volume_figures import surface_figure_html
+from retinaseg.report.surface_figures import surface_figure_html
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="headless Chromium not installed (/usr/bin/chromium, Debian package 'chromium')"
-)
-
-#: Seconds one Chromium run may take (a report with a 3D plot takes ~5-10 s on 2 busy cores).
-CHROMIUM_TIMEOUT_S = 20
-
-# Console notices from Chromium itself when WebGL runs in software (SwiftShader), not from the page.
-_BROWSER_NOTICES = (
-    "GPU stall due to ReadPixels",
-    "Automatic fallback to software WebGL",
-    "Canvas2D: Multiple readback operations using getImageData",
-)
-
-_CONSOLE_LINE = re.compile(r':CONSOLE[(:]\d+\)?\] "(?P<message>.*)", source: ')
+pytestmark = needs_chromium
 
 # Test-only fragment: after loading, write the pixel width of every <img> into the DOM,
 # so the dumped DOM shows whether the embedded images decoded.
@@ -44,27 +26,6 @@ _IMAGE_PROBE = (
     '<script>window.addEventListener("load", function () { document.body.dataset.imageWidths = '
     'Array.from(document.images).map(function (img) { return img.naturalWidth; }).join(","); });</script>'
 )
-
-
-def open_in_chromium(page: Path, profile: Path) -> tuple[str, list[str]]:
-    """The DOM of ``page`` after it has run, and the page's console messages."""
-    command = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-        f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000",
-        "--dump-dom", page.as_uri(),
-    ]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"Chromium did not finish {page.name} in {CHROMIUM_TIMEOUT_S} s")
-    assert done.returncode == 0, done.stderr[-2000:]
-    messages = [m.group("message") for m in map(_CONSOLE_LINE.search, done.stderr.splitlines()) if m]
-    return done.stdout, messages
-
-
-def page_messages(messages: list[str]) -> list[str]:
-    return [m for m in messages if not any(notice in m for notice in _BROWSER_NOTICES)]
 
 
 def test_console_messages_are_detected(tmp_path: Path) -> None:

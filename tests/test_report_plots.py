@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from retinaseg.conventions import DUKE_CLASS_NAMES
 from retinaseg.errors import InputError
-from retinaseg.io.duke import DUKE_CLASS_NAMES
 from retinaseg.report.palette import (
     BINARY_PALETTE,
     LAYER_PALETTE,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +11,13 @@ import pytest
 from PIL import Image
 
 import retinaseg
-from retinaseg.analysis.boundaries import DUKE_BOUNDARY_NAMES
+from retinaseg.conventions import DUKE_BOUNDARY_NAMES
 from retinaseg.errors import InputError
+from retinaseg.report.bscan_figures import _stretch_and_note, plot_bscan_overlay
+from retinaseg.report.circle_figures import plot_circle_profile
 from retinaseg.report.html import ReportSection, Table, format_value, render_report
-from retinaseg.report.volume_figures import (
-    _etdrs_label_positions,
-    _finest_sectors,
-    _sector_segments,
-    _stretch_and_note,
-    plot_bscan_overlay,
-    plot_circle_profile,
-    plot_surfaces_png,
-    plot_thickness_map,
-    surface_figure_html,
-)
+from retinaseg.report.map_figures import _etdrs_label_positions, plot_thickness_map
+from retinaseg.report.surface_figures import plot_surfaces_png, surface_figure_html
 
 PLOTLY_MARKER = "plotly.js v"  # the banner at the top of plotly's bundle
 
@@ -152,15 +145,6 @@ def test_thickness_map_rejects_bad_input(tmp_path: Path) -> None:
 # --- circle profile ----------------------------------------------------------------------------
 
 
-def test_sector_helpers() -> None:
-    assert _sector_segments(315.0, 45.0) == [(315.0, 360.0), (0.0, 45.0)]
-    assert _sector_segments(45.0, 90.0) == [(45.0, 90.0)]
-    six = ["global", "T", "TS", "NS", "N", "NI", "TI", "S", "I"]
-    # S = TS + NS and I = NI + TI and global hold other sectors: only the six are drawn as levels
-    assert _finest_sectors(six) == ["T", "TS", "NS", "N", "NI", "TI"]
-    assert _finest_sectors(["global", "T", "S", "N", "I", "other"]) == ["T", "S", "N", "I"]
-
-
 def test_circle_profile_writes_png(tmp_path: Path) -> None:
     angle = np.linspace(0.0, 360.0, 256, endpoint=False)
     thickness = 100.0 + 30.0 * np.cos(np.deg2rad(2 * (angle - 90.0)))
@@ -253,14 +237,14 @@ def test_table_checks_row_length() -> None:
 
 def test_report_is_self_contained_and_escaped(tmp_path: Path) -> None:
     png = _png(tmp_path)
-    surfaces, x, y, thickness = _surfaces()
+    surfaces, x, y, _ = _surfaces()
     sections = [
         ReportSection("B-scans <1>", text="first & only\n\nsecond <b>para</b>", images=[png, png],
                       tables=[Table(["sector", "mean (µm)", "n"], [["C0 <centre>", 275.345, 12], ["S1", np.nan, None]],
                                     caption="ETDRS <total>")]),
         ReportSection("3D", html_fragments=[surface_figure_html(surfaces, x, y), surface_figure_html(surfaces, x, y)]),
     ]
-    when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     path = render_report(tmp_path / "out" / "report.html", title="Report <x>",
                          metadata={"file": "<script>alert(1)</script>", "B-scans": 11, "missing": np.nan},
                          sections=sections, generated_at=when)

@@ -14,13 +14,14 @@ import torch
 import yaml
 from conftest import file_contents
 
-from retinaseg.data.phantom import PHANTOM_CLASS_NAMES, make_phantom_set
+from retinaseg.conventions import DUKE_CLASS_NAMES
+from retinaseg.data.phantom import make_phantom_set
 from retinaseg.errors import InputError
+from retinaseg.experiment import ExperimentResult, run_experiment
 from retinaseg.io.dataset_format import write_dataset
 from retinaseg.models import get_model_spec
 from retinaseg.training.config import DEFAULTS, load_config
 from retinaseg.training.losses import LOSS_NAMES, build_loss
-from retinaseg.training.train import train
 
 REQUIRED = ["name=run", "data.source=retinaseg", "data.root=somewhere"]
 EPOCH_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "lr", "elapsed_s"]
@@ -237,7 +238,7 @@ def phantom_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def smoke_run(phantom_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, object]:
+def smoke_run(phantom_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, ExperimentResult]:
     config = tiny_config(
         phantom_dir,
         tmp_path_factory.mktemp("runs"),
@@ -246,14 +247,14 @@ def smoke_run(phantom_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
         "evaluation.boundary_classes=[1, 2, 3, 4, 5, 6, 7, 8]",
         "evaluation.fluid_classes=[9]",
     )
-    return config, train(config)
+    return config, run_experiment(config)
 
 
 @pytest.mark.slow
 def test_run_folder_holds_every_output(smoke_run: tuple) -> None:
     config, result = smoke_run
     run_dir = Path(config["output"]["runs_dir"]) / "smoke"
-    assert result.run_dir == run_dir and result.best_checkpoint == run_dir / "best.ckpt"
+    assert result.training.run_dir == run_dir and result.training.best_checkpoint == run_dir / "best.ckpt"
     for name in ("config.yaml", "best.ckpt", "last.ckpt", "metrics.csv", "curves.png", "test/metrics.json"):
         assert (run_dir / name).is_file(), name
     assert yaml.safe_load((run_dir / "config.yaml").read_text()) == config
@@ -271,13 +272,13 @@ def test_run_folder_holds_every_output(smoke_run: tuple) -> None:
     assert test_metrics["summary"]["mean_dice"] == pytest.approx(result.test_metrics["summary"]["mean_dice"])
     # 2 B-scans of 272x64, every pixel inside the (whole-image) OCT field of view.
     assert sum(map(sum, test_metrics["segmentation"]["confusion_matrix"])) == 2 * 272 * 64
-    assert test_metrics["boundaries"]["classes"] == PHANTOM_CLASS_NAMES[1:9]
+    assert test_metrics["boundaries"]["classes"] == DUKE_CLASS_NAMES[1:9]
 
 
 @pytest.mark.slow
 def test_saved_config_loads_back_unchanged(smoke_run: tuple) -> None:
     config, result = smoke_run
-    assert load_config(result.run_dir / "config.yaml") == config
+    assert load_config(result.training.run_dir / "config.yaml") == config
 
 
 @pytest.mark.slow
@@ -291,8 +292,8 @@ def test_results_table_gains_a_row_per_run(smoke_run: tuple, phantom_dir: Path) 
     # A binary run adds binary test scores: the table takes the union of the columns.
     binary = tiny_config(phantom_dir, runs_dir, "binary")
     binary["data"]["relabel"] = RETINA_RELABEL  # not through load_config: see test_relabel_section_can_be_set
-    result = train(binary)
-    assert (result.run_dir / "test" / "pr_curve.png").is_file()
+    result = run_experiment(binary)
+    assert (result.training.run_dir / "test" / "pr_curve.png").is_file()
     assert 0.0 <= result.test_metrics["summary"]["auc"] <= 1.0
     rows = read_rows(runs_dir / "results.csv")
     assert [row["name"] for row in rows] == ["smoke", "binary"]
@@ -303,24 +304,24 @@ def test_results_table_gains_a_row_per_run(smoke_run: tuple, phantom_dir: Path) 
 @pytest.mark.slow
 def test_same_name_again_is_refused_and_leaves_the_run_alone(smoke_run: tuple) -> None:
     config, result = smoke_run
-    before = file_contents(result.run_dir)
+    before = file_contents(result.training.run_dir)
     with pytest.raises(InputError, match="run folder exists") as error:
-        train(config)
-    assert error.value.where == str(result.run_dir)
-    assert file_contents(result.run_dir) == before
+        run_experiment(config)
+    assert error.value.where == str(result.training.run_dir)
+    assert file_contents(result.training.run_dir) == before
 
 
 @pytest.mark.slow
 def test_resume_continues_from_last_checkpoint(smoke_run: tuple, tmp_path: Path) -> None:
     config, result = smoke_run
     # A copy, so the shared run stays as the other tests expect it.
-    run_dir = shutil.copytree(result.run_dir, tmp_path / "runs" / "smoke")
+    run_dir = shutil.copytree(result.training.run_dir, tmp_path / "runs" / "smoke")
     config = copy.deepcopy(config)
     config["trainer"]["max_epochs"] = 3
     config["output"]["runs_dir"] = str(tmp_path / "runs")
     config["data"]["split"]["test"] = []  # skips the test evaluation, checked above
-    resumed = train(config, resume=run_dir / "last.ckpt")
-    assert resumed.run_dir == run_dir and resumed.test_metrics is None
+    resumed = run_experiment(config, resume=run_dir / "last.ckpt")
+    assert resumed.training.run_dir == run_dir and resumed.test_metrics is None
     assert [int(row["epoch"]) for row in read_rows(run_dir / "metrics.csv")] == [0, 1, 2]
     # Plain data only: the checkpoint loads with the restricted unpickler, as --resume reads it.
     assert torch.load(run_dir / "last.ckpt", weights_only=True)["epoch"] == 2

@@ -6,11 +6,15 @@ A-scan (µm); for raster volumes, en-face thickness maps at the A-scans' true
 fundus positions, the fovea and the ETDRS grid; for circle scans, the RNFL
 profile along the circle. Where the scan carries a reference segmentation
 (the device's own, or a phantom's ground truth) it measures the agreement.
-:func:`write_analysis` writes everything into one output folder atomically.
+Each step returns its part of the :class:`AnalysisResult` (segmentation,
+reference agreement, raster or circle measures, notes), which is built once
+from the parts. :func:`write_analysis` writes everything into one output
+folder atomically.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
@@ -20,21 +24,39 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from retinaseg.analysis.agreement import boundary_agreement, sector_differences
-from retinaseg.analysis.boundaries import DUKE_BOUNDARY_NAMES, DUKE_TO_DEVICE_LINES, layer_surfaces
+from retinaseg.analysis.agreement import (
+    BoundaryAgreementRow,
+    SectorDifferenceRow,
+    boundary_agreement,
+    sector_differences,
+)
+from retinaseg.analysis.boundaries import layer_surfaces
 from retinaseg.analysis.circle import CircleProfile, circle_profile
-from retinaseg.analysis.enface import EnfaceGrid, enface_grid, enface_maps
-from retinaseg.analysis.etdrs import etdrs_table, find_fovea
+from retinaseg.analysis.enface import (
+    EnfaceGrid,
+    NotARasterError,
+    enface_grid,
+    enface_maps,
+)
+from retinaseg.analysis.etdrs import EtdrsRow, etdrs_table, find_fovea
+from retinaseg.analysis.table_rows import as_records
 from retinaseg.analysis.thickness import TOTAL_RETINA, layer_thickness_um
+from retinaseg.conventions import (
+    DEFAULT_MODEL,
+    DUKE_BOUNDARY_NAMES,
+    DUKE_CLASS_NAMES,
+    DUKE_LAYER_CLASSES,
+    DUKE_TO_DEVICE_LINES,
+)
 from retinaseg.errors import InputError
-from retinaseg.io.duke import DUKE_CLASS_NAMES
-from retinaseg.io.model_files import DEFAULT_MODEL, resolve_model_file
+from retinaseg.io.model_files import resolve_model_file
 from retinaseg.io.output import check_output_dir
-from retinaseg.io.records import finite_mean, write_csv, write_json
+from retinaseg.io.records import strict_json, write_csv, write_json
+from retinaseg.numeric import finite_mean
 from retinaseg.volume import CIRCLE_PATTERN, DEVICE_LINES_OUTSIDE_KEY, OctVolume
 
-if TYPE_CHECKING:  # PyTorch and Lightning load only when a scan is segmented, after every check
-    from retinaseg.training.module import SegmentationModule
+if TYPE_CHECKING:  # PyTorch loads only when a scan is segmented, after every check
+    from retinaseg.models.trained import TrainedModel
 
 #: Thinner columns than this (ILM to BM) show no retina.
 MIN_RETINA_UM = 50.0
@@ -48,14 +70,12 @@ _FOVEA_LAYERS = ("RNFL", "GCL+IPL")
 _FOVEA_CHECK_MM = 0.5
 
 
-@dataclass
-class AnalysisResult:
-    """Everything :func:`analyze_volume` measured on one scan.
+@dataclass(frozen=True, eq=False)
+class LayerSegmentation:
+    """Our segmentation of a scan: class maps, layer boundaries and thickness per A-scan.
 
     Attributes
     ----------
-    volume
-        The analysed scan.
     class_names
         The model's classes.
     labels
@@ -66,79 +86,145 @@ class AnalysisResult:
         ``(N, B, W)`` row of each boundary per A-scan, NaN where not seen.
     thickness_um
         ``{layer or TOTAL_RETINA: (N, W)}`` thickness per A-scan in µm.
-    grid, maps_um
-        Raster volumes: the en-face grid and ``{layer or TOTAL_RETINA: (ny, nx)}``
-        thickness maps in µm; ``None`` / empty otherwise.
-    fovea_xy_mm, fovea_source
-        ETDRS centre in the SLO frame and how it was found (``"automatic"``,
-        ``"given"``); ``None`` without a map.
-    etdrs
-        Rows of :func:`retinaseg.analysis.etdrs.etdrs_table`.
-    circle
-        RNFL profile of a circle scan, else ``None``.
-    reference_name
-        What the reference segmentation is (``"stored"``: the lines saved in
-        the scan file; ``"phantom truth"`` ...), or ``None``.
-    reference_px
-        ``{our boundary name: (N, W)}`` reference boundaries.
-    boundary_agreement, sector_agreement
-        Rows of :func:`retinaseg.analysis.agreement.boundary_agreement` and
-        :func:`~retinaseg.analysis.agreement.sector_differences`.
-    reference_maps_um, reference_circle
-        The reference's thickness maps / circle profile, for side-by-side plots.
-    model_name
-        Model used.
-    notes
-        What could not be measured on this scan, and why.
     """
 
-    volume: OctVolume
     class_names: list[str]
     labels: np.ndarray
     boundary_names: list[str]
     layer_names: list[str]
     boundaries_px: np.ndarray
     thickness_um: dict[str, np.ndarray]
-    model_name: str
-    grid: EnfaceGrid | None = None
-    maps_um: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def boundaries_by_name(self) -> dict[str, np.ndarray]:
+        """``{boundary name: (N, W)}`` rows in pixels (views of :attr:`boundaries_px`)."""
+        return {name: self.boundaries_px[:, k] for k, name in enumerate(self.boundary_names)}
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceAgreement:
+    """A reference segmentation of the scan and how our boundaries agree with it.
+
+    Attributes
+    ----------
+    name
+        What the reference is (``"stored"``: the lines saved in the scan
+        file; ``"phantom truth"`` ...).
+    boundaries_px
+        ``{our boundary name: (N, W)}`` reference boundary rows in pixels.
+    thickness_um
+        ``{layer or TOTAL_RETINA: (N, W)}`` reference thickness in µm, for
+        every layer whose two boundaries the reference has.
+    boundary_agreement
+        Rows of :func:`retinaseg.analysis.agreement.boundary_agreement`.
+    """
+
+    name: str
+    boundaries_px: dict[str, np.ndarray]
+    thickness_um: dict[str, np.ndarray]
+    boundary_agreement: list[BoundaryAgreementRow]
+
+
+@dataclass(frozen=True, eq=False)
+class RasterMeasures:
+    """En-face measurements of a raster scan: thickness maps, fovea and ETDRS grid.
+
+    Attributes
+    ----------
+    grid
+        The en-face grid in the SLO frame.
+    maps_um
+        ``{layer or TOTAL_RETINA: (ny, nx)}`` thickness maps in µm on ``grid``.
+    fovea_xy_mm, fovea_source
+        ETDRS centre ``(x, y)`` in mm in the SLO frame and how it was found
+        (``"automatic"``, ``"given"``); ``None`` when it could not be found.
+    etdrs
+        Rows of :func:`retinaseg.analysis.etdrs.etdrs_table`; empty without
+        a fovea.
+    reference_maps_um
+        The reference's thickness maps, for side-by-side plots; empty without
+        a reference or a fovea.
+    sector_agreement
+        Rows of :func:`retinaseg.analysis.agreement.sector_differences`;
+        empty without a reference or a fovea.
+    """
+
+    grid: EnfaceGrid
+    maps_um: dict[str, np.ndarray]
     fovea_xy_mm: tuple[float, float] | None = None
     fovea_source: str | None = None
-    etdrs: list[dict[str, Any]] = field(default_factory=list)
-    circle: CircleProfile | None = None
-    reference_name: str | None = None
-    reference_px: dict[str, np.ndarray] = field(default_factory=dict)
-    boundary_agreement: list[dict[str, Any]] = field(default_factory=list)
-    sector_agreement: list[dict[str, Any]] = field(default_factory=list)
+    etdrs: list[EtdrsRow] = field(default_factory=list)
     reference_maps_um: dict[str, np.ndarray] = field(default_factory=dict)
-    reference_circle: CircleProfile | None = None
-    notes: list[str] = field(default_factory=list)
+    sector_agreement: list[SectorDifferenceRow] = field(default_factory=list)
 
-    @property
-    def is_raster(self) -> bool:
-        return self.grid is not None
+
+@dataclass(frozen=True, eq=False)
+class CircleMeasures:
+    """RNFL profile of a circle scan.
+
+    Attributes
+    ----------
+    profile
+        Our profile of the first layer (RNFL).
+    reference
+        The reference's profile, when it has both RNFL boundaries.
+    """
+
+    profile: CircleProfile
+    reference: CircleProfile | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class AnalysisResult:
+    """Everything :func:`analyze_volume` measured on one scan, in parts.
+
+    Attributes
+    ----------
+    volume
+        The analysed scan.
+    model_name
+        Model used.
+    segmentation
+        Our class maps, boundaries and thickness per A-scan.
+    reference
+        The reference segmentation and our agreement with it; ``None``
+        without one.
+    raster
+        Thickness maps, fovea and ETDRS grid of a raster scan; ``None`` for
+        other scans.
+    circle
+        RNFL profile of a circle scan; ``None`` for other scans.
+    notes
+        What could not be measured on this scan, and why.
+    """
+
+    volume: OctVolume
+    model_name: str
+    segmentation: LayerSegmentation
+    reference: ReferenceAgreement | None = None
+    raster: RasterMeasures | None = None
+    circle: CircleMeasures | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def valid_ascan_fraction(self) -> float:
         """Fraction of A-scans whose total retinal thickness was measured."""
-        return float(np.isfinite(self.thickness_um[TOTAL_RETINA]).mean())
+        return float(np.isfinite(self.segmentation.thickness_um[TOTAL_RETINA]).mean())
 
 
-def model_layers(module: SegmentationModule) -> tuple[list[int], list[int], list[str], list[str]]:
+def model_layers(model: TrainedModel) -> tuple[list[int], list[int], list[str], list[str]]:
     """Layer classes, fluid classes, boundary names and layer names of a layer model.
 
-    Read from the model's training config (``evaluation.boundary_classes`` in
-    top-to-bottom order, ``evaluation.fluid_classes``). Boundaries are named
+    Read from the model's evaluation settings (``boundary_classes`` in
+    top-to-bottom order, ``fluid_classes``). Boundaries are named
     after the Duke DME convention when the classes are Duke's, else
     ``"top of <class>"``.
     """
-    evaluation = module.config["evaluation"]
-    layer_classes = [int(c) for c in evaluation.get("boundary_classes") or []]
+    layer_classes = list(model.evaluation.boundary_classes)
     if len(layer_classes) < 2:
         raise InputError("--model", "this model has no layer order (evaluation.boundary_classes); analyze needs an OCT layer model")
-    fluid_classes = [int(c) for c in evaluation.get("fluid_classes") or []]
-    names = module.class_names
-    if list(names) == list(DUKE_CLASS_NAMES) and layer_classes == list(range(1, 9)):
+    fluid_classes = list(model.evaluation.fluid_classes)
+    names = model.class_names
+    if list(names) == list(DUKE_CLASS_NAMES) and layer_classes == list(DUKE_LAYER_CLASSES):
         boundary_names = list(DUKE_BOUNDARY_NAMES)
     else:
         boundary_names = [f"top of {names[c]}" for c in layer_classes]
@@ -148,7 +234,7 @@ def model_layers(module: SegmentationModule) -> tuple[list[int], list[int], list
 
 def analyze_volume(
     volume: OctVolume,
-    module: SegmentationModule,
+    module: TrainedModel,
     *,
     model_name: str = "",
     fovea_xy_mm: tuple[float, float] | None = None,
@@ -175,7 +261,7 @@ def analyze_volume(
     reference_px
         Reference boundaries ``{our boundary name: (N, W)}``; default: the
         device's segmentation lines stored in the scan (matched by
-        :data:`retinaseg.analysis.boundaries.DUKE_TO_DEVICE_LINES`).
+        :data:`retinaseg.conventions.DUKE_TO_DEVICE_LINES`).
     reference_name
         What the reference is, for the report.
     batch_size
@@ -185,6 +271,38 @@ def analyze_volume(
     progress
         Show a progress bar while segmenting.
     """
+    segmentation = _segment(volume, module, batch_size=batch_size, progress=progress)
+    notes = _stored_line_notes(volume)
+    if reference_px is None:
+        reference_px = _stored_reference(volume, segmentation.boundary_names)
+    reference = _compare_with_reference(segmentation, reference_px, reference_name, volume.axial_um) if reference_px else None
+
+    positions = volume.ascan_positions_mm()
+    raster: RasterMeasures | None = None
+    circle: CircleMeasures | None = None
+    if volume.scan_pattern == CIRCLE_PATTERN or any(g.is_circle for g in volume.bscan_geometry):
+        circle = _measure_circle(volume, segmentation, reference, positions)
+    elif volume.shape[0] >= 2:
+        try:
+            raster, raster_notes = _measure_raster(volume, segmentation, reference, positions, fovea_xy_mm, grid_spacing_mm)
+        except NotARasterError as err:  # e.g. radial scans: B-scans not parallel
+            raster_notes = [f"no thickness maps or ETDRS grid: {err.problem}"]
+        notes += raster_notes
+    else:
+        notes.append("single B-scan: thickness along the B-scan only (no maps, no ETDRS grid)")
+    return AnalysisResult(
+        volume=volume,
+        model_name=model_name,
+        segmentation=segmentation,
+        reference=reference,
+        raster=raster,
+        circle=circle,
+        notes=tuple(notes),
+    )
+
+
+def _segment(volume: OctVolume, module: TrainedModel, *, batch_size: int, progress: bool) -> LayerSegmentation:
+    """Class maps of every B-scan, the layer boundaries ordered top to bottom, and thickness per A-scan."""
     from retinaseg.inference.volume import segment_volume
 
     layer_classes, fluid_classes, boundary_names, layer_names = model_layers(module)
@@ -193,47 +311,45 @@ def analyze_volume(
         labels, layer_classes, fluid_classes, invalid=np.isnan(volume.reflectance), min_retina_px=MIN_RETINA_UM / volume.axial_um
     )
     ours = {name: boundaries[:, k] for k, name in enumerate(boundary_names)}
-    result = AnalysisResult(
-        volume=volume,
+    return LayerSegmentation(
         class_names=list(module.class_names),
         labels=labels,
         boundary_names=boundary_names,
         layer_names=layer_names,
         boundaries_px=boundaries,
         thickness_um=_thickness(ours, boundary_names, layer_names, volume.axial_um),
-        model_name=model_name,
     )
-    if reference_px is None:
-        reference_px = {
-            name: volume.device_layers[DUKE_TO_DEVICE_LINES[name]]
-            for name in boundary_names
-            if DUKE_TO_DEVICE_LINES.get(name) in volume.device_layers
-            and np.isfinite(volume.device_layers[DUKE_TO_DEVICE_LINES[name]]).any()
-        }
-    dropped = volume.metadata.get(DEVICE_LINES_OUTSIDE_KEY)
-    if dropped:
-        result.notes.append(
-            f"{sum(dropped.values())} stored segmentation values lay outside the B-scan and were left out "
-            f"({', '.join(f'{name} {count}' for name, count in dropped.items())})"
-        )
-    if reference_px:
-        result.reference_name = reference_name
-        result.reference_px = reference_px
-        result.boundary_agreement = boundary_agreement(ours, reference_px, volume.axial_um)
 
-    positions = volume.ascan_positions_mm()
-    if volume.scan_pattern == CIRCLE_PATTERN or any(g.is_circle for g in volume.bscan_geometry):
-        _measure_circle(result, positions)
-    elif volume.shape[0] >= 2:
-        try:
-            _measure_raster(result, positions, fovea_xy_mm, grid_spacing_mm)
-        except InputError as err:  # e.g. radial scans: B-scans not parallel
-            if err.where != "positions":
-                raise
-            result.notes.append(f"no thickness maps or ETDRS grid: {err.problem}")
-    else:
-        result.notes.append("single B-scan: thickness along the B-scan only (no maps, no ETDRS grid)")
-    return result
+
+def _stored_reference(volume: OctVolume, boundary_names: list[str]) -> dict[str, np.ndarray]:
+    """The device lines stored in the scan that match our boundaries and hold any value, by our names."""
+    return {
+        name: volume.device_layers[DUKE_TO_DEVICE_LINES[name]]
+        for name in boundary_names
+        if DUKE_TO_DEVICE_LINES.get(name) in volume.device_layers
+        and np.isfinite(volume.device_layers[DUKE_TO_DEVICE_LINES[name]]).any()
+    }
+
+
+def _stored_line_notes(volume: OctVolume) -> list[str]:
+    """A note on stored segmentation values the reader left out, if there were any."""
+    dropped = volume.metadata.get(DEVICE_LINES_OUTSIDE_KEY)
+    if not dropped:
+        return []
+    counts = ", ".join(f"{name} {count}" for name, count in dropped.items())
+    return [f"{sum(dropped.values())} stored segmentation values lay outside the B-scan and were left out ({counts})"]
+
+
+def _compare_with_reference(
+    segmentation: LayerSegmentation, reference_px: dict[str, np.ndarray], name: str, axial_um: float
+) -> ReferenceAgreement:
+    """The reference's thickness and the agreement of our boundaries with its."""
+    return ReferenceAgreement(
+        name=name,
+        boundaries_px=reference_px,
+        thickness_um=_thickness(reference_px, segmentation.boundary_names, segmentation.layer_names, axial_um),
+        boundary_agreement=boundary_agreement(segmentation.boundaries_by_name(), reference_px, axial_um),
+    )
 
 
 def _thickness(
@@ -257,55 +373,74 @@ def _thickness(
     return thickness
 
 
-def _reference_thickness(result: AnalysisResult) -> dict[str, np.ndarray]:
-    """Thickness of the reference wherever it has both boundaries of a layer."""
-    return _thickness(result.reference_px, result.boundary_names, result.layer_names, result.volume.axial_um)
+def _enface(thickness_um: dict[str, np.ndarray], positions: np.ndarray, grid: EnfaceGrid) -> dict[str, np.ndarray]:
+    """``{name: (ny, nx)}`` maps of ``{name: (N, W)}`` per-A-scan values, interpolated in one pass."""
+    names = list(thickness_um)
+    maps = enface_maps(np.stack([thickness_um[name] for name in names], axis=-1), positions, grid)
+    return dict(zip(names, maps))
 
 
 def _measure_raster(
-    result: AnalysisResult, positions: np.ndarray, fovea_xy_mm: tuple[float, float] | None, spacing_mm: float
-) -> None:
-    volume = result.volume
+    volume: OctVolume,
+    segmentation: LayerSegmentation,
+    reference: ReferenceAgreement | None,
+    positions: np.ndarray,
+    fovea_xy_mm: tuple[float, float] | None,
+    spacing_mm: float,
+) -> tuple[RasterMeasures, list[str]]:
+    """Thickness maps, fovea, ETDRS table and sector agreement, and notes on what needs checking.
+
+    Raises :class:`~retinaseg.analysis.enface.NotARasterError` when the
+    B-scans are no raster.
+    """
     grid = enface_grid(positions, spacing_mm)
-    names = list(result.thickness_um)
-    stacked = enface_maps(np.stack([result.thickness_um[name] for name in names], axis=-1), positions, grid)
-    result.grid = grid
-    result.maps_um = dict(zip(names, stacked))
+    maps_um = _enface(segmentation.thickness_um, positions, grid)
+    notes = []
     if fovea_xy_mm is None:
-        inner = [name for name in _FOVEA_LAYERS if name in result.maps_um]
-        search = result.maps_um[TOTAL_RETINA] if not inner else np.sum([result.maps_um[name] for name in inner], axis=0)
+        inner = [name for name in _FOVEA_LAYERS if name in maps_um]
+        search = maps_um[TOTAL_RETINA] if not inner else np.sum([maps_um[name] for name in inner], axis=0)
         centre = tuple(float(v) for v in positions.reshape(-1, 2).mean(axis=0))
         try:
-            result.fovea_xy_mm, result.fovea_source = find_fovea(search, grid, centre), "automatic"
+            fovea, source = find_fovea(search, grid, centre), "automatic"
         except InputError as err:
-            result.notes.append(f"no ETDRS grid: the fovea could not be found ({err.problem}); give --fovea")
-            return
-        offset_mm = float(np.hypot(result.fovea_xy_mm[0] - centre[0], result.fovea_xy_mm[1] - centre[1]))
+            notes.append(f"no ETDRS grid: the fovea could not be found ({err.problem}); give --fovea")
+            return RasterMeasures(grid=grid, maps_um=maps_um), notes
+        offset_mm = float(np.hypot(fovea[0] - centre[0], fovea[1] - centre[1]))
         if offset_mm > _FOVEA_CHECK_MM:
-            result.notes.append(
+            notes.append(
                 f"fovea found {offset_mm:.2f} mm from the scan centre: check the ETDRS grid on the map and give --fovea if it is off"
             )
     else:
-        result.fovea_xy_mm, result.fovea_source = (float(fovea_xy_mm[0]), float(fovea_xy_mm[1])), "given"
-    result.etdrs = etdrs_table(result.maps_um, grid, result.fovea_xy_mm, volume.laterality)
-    reference = _reference_thickness(result)
-    if reference:
-        ref_names = list(reference)
-        ref_maps = enface_maps(np.stack([reference[name] for name in ref_names], axis=-1), positions, grid)
-        result.reference_maps_um = dict(zip(ref_names, ref_maps))
-        ref_table = etdrs_table(result.reference_maps_um, grid, result.fovea_xy_mm, volume.laterality)
-        result.sector_agreement = sector_differences(result.etdrs, ref_table)
+        fovea, source = (float(fovea_xy_mm[0]), float(fovea_xy_mm[1])), "given"
+    etdrs = etdrs_table(maps_um, grid, fovea, volume.laterality)
+    reference_maps_um: dict[str, np.ndarray] = {}
+    sector_agreement: list[SectorDifferenceRow] = []
+    if reference is not None and reference.thickness_um:
+        reference_maps_um = _enface(reference.thickness_um, positions, grid)
+        sector_agreement = sector_differences(etdrs, etdrs_table(reference_maps_um, grid, fovea, volume.laterality))
+    measures = RasterMeasures(
+        grid=grid,
+        maps_um=maps_um,
+        fovea_xy_mm=fovea,
+        fovea_source=source,
+        etdrs=etdrs,
+        reference_maps_um=reference_maps_um,
+        sector_agreement=sector_agreement,
+    )
+    return measures, notes
 
 
-def _measure_circle(result: AnalysisResult, positions: np.ndarray) -> None:
-    volume = result.volume
-    rnfl = result.layer_names[0]
-    geometry = volume.bscan_geometry[0]
-    centre = geometry.circle_centre_xy_mm or tuple(positions[0].mean(axis=0))
-    result.circle = circle_profile(result.thickness_um[rnfl][0], positions[0], centre, volume.laterality)
-    reference = _reference_thickness(result)
-    if rnfl in reference:
-        result.reference_circle = circle_profile(reference[rnfl][0], positions[0], centre, volume.laterality)
+def _measure_circle(
+    volume: OctVolume, segmentation: LayerSegmentation, reference: ReferenceAgreement | None, positions: np.ndarray
+) -> CircleMeasures:
+    """RNFL profile along the circle, ours and the reference's."""
+    rnfl = segmentation.layer_names[0]
+    centre = volume.bscan_geometry[0].circle_centre_xy_mm or tuple(positions[0].mean(axis=0))
+    profile = circle_profile(segmentation.thickness_um[rnfl][0], positions[0], centre, volume.laterality)
+    if reference is None or rnfl not in reference.thickness_um:
+        return CircleMeasures(profile=profile)
+    reference_profile = circle_profile(reference.thickness_um[rnfl][0], positions[0], centre, volume.laterality)
+    return CircleMeasures(profile=profile, reference=reference_profile)
 
 
 def summary(result: AnalysisResult) -> dict[str, Any]:
@@ -321,22 +456,24 @@ def summary(result: AnalysisResult) -> dict[str, Any]:
         "lateral_um": volume.scale_x_mm * 1000.0,
         "model": result.model_name,
         "valid_ascan_fraction": result.valid_ascan_fraction,
-        "mean_total_thickness_um": finite_mean(result.thickness_um[TOTAL_RETINA]),
+        # strict_json: None (shown as absent), not NaN, where nothing was measured
+        "mean_total_thickness_um": strict_json(finite_mean(result.segmentation.thickness_um[TOTAL_RETINA])),
         "notes": list(result.notes),
     }
-    if result.fovea_xy_mm is not None:
-        out["fovea_xy_mm"] = list(result.fovea_xy_mm)
-        out["fovea_source"] = result.fovea_source
-        central = [row for row in result.etdrs if row["layer"] == TOTAL_RETINA and row["sector"] == "C0"]
-        out["central_subfield_thickness_um"] = central[0]["mean_um"] if central else None
+    raster = result.raster
+    if raster is not None and raster.fovea_xy_mm is not None:
+        out["fovea_xy_mm"] = list(raster.fovea_xy_mm)
+        out["fovea_source"] = raster.fovea_source
+        central = [row for row in raster.etdrs if row.layer == TOTAL_RETINA and row.sector == "C0"]
+        out["central_subfield_thickness_um"] = central[0].mean_um if central else None
     if result.circle is not None:
-        out["rnfl_sectors_um"] = dict(result.circle.sectors)
-    if result.reference_name is not None:
-        out["reference"] = result.reference_name
-        out["boundary_mad_um"] = {row["boundary"]: row["mad_um"] for row in result.boundary_agreement}
-        total_rows = [row for row in result.sector_agreement if row["layer"] == TOTAL_RETINA]
+        out["rnfl_sectors_um"] = dict(result.circle.profile.sectors)
+    if result.reference is not None:
+        out["reference"] = result.reference.name
+        out["boundary_mad_um"] = {row.boundary: row.mad_um for row in result.reference.boundary_agreement}
+        total_rows = [row for row in raster.sector_agreement if row.layer == TOTAL_RETINA] if raster is not None else []
         if total_rows:
-            out["total_thickness_sector_mad_um"] = finite_mean(np.array([abs(row["difference_um"]) for row in total_rows], dtype=float))
+            out["total_thickness_sector_mad_um"] = strict_json(finite_mean([abs(row.difference_um) for row in total_rows]))
     return out
 
 
@@ -352,38 +489,39 @@ def write_analysis(
     our layers). Returns the report path. ``overwrite`` and ``inputs`` as for
     :func:`retinaseg.io.output.staged_output_dir`.
     """
-    from retinaseg.io.oct_files import write_eye
+    from retinaseg.io.eyepy_bridge import write_eye
     from retinaseg.io.output import staged_output_dir
     from retinaseg.report.volume_report import write_volume_report
 
     out_dir = Path(out_dir)
     stem = Path(result.volume.source).stem or "scan"
+    segmentation, raster, reference = result.segmentation, result.raster, result.reference
     with staged_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as staging:
         np.savez_compressed(
             staging / "boundaries.npz",
-            boundaries_px=result.boundaries_px.astype(np.float32),
-            boundary_names=np.array(result.boundary_names),
+            boundaries_px=segmentation.boundaries_px.astype(np.float32),
+            boundary_names=np.array(segmentation.boundary_names),
             ascan_positions_mm=result.volume.ascan_positions_mm(),
             axial_um=result.volume.axial_um,
-            **{f"thickness_um/{name}": values.astype(np.float32) for name, values in result.thickness_um.items()},
+            **{f"thickness_um/{name}": values.astype(np.float32) for name, values in segmentation.thickness_um.items()},
         )
-        if result.grid is not None:
-            fovea = {} if result.fovea_xy_mm is None else {"fovea_xy_mm": np.array(result.fovea_xy_mm)}
+        if raster is not None:
+            fovea = {} if raster.fovea_xy_mm is None else {"fovea_xy_mm": np.array(raster.fovea_xy_mm)}
             np.savez_compressed(
                 staging / "thickness_maps.npz",
-                x_mm=result.grid.x_mm,
-                y_mm=result.grid.y_mm,
+                x_mm=raster.grid.x_mm,
+                y_mm=raster.grid.y_mm,
                 **fovea,
-                **{name: values.astype(np.float32) for name, values in result.maps_um.items()},
+                **{name: values.astype(np.float32) for name, values in raster.maps_um.items()},
             )
-        if result.etdrs:
-            write_csv(staging / "etdrs.csv", result.etdrs)
-        if result.sector_agreement:
-            write_csv(staging / "etdrs_agreement.csv", result.sector_agreement)
-        if result.boundary_agreement:
-            write_csv(staging / "boundary_agreement.csv", result.boundary_agreement)
+            if raster.etdrs:
+                write_csv(staging / "etdrs.csv", as_records(raster.etdrs))
+            if raster.sector_agreement:
+                write_csv(staging / "etdrs_agreement.csv", as_records(raster.sector_agreement))
+        if reference is not None and reference.boundary_agreement:
+            write_csv(staging / "boundary_agreement.csv", as_records(reference.boundary_agreement))
         write_json(staging / "summary.json", summary(result))
-        write_eye(result.volume, {name: result.boundaries_px[:, k] for k, name in enumerate(result.boundary_names)}, staging / f"{stem}.eye")
+        write_eye(result.volume, segmentation.boundaries_by_name(), staging / f"{stem}.eye")
         write_volume_report(result, staging)
     return out_dir / "report.html"
 
@@ -418,8 +556,10 @@ def _check_fovea_in_scan(fovea_xy_mm: tuple[float, float], volume: OctVolume) ->
 def _torch_device(device: str | None) -> str:
     import torch
 
+    from retinaseg.inference.checkpoint import default_device
+
     if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return default_device()
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("--device", "cuda was asked for but PyTorch sees no CUDA GPU")
     if device == "mps" and not torch.backends.mps.is_available():
@@ -464,6 +604,7 @@ def analyze_file(
     if coverage == 0:
         raise InputError(path, "no retina found in any B-scan: nothing to measure (is this an OCT scan of the retina?)")
     if coverage < _LOW_COVERAGE:
-        result.notes.append(f"retina measured in only {100 * coverage:.0f}% of the A-scans: check the B-scan overlays")
+        note = f"retina measured in only {100 * coverage:.0f}% of the A-scans: check the B-scan overlays"
+        result = dataclasses.replace(result, notes=(*result.notes, note))
     report = write_analysis(result, out_dir, overwrite=overwrite, inputs=[path])
     return report, summary(result)

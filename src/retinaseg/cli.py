@@ -17,8 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from retinaseg.conventions import DEFAULT_MODEL
 from retinaseg.errors import InputError
-from retinaseg.io.model_files import DEFAULT_MODEL
 
 app = typer.Typer(
     add_completion=False,
@@ -40,19 +40,20 @@ def train(
     accelerator: Annotated[Optional[str], typer.Option(help="cpu, gpu or auto.")] = None,
 ) -> None:
     """Train a model; writes runs/NAME/ and appends a row to runs/results.csv."""
+    from retinaseg.experiment import run_experiment
     from retinaseg.training.config import load_config
-    from retinaseg.training.train import train as run_training
 
     overrides = list(set_ or [])
     for key, value in (("devices", devices), ("strategy", strategy), ("accelerator", accelerator)):
         if value is not None:
             overrides.append(f"trainer.{key}={value}")
-    result = run_training(load_config(config, overrides), resume=resume, overwrite=overwrite)
-    if not result.is_main_process:  # other DDP processes stay quiet
+    result = run_experiment(load_config(config, overrides), resume=resume, overwrite=overwrite)
+    training = result.training
+    if not training.is_main_process:  # other DDP processes stay quiet
         return
     if result.test_metrics is not None:
-        _print_summary(f"test metrics ({result.run_dir / 'test' / 'metrics.json'})", result.test_metrics["summary"])
-    console.print(f"run folder: {result.run_dir}  best checkpoint: {result.best_checkpoint}  ({result.train_seconds / 60:.1f} min)")
+        _print_summary(f"test metrics ({training.run_dir / 'test' / 'metrics.json'})", result.test_metrics["summary"])
+    console.print(f"run folder: {training.run_dir}  best checkpoint: {training.best_checkpoint}  ({training.train_seconds / 60:.1f} min)")
 
 
 _MODEL_HELP = "Shipped model name, a .pt weight file (retinaseg export-model) or a .ckpt checkpoint (retinaseg train)."
@@ -67,12 +68,12 @@ def evaluate(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: key.sub=value.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
-    """Score a checkpoint: per-class Dice/IoU/precision/recall/HD95, binary F1/AUC, boundary errors."""
-    from retinaseg.inference.evaluate import evaluate_checkpoint
+    """Score a model: per-class Dice/IoU/precision/recall/HD95, binary F1/AUC, boundary errors."""
+    from retinaseg.evaluate import evaluate_model
     from retinaseg.training.config import load_config
 
     resolved = load_config(config, set_) if config is not None or set_ else None
-    metrics = evaluate_checkpoint(model, out, config=resolved, split=split, overwrite=overwrite)
+    metrics = evaluate_model(model, out, config=resolved, split=split, overwrite=overwrite)
     _print_summary(f"{split} metrics ({out / 'metrics.json'})", metrics["summary"])
 
 
@@ -86,7 +87,7 @@ def predict(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Segment images: class-index PNGs, coloured masks, overlays, optional probabilities."""
-    from retinaseg.inference.predict import predict_files
+    from retinaseg.predict import predict_files
 
     written = predict_files(model, list(inputs), out, probabilities=probabilities, roi_size=roi_size, overwrite=overwrite)
     console.print(f"segmented {len(written)} image(s) into {out}")

@@ -20,17 +20,17 @@ import numpy as np
 from lightning.fabric.utilities.warnings import PossibleUserWarning
 from rich.console import Console
 
-from retinaseg.analysis.boundaries import DUKE_BOUNDARY_NAMES
 from retinaseg.analysis.thickness import TOTAL_RETINA
 from retinaseg.analyze import analyze_file, analyze_volume, summary, write_analysis
+from retinaseg.conventions import DUKE_BOUNDARY_NAMES
 from retinaseg.data.phantom import make_phantom_oct_volume, make_phantom_set
 from retinaseg.errors import InputError
-from retinaseg.inference.checkpoint import load_module
-from retinaseg.inference.predict import predict_files
+from retinaseg.experiment import run_experiment
+from retinaseg.inference.checkpoint import load_model
 from retinaseg.io.dataset_format import write_dataset
 from retinaseg.io.paths import find_dataset
+from retinaseg.predict import predict_files
 from retinaseg.training.config import load_config
-from retinaseg.training.train import train
 
 _MARKER = ".retinaseg-demo"
 _SUBJECTS = [f"phantom_{i:02d}" for i in range(1, 9)]
@@ -91,26 +91,26 @@ def run_demo(out: str | Path, minutes: float = 2.0, console: Console | None = No
         # The demo's 20 small B-scans are held in memory: worker processes would
         # only slow it down, whatever Lightning advises on a machine with many cores.
         warnings.filterwarnings("ignore", message="The '(train|val)_dataloader' does not have many workers", category=PossibleUserWarning)
-        result = train(demo_config(dataset_dir, out / "runs", minutes))
+        result = run_experiment(demo_config(dataset_dir, out / "runs", minutes))
 
     console.rule("3/4 segmenting held-out B-scans")
     test_images = sorted((dataset_dir / "images").glob(f"{_SUBJECTS[-1]}_*.png"))
     predictions = out / "predictions"
-    predict_files(result.best_checkpoint, test_images, predictions, probabilities=False)
+    predict_files(result.training.best_checkpoint, test_images, predictions, probabilities=False)
 
     scores = result.test_metrics["summary"]
     console.print(f"\n[bold]Mean Dice over the 7 layers on held-out phantom subjects: {scores['mean_dice']:.3f}[/bold]")
     if scores.get("mean_boundary_mad_um") is not None:
         console.print(f"mean absolute boundary error: {scores['mean_boundary_mad_um']:.1f} µm")
-    console.print(f"training run (checkpoints, metrics.csv, curves.png): {result.run_dir}")
-    console.print(f"test metrics and confusion matrix: {result.run_dir / 'test'}")
+    console.print(f"training run (checkpoints, metrics.csv, curves.png): {result.training.run_dir}")
+    console.print(f"test metrics and confusion matrix: {result.training.run_dir / 'test'}")
     console.print(f"predictions (class maps, colour masks, overlays, legend): {predictions}")
 
     console.rule("4/4 analysing a phantom macular volume")
     volume, truth = make_phantom_oct_volume(seed=1)
-    reference = {name: truth["boundary_rows"][:, k] for k, name in enumerate(DUKE_BOUNDARY_NAMES)}
+    reference = {name: truth.boundary_rows[:, k] for k, name in enumerate(DUKE_BOUNDARY_NAMES)}
     analysis = analyze_volume(
-        volume, load_module(result.best_checkpoint), model_name="demo_unet", reference_px=reference, reference_name="phantom truth"
+        volume, load_model(result.training.best_checkpoint), model_name="demo_unet", reference_px=reference, reference_name="phantom truth"
     )
     report = write_analysis(analysis, out / "volume_analysis")
     facts = summary(analysis)
@@ -118,8 +118,9 @@ def run_demo(out: str | Path, minutes: float = 2.0, console: Console | None = No
     console.print("boundary error against the phantom's true layers (µm): " + ", ".join(
         f"{name} {'n/a' if mad is None else f'{mad:.1f}'}" for name, mad in facts["boundary_mad_um"].items()
     ))
-    if analysis.fovea_xy_mm is not None and facts.get("total_thickness_sector_mad_um") is not None:
-        error_mm = float(np.hypot(*(np.subtract(analysis.fovea_xy_mm, truth["fovea_xy_mm"]))))
+    fovea_xy_mm = None if analysis.raster is None else analysis.raster.fovea_xy_mm
+    if fovea_xy_mm is not None and facts.get("total_thickness_sector_mad_um") is not None:
+        error_mm = float(np.hypot(*(np.subtract(fovea_xy_mm, truth.fovea_xy_mm))))
         console.print(f"[bold]ETDRS {TOTAL_RETINA} thickness, mean |difference| to the truth over the 9 sectors: "
                       f"{facts['total_thickness_sector_mad_um']:.1f} µm[/bold]; fovea found {error_mm * 1000:.0f} µm from the true centre")
     for note in analysis.notes:

@@ -40,29 +40,9 @@ the last A-scan is one pitch short of the first.
 
 Device segmentation lines
 -------------------------
-:data:`DEVICE_LINE_NAMES` names the lines by their index in the file, as the
-HSF-OCT-103 description and eyepy (``SEG_MAPPING``) do. Each line is a
-boundary, named after the layer it closes:
-
-=====  ======  ===========================================
-index  name    boundary
-=====  ======  ===========================================
-0      ILM     inner limiting membrane (vitreous / RNFL)
-1      BM      Bruch's membrane (RPE / choroid)
-2      RNFL    outer RNFL boundary (RNFL / GCL)
-3      GCL     GCL / IPL
-4      IPL     IPL / INL
-5      INL     INL / OPL
-6      OPL     OPL / ONL
-7      ONL     ONL / ELM
-8      ELM     external limiting membrane
-14     PR1     myoid / ellipsoid zone (EZ)
-15     PR2     outer segments / interdigitation zone (IZ)
-16     RPE     IZ / RPE
-17-18  IPL+/-  OCTA slab boundaries
-=====  ======  ===========================================
-
-Lines 9-13 (``IOS``, ``OPT``, ``CHO``, ``VIT``, ``ANT``) are rarely filled.
+:attr:`OctVolume.device_layers` holds the device's own lines, named by
+:data:`retinaseg.conventions.DEVICE_LINE_NAMES` (table there). Each line is a
+boundary, named after the layer it closes.
 
 Plausibility
 ------------
@@ -90,6 +70,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from retinaseg.conventions import SPECTRALIS_DISPLAY_GAMMA
 from retinaseg.errors import InputError
 from retinaseg.io.limits import check_oct_size
 
@@ -164,25 +145,6 @@ _SCALE_KINDS: dict[str, tuple[str, tuple[float, float]]] = {
     "bscan_spacing_mm": ("B-scan spacing", BSCAN_SPACING_RANGE_MM),
 }
 ScaleKind = Literal["scale_x_mm", "scale_z_mm", "slo_pixel_mm", "bscan_spacing_mm"]
-
-SPECTRALIS_DISPLAY_GAMMA = 0.25
-"""Exponent of the Spectralis display ``u = 255 * r ** gamma`` of linear reflectance ``r``.
-
-The Duke DME B-scans (and so the shipped models' training images) are
-8-bit exports under this transform.
-"""
-
-DEVICE_LINE_NAMES: tuple[str, ...] = (
-    "ILM", "BM", "RNFL", "GCL", "IPL", "INL", "OPL", "ONL", "ELM", "IOS",
-    "OPT", "CHO", "VIT", "ANT", "PR1", "PR2", "RPE", "IPL+", "IPL-",
-)
-"""Name of segmentation line ``i`` of a Spectralis export (see module table)."""
-
-
-def device_line_name(index: int) -> str:
-    """Name of device segmentation line ``index``; ``"LINE<i>"`` past the known ones."""
-    return DEVICE_LINE_NAMES[index] if index < len(DEVICE_LINE_NAMES) else f"LINE{index}"
-
 
 @dataclass(frozen=True)
 class BScanGeometry:
@@ -398,7 +360,7 @@ class OctVolume:
     device_layers
         Device segmentation lines, ``{name: (N, W) float32}`` row positions in
         pixels (sub-pixel, row 0 = top of the B-scan), NaN where not
-        segmented. Names from :data:`DEVICE_LINE_NAMES`.
+        segmented. Names from :data:`~retinaseg.conventions.DEVICE_LINE_NAMES`.
     metadata
         Non-patient acquisition details (format version, dates, scan ids,
         SLO field size, header ``Distance`` as ``header_distance_mm``);
@@ -502,9 +464,10 @@ class OctVolume:
         Parameters
         ----------
         gamma
-            Display exponent, > 0. The default fourth root matches the usual
-            Spectralis display (and gives back the 8-bit Duke DME B-scans
-            exactly from their ``.vol`` files).
+            Display exponent, > 0. The default,
+            :data:`~retinaseg.conventions.SPECTRALIS_DISPLAY_GAMMA` (fourth
+            root), matches the usual Spectralis display (and gives back the
+            8-bit Duke DME B-scans exactly from their ``.vol`` files).
 
         Returns
         -------

@@ -9,18 +9,71 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from retinaseg.analysis.boundaries import boundary_mad
+from retinaseg.analysis.etdrs import EtdrsRow
+from retinaseg.analysis.table_rows import TableRow
 from retinaseg.errors import InputError
+from retinaseg.numeric import finite_mean
+
+
+@dataclass(frozen=True)
+class BoundaryAgreementRow(TableRow):
+    """Agreement of one boundary: a row of :func:`boundary_agreement` (and ``boundary_agreement.csv``).
+
+    Attributes
+    ----------
+    boundary
+        Boundary name.
+    mad_um
+        Mean absolute difference in µm.
+    bias_um
+        Mean of ours - reference in µm (positive = ours deeper, since rows
+        grow downwards).
+    p95_abs_um
+        95th percentile of the absolute difference in µm (linear
+        interpolation between order statistics).
+    n_ascans
+        Number of A-scans where both are known; the statistics are NaN when
+        it is 0.
+    """
+
+    boundary: str
+    mad_um: float
+    bias_um: float
+    p95_abs_um: float
+    n_ascans: int
+
+
+@dataclass(frozen=True)
+class SectorDifferenceRow(TableRow):
+    """Our and the reference's mean thickness in one ETDRS sector: a row of :func:`sector_differences`.
+
+    Attributes
+    ----------
+    layer, sector
+        As in :class:`~retinaseg.analysis.etdrs.EtdrsRow`.
+    ours_um, reference_um
+        The two mean thicknesses in µm.
+    difference_um
+        ``ours_um - reference_um`` in µm; NaN if either is NaN.
+    """
+
+    layer: str
+    sector: str
+    ours_um: float
+    reference_um: float
+    difference_um: float
 
 
 def boundary_agreement(
     ours_px: Mapping[str, np.ndarray],
     reference_px: Mapping[str, np.ndarray],
     axial_um: float,
-) -> list[dict]:
+) -> list[BoundaryAgreementRow]:
     """Per-boundary differences between two segmentations.
 
     Parameters
@@ -33,14 +86,9 @@ def boundary_agreement(
 
     Returns
     -------
-    list of dict
+    list of BoundaryAgreementRow
         One row per name present in both, in ``ours_px`` order, over the
-        A-scans where both are known: ``"boundary"``; ``"mad_um"``: mean
-        absolute difference; ``"bias_um"``: mean of ours - reference
-        (positive = ours deeper, since rows grow downwards);
-        ``"p95_abs_um"``: 95th percentile of the absolute difference
-        (linear interpolation between order statistics); ``"n_ascans"``:
-        number of such A-scans. The statistics are NaN when it is 0.
+        A-scans where both are known.
     """
     if not (np.isfinite(axial_um) and axial_um > 0):
         raise InputError("axial_um", f"must be a positive number of micrometres, got {axial_um}")
@@ -60,18 +108,18 @@ def boundary_agreement(
         difference_um = difference_um[np.isfinite(difference_um)]
         known = difference_um.size > 0
         rows.append(
-            {
-                "boundary": name,
-                "mad_um": float(mad["mad_um"][0]),
-                "bias_um": float(difference_um.mean()) if known else math.nan,
-                "p95_abs_um": float(np.percentile(np.abs(difference_um), 95)) if known else math.nan,
-                "n_ascans": int(mad["n_columns"][0]),
-            }
+            BoundaryAgreementRow(
+                boundary=name,
+                mad_um=float(mad["mad_um"][0]),
+                bias_um=finite_mean(difference_um),
+                p95_abs_um=float(np.percentile(np.abs(difference_um), 95)) if known else math.nan,
+                n_ascans=int(mad["n_columns"][0]),
+            )
         )
     return rows
 
 
-def sector_differences(ours: Sequence[Mapping], reference: Sequence[Mapping]) -> list[dict]:
+def sector_differences(ours: Sequence[EtdrsRow], reference: Sequence[EtdrsRow]) -> list[SectorDifferenceRow]:
     """Join two ETDRS tables on (layer, sector) and subtract the means.
 
     Parameters
@@ -81,21 +129,19 @@ def sector_differences(ours: Sequence[Mapping], reference: Sequence[Mapping]) ->
 
     Returns
     -------
-    list of dict
-        One row per (layer, sector) present in both, in ``ours`` order:
-        ``"layer"``, ``"sector"``, ``"ours_um"``, ``"reference_um"`` (the
-        ``"mean_um"`` values) and ``"difference_um"`` = ours - reference
-        (NaN if either is NaN).
+    list of SectorDifferenceRow
+        One row per (layer, sector) present in both, in ``ours`` order, of
+        the two ``mean_um`` values and their difference.
     """
-    reference_um = {(row["layer"], row["sector"]): row["mean_um"] for row in reference}
+    reference_um = {(row.layer, row.sector): row.mean_um for row in reference}
     return [
-        {
-            "layer": row["layer"],
-            "sector": row["sector"],
-            "ours_um": row["mean_um"],
-            "reference_um": reference_um[key],
-            "difference_um": row["mean_um"] - reference_um[key],
-        }
+        SectorDifferenceRow(
+            layer=row.layer,
+            sector=row.sector,
+            ours_um=row.mean_um,
+            reference_um=reference_um[key],
+            difference_um=row.mean_um - reference_um[key],
+        )
         for row in ours
-        if (key := (row["layer"], row["sector"])) in reference_um
+        if (key := (row.layer, row.sector)) in reference_um
     ]

@@ -15,29 +15,6 @@ import numpy as np
 from scipy import ndimage
 
 from retinaseg.errors import InputError
-from retinaseg.io.duke import DUKE_CLASS_NAMES, FLUID_CLASS
-
-#: Layer classes of the Duke DME label maps (Chiu et al. 2015, ReLayNet
-#: convention), top to bottom: RNFL, GCL+IPL, INL, OPL, ONL-ISM, ISE, OS-RPE,
-#: choroid (1..8). Boundary ``k`` is the upper edge of class ``k``.
-DUKE_LAYER_CLASSES: tuple[int, ...] = tuple(
-    range(DUKE_CLASS_NAMES.index("RNFL"), DUKE_CLASS_NAMES.index("choroid") + 1)
-)
-
-#: Fluid class of the Duke DME label maps; it overrides the layer labels.
-DUKE_FLUID_CLASS = FLUID_CLASS
-
-#: Name of the upper edge of each class in :data:`DUKE_LAYER_CLASSES`.
-DUKE_BOUNDARY_NAMES: list[str] = [
-    "ILM",
-    "NFL/GCL",
-    "IPL/INL",
-    "INL/OPL",
-    "OPL/ONL",
-    "ISM/ISE",
-    "ISE/OS",
-    "BM",
-]
 
 
 def boundaries_from_labels(
@@ -52,10 +29,12 @@ def boundaries_from_labels(
     label
         ``(H, W)`` integer class-index map, row 0 at the top (vitreous side).
     layer_classes
-        Layer classes in top-to-bottom order, e.g. :data:`DUKE_LAYER_CLASSES`.
-        List every layer down to the deepest boundary wanted.
+        Layer classes in top-to-bottom order, e.g.
+        :data:`~retinaseg.conventions.DUKE_LAYER_CLASSES`. List every layer
+        down to the deepest boundary wanted.
     fluid_classes
-        Classes that overwrite layer labels (e.g. :data:`DUKE_FLUID_CLASS`).
+        Classes that overwrite layer labels (e.g.
+        :data:`~retinaseg.conventions.DUKE_FLUID_CLASS`).
 
     Returns
     -------
@@ -144,22 +123,6 @@ def boundary_mad(
     if axial_um is not None:
         out["mad_um"] = mad_px * axial_um
     return out
-
-
-#: Spectralis segmentation line (see :data:`retinaseg.volume.DEVICE_LINE_NAMES`)
-#: that corresponds to each Duke boundary. ISE/OS is matched to ``PR2``
-#: (outer segments / interdigitation zone), the nearest line but not the same
-#: boundary: it lies deeper by about the outer-segment length.
-DUKE_TO_DEVICE_LINES: dict[str, str] = {
-    "ILM": "ILM",
-    "NFL/GCL": "RNFL",
-    "IPL/INL": "IPL",
-    "INL/OPL": "INL",
-    "OPL/ONL": "OPL",
-    "ISM/ISE": "PR1",
-    "ISE/OS": "PR2",
-    "BM": "BM",
-}
 
 
 #: Rows next to a padding wedge in which a boundary counts as hidden by it.

@@ -11,13 +11,14 @@ frame (``x`` right, ``y`` down): superior is towards smaller ``y``, nasal is
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from retinaseg.analysis.etdrs import nasal_sign
 from retinaseg.errors import InputError
+from retinaseg.numeric import finite_mean
 
 # Largest spread (max - min) of the A-scans' distances from the centre, as a fraction of
 # their mean, for a circle: float rounding is far below it, a line or an off-centre
@@ -39,6 +40,52 @@ CIRCLE_SECTORS: dict[str, tuple[float, float]] = {
     "S": (45.0, 135.0),
     "I": (225.0, 315.0),
 }
+
+
+def in_sector(angle_deg: np.ndarray, start_deg: float, end_deg: float) -> np.ndarray:
+    """Which angles lie in the sector ``start_deg <= angle < end_deg``.
+
+    Parameters
+    ----------
+    angle_deg
+        TSNIT angles in degrees in ``[0, 360)``, any shape.
+    start_deg, end_deg
+        Sector bounds in degrees, as in :data:`CIRCLE_SECTORS`; the sector
+        wraps through 0° when ``start_deg > end_deg``.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, the shape of ``angle_deg``.
+    """
+    angle = np.asarray(angle_deg)
+    if start_deg < end_deg:
+        return (angle >= start_deg) & (angle < end_deg)
+    return (angle >= start_deg) | (angle < end_deg)
+
+
+def sector_segments(start_deg: float, end_deg: float) -> list[tuple[float, float]]:
+    """``(start, end)`` pieces in degrees of a sector on the 0-360° axis; a sector wrapping through 0° gives two."""
+    if start_deg < end_deg:
+        return [(start_deg, end_deg)]
+    return [(start_deg, 360.0), (0.0, end_deg)]
+
+
+def finest_sectors(names: Sequence[str]) -> list[str]:
+    """The sectors of :data:`CIRCLE_SECTORS` among ``names`` that contain no other of them.
+
+    E.g. the six Spectralis sectors of all nine, not ``"S"`` (= TS + NS) or
+    ``"global"``; names not in :data:`CIRCLE_SECTORS` are left out. Kept in
+    ``names`` order.
+    """
+    known = [name for name in names if name in CIRCLE_SECTORS]
+    # Coverage on 1° bins (centres 0.5 .. 359.5): every sector bound is a whole degree.
+    bins = np.arange(360) + 0.5
+    cover = {name: in_sector(bins, *CIRCLE_SECTORS[name]) for name in known}
+    return [
+        name for name in known
+        if not any(other != name and not (cover[other] & ~cover[name]).any() for other in known)
+    ]
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,10 +177,10 @@ def circle_profile(
     clock = _degrees_0_360(np.arctan2(dx, -dy))
 
     order = np.argsort(angle, kind="stable")
-    sectors = {name: _nanmean(thickness[_in_range(angle, *bounds)]) for name, bounds in CIRCLE_SECTORS.items()}
+    sectors = {name: finite_mean(thickness[in_sector(angle, *bounds)]) for name, bounds in CIRCLE_SECTORS.items()}
     # Hour h covers clock angles [30 h - 15, 30 h + 15); index h - 1, 12 o'clock last.
     hour_index = (np.floor((clock + 15.0) / 30.0).astype(np.int64) - 1) % 12
-    clock_hours = np.array([_nanmean(thickness[hour_index == i]) for i in range(12)])
+    clock_hours = np.array([finite_mean(thickness[hour_index == i]) for i in range(12)])
     return CircleProfile(
         angle_deg=angle[order],
         thickness_um=thickness[order],
@@ -146,14 +193,3 @@ def _degrees_0_360(radians: np.ndarray) -> np.ndarray:
     degrees = np.mod(np.rad2deg(radians), 360.0)
     # np.mod of a tiny negative angle rounds to exactly 360.
     return np.where(degrees >= 360.0, 0.0, degrees)
-
-
-def _in_range(angle: np.ndarray, start: float, end: float) -> np.ndarray:
-    if start < end:
-        return (angle >= start) & (angle < end)
-    return (angle >= start) | (angle < end)
-
-
-def _nanmean(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if finite.size else math.nan

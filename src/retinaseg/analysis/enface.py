@@ -27,6 +27,15 @@ from retinaseg.io.limits import MAX_ENFACE_CELLS
 _LINE_TOLERANCE = 0.01
 
 
+class NotARasterError(InputError):
+    """The A-scans are not a raster of two or more straight, parallel B-scans at distinct positions.
+
+    Raised by :func:`enface_maps` (and :func:`enface_grid`) for circle,
+    radial, line and single-B-scan scans, which have no en-face map;
+    ``where`` is ``"positions"``.
+    """
+
+
 @dataclass(frozen=True, eq=False)
 class EnfaceGrid:
     """Regular grid of square cells in the SLO frame.
@@ -116,6 +125,8 @@ def enface_grid(positions_mm: np.ndarray, spacing_mm: float = 0.02) -> EnfaceGri
 
     Raises
     ------
+    NotARasterError
+        B-scans of one A-scan (``W < 2``).
     InputError
         Positions that are not ``(N, W, 2)`` finite values; a spacing that is
         not a positive number; a grid of more than
@@ -160,10 +171,12 @@ def enface_maps(values: np.ndarray, positions_mm: np.ndarray, grid: EnfaceGrid) 
 
     Raises
     ------
-    InputError
+    NotARasterError
         If the B-scans are not a raster of two or more straight, parallel
-        B-scans at distinct positions (e.g. a circle scan or a single line),
-        or if the shapes do not match.
+        B-scans of two or more A-scans at distinct positions (e.g. a circle
+        scan or a single line).
+    InputError
+        If the shapes do not match or a position is not finite.
 
     Notes
     -----
@@ -191,7 +204,7 @@ def enface_maps(values: np.ndarray, positions_mm: np.ndarray, grid: EnfaceGrid) 
         raise InputError("values", f"must be (N, W) or (N, W, K) with (N, W) = {(n, width)}, got {data.shape}")
     stacked = data.reshape(n, width, -1)
     if n < 2:
-        raise InputError("positions", "thickness maps need a raster of 2+ parallel B-scans; got 1 B-scan")
+        raise NotARasterError("positions", "thickness maps need a raster of 2+ parallel B-scans; got 1 B-scan")
 
     u_axis, v_axis = _raster_axes(positions)
     u = positions @ u_axis  # (N, W)
@@ -199,14 +212,14 @@ def enface_maps(values: np.ndarray, positions_mm: np.ndarray, grid: EnfaceGrid) 
     v_scan = np.median(v, axis=1)
     pitch = np.median(np.abs(np.diff(u, axis=1)))
     if not pitch > 0 or np.abs(v - v_scan[:, None]).max() > _LINE_TOLERANCE * pitch:
-        raise InputError(
+        raise NotARasterError(
             "positions",
             "thickness maps need a raster of 2+ parallel B-scans; these B-scans are not straight and "
             "parallel (a circle, radial or line scan?)",
         )
     step = np.diff(u, axis=1)
     if not ((step > 0).all(axis=1) | (step < 0).all(axis=1)).all():
-        raise InputError("positions", "the A-scans of every B-scan must be in order along it, without repeats")
+        raise NotARasterError("positions", "the A-scans of every B-scan must be in order along it, without repeats")
     # A-scans in increasing u within each B-scan, B-scans in increasing v.
     reverse = step[:, 0] < 0
     u = np.where(reverse[:, None], u[:, ::-1], u)
@@ -214,7 +227,7 @@ def enface_maps(values: np.ndarray, positions_mm: np.ndarray, grid: EnfaceGrid) 
     order = np.argsort(v_scan, kind="stable")
     u, stacked, v_scan = u[order], stacked[order], v_scan[order]
     if (np.diff(v_scan) <= _LINE_TOLERANCE * pitch).any():
-        raise InputError("positions", "two B-scans lie on the same line; thickness maps need distinct B-scans")
+        raise NotARasterError("positions", "two B-scans lie on the same line; thickness maps need distinct B-scans")
 
     gx, gy = grid.mesh()
     gu = (gx * u_axis[0] + gy * u_axis[1]).ravel()
@@ -239,8 +252,11 @@ def enface_maps(values: np.ndarray, positions_mm: np.ndarray, grid: EnfaceGrid) 
 
 def _positions(positions_mm: np.ndarray) -> np.ndarray:
     positions = np.asarray(positions_mm, dtype=np.float64)
-    if positions.ndim != 3 or positions.shape[2] != 2 or positions.shape[1] < 2:
-        raise InputError("positions", f"must be (N, W, 2) A-scan positions with W >= 2, got shape {positions.shape}")
+    problem = f"must be (N, W, 2) A-scan positions with W >= 2, got shape {positions.shape}"
+    if positions.ndim != 3 or positions.shape[2] != 2:
+        raise InputError("positions", problem)
+    if positions.shape[1] < 2:  # B-scans of one A-scan have no direction: no raster
+        raise NotARasterError("positions", problem)
     if not np.isfinite(positions).all():
         raise InputError("positions", "A-scan positions must be finite")
     return positions
@@ -251,7 +267,7 @@ def _raster_axes(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     along = positions[0, -1] - positions[0, 0]
     length = math.hypot(*along)
     if length == 0:
-        raise InputError("positions", "the first B-scan has zero length")
+        raise NotARasterError("positions", "the first B-scan has zero length")
     u_axis = along / length
     return u_axis, np.array([-u_axis[1], u_axis[0]])
 

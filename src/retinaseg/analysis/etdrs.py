@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from retinaseg.analysis.enface import EnfaceGrid
+from retinaseg.analysis.table_rows import TableRow
 from retinaseg.errors import InputError
 from retinaseg.io.limits import MAX_ENFACE_CELLS
 from retinaseg.volume import MAX_FUNDUS_EXTENT_MM
@@ -39,6 +41,35 @@ ETDRS_SECTOR_DESCRIPTIONS: dict[str, str] = {
 
 #: Diameters (mm) of the ETDRS grid's centre circle, inner ring and outer ring.
 ETDRS_DIAMETERS_MM = (1.0, 3.0, 6.0)
+
+
+@dataclass(frozen=True)
+class EtdrsRow(TableRow):
+    """Thickness of one layer in one ETDRS sector: a row of :func:`etdrs_table` (and ``etdrs.csv``).
+
+    Attributes
+    ----------
+    layer
+        Layer name (a key of the thickness maps).
+    sector
+        Sector name, one of :data:`ETDRS_SECTORS`.
+    mean_um
+        Mean thickness in µm over the valid cells of the sector; NaN if none.
+    volume_mm3
+        ``mean_um / 1000`` times the exact sector area, mm³.
+    coverage
+        Fraction (0..1) of the sector's cells that have a valid value,
+        counting also the cells of the sector outside the map's grid.
+    n_cells
+        Number of valid cells the mean is over.
+    """
+
+    layer: str
+    sector: str
+    mean_um: float
+    volume_mm3: float
+    coverage: float
+    n_cells: int
 
 
 def nasal_sign(laterality: str) -> float:
@@ -193,7 +224,7 @@ def etdrs_table(
     laterality: str,
     *,
     diameters_mm: tuple[float, float, float] = ETDRS_DIAMETERS_MM,
-) -> list[dict]:
+) -> list[EtdrsRow]:
     """Mean thickness and volume of every layer in every ETDRS sector.
 
     Parameters
@@ -206,16 +237,11 @@ def etdrs_table(
 
     Returns
     -------
-    list of dict
+    list of EtdrsRow
         One row per layer (in ``maps_um`` order) and sector (in
-        :data:`ETDRS_SECTORS` order): ``"layer"``, ``"sector"``;
-        ``"mean_um"``: mean thickness over the valid cells of the sector
-        (NaN if none); ``"volume_mm3"``: ``mean_um / 1000`` times the exact
-        sector area in mm²; ``"coverage"``: fraction of the sector's cells
-        that have a valid value, counting also the cells of the sector that
-        lie outside ``grid`` (on the same cell lattice), so a sector only
-        partly inside the scanned area shows coverage < 1;
-        ``"n_cells"``: number of valid cells the mean is over.
+        :data:`ETDRS_SECTORS` order). The coverage counts also the cells of
+        the sector that lie outside ``grid`` (on the same cell lattice), so a
+        sector only partly inside the scanned area shows coverage < 1.
 
     Notes
     -----
@@ -241,14 +267,14 @@ def etdrs_table(
         for index, name in enumerate(ETDRS_SECTORS):
             mean_um = total[index] / n_valid[index] if n_valid[index] else math.nan
             rows.append(
-                {
-                    "layer": layer,
-                    "sector": name,
-                    "mean_um": float(mean_um),
-                    "volume_mm3": float(mean_um / 1000.0 * areas[name]),
-                    "coverage": float(n_valid[index] / cells_per_sector[index]) if cells_per_sector[index] else 0.0,
-                    "n_cells": int(n_valid[index]),
-                }
+                EtdrsRow(
+                    layer=layer,
+                    sector=name,
+                    mean_um=float(mean_um),
+                    volume_mm3=float(mean_um / 1000.0 * areas[name]),
+                    coverage=float(n_valid[index] / cells_per_sector[index]) if cells_per_sector[index] else 0.0,
+                    n_cells=int(n_valid[index]),
+                )
             )
     return rows
 

@@ -12,7 +12,6 @@ import numpy as np
 
 from retinaseg.errors import InputError
 
-
 #: Name of the whole-retina (ILM to BM) thickness beside the per-layer ones.
 TOTAL_RETINA = "total retina"
 

@@ -20,14 +20,13 @@ import cv2
 import numpy as np
 
 from retinaseg.errors import InputError
+from retinaseg.io.display import luminance
 
 NormalizeMethod = Literal["percentile", "minmax", "zscore", "none"]
 NORMALIZE_METHODS: tuple[str, ...] = ("percentile", "minmax", "zscore", "none")
 
 GreyChannel = Literal["green", "red", "blue", "luminance"]
 _RGB_INDEX = {"red": 0, "green": 1, "blue": 2}
-# ITU-R BT.601 luma weights, the convention of Pillow's "L" mode.
-_LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
 
 
 def normalize_image(
@@ -130,10 +129,7 @@ def to_grey(image: np.ndarray, channel: GreyChannel = "green") -> np.ndarray:
         raise InputError("image", f"expected 1 or 3 channels, got {image.shape[2]}")
     if channel != "luminance":
         return image[..., _RGB_INDEX[channel]].copy()
-    luma = image @ _LUMA_WEIGHTS
-    if np.issubdtype(image.dtype, np.integer):
-        luma = np.round(luma)
-    return luma.astype(image.dtype)
+    return luminance(image)
 
 
 def clahe(image: np.ndarray, clip_limit: float = 2.0, tile_grid: int = 8) -> np.ndarray:

@@ -1,9 +1,9 @@
 """Synthetic macular OCT B-scans with exact layer labels.
 
 The phantom stands in for real data in tests and demos. It uses the Duke DME
-10-class convention (0 vitreous, 1 RNFL, 2 GCL+IPL, 3 INL, 4 OPL, 5 ONL-ISM,
-6 ISE, 7 OS-RPE, 8 choroid, 9 fluid) and physical units: layer thicknesses
-are set in micrometres and converted with the axial pixel spacing.
+10-class convention (:data:`~retinaseg.conventions.DUKE_CLASS_NAMES`, tabled in
+:mod:`retinaseg.conventions`) and physical units: layer thicknesses are set in
+micrometres and converted with the axial pixel spacing.
 
 Model
 -----
@@ -39,16 +39,17 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from retinaseg.conventions import (
+    DUKE_AXIAL_UM,
+    DUKE_BOUNDARY_NAMES,
+    DUKE_CLASS_NAMES,
+    DUKE_FLUID_CLASS,
+)
 from retinaseg.errors import InputError
-from retinaseg.io.duke import DUKE_CLASS_NAMES, boundaries_to_labels
+from retinaseg.io.display import reflectance_from_display
+from retinaseg.io.duke import boundaries_to_labels
 from retinaseg.types import Sample, SampleSet
 from retinaseg.volume import BScanGeometry, OctVolume
-
-PHANTOM_CLASS_NAMES: list[str] = list(DUKE_CLASS_NAMES)
-"""Class names of the phantom: the Duke DME convention."""
-
-FLUID_CLASS = 9
-N_BOUNDARIES = 8
 
 # Typical healthy macular thickness (um) of classes 1..7 away from the fovea.
 _LAYER_UM = np.array([25.0, 70.0, 35.0, 25.0, 90.0, 20.0, 35.0])
@@ -108,6 +109,59 @@ class _Pockets:
     layer: np.ndarray
 
 
+@dataclass(frozen=True, eq=False)
+class PhantomVolume:
+    """A stack of phantom B-scans with their truth: what :func:`make_phantom_volume` returns.
+
+    Attributes
+    ----------
+    images
+        ``(N, H, W)`` uint8 B-scans (8-bit display images).
+    labels
+        ``(N, H, W)`` uint8 classes 0..9 (Duke convention).
+    boundary_rows
+        ``(N, 8, W)`` float64 0-based rows of the 8 layer boundaries (ILM ..
+        BM), before fluid is drawn over the label maps.
+    axial_um, lateral_um
+        Pixel spacing along rows (depth) and columns, µm.
+    bscan_spacing_um
+        Distance between neighbouring B-scans, µm.
+    fovea_bscan
+        Fractional B-scan index of the foveal centre.
+    fovea_col
+        Column of the foveal centre, pixels.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    boundary_rows: np.ndarray
+    axial_um: float
+    lateral_um: float
+    bscan_spacing_um: float
+    fovea_bscan: float
+    fovea_col: float
+
+
+@dataclass(frozen=True, eq=False)
+class PhantomTruth:
+    """Ground truth of a phantom :class:`~retinaseg.volume.OctVolume` (:func:`make_phantom_oct_volume`).
+
+    Attributes
+    ----------
+    boundary_rows
+        ``(N, 8, W)`` float64 0-based rows of the 8 layer boundaries, ILM ..
+        BM (:data:`~retinaseg.conventions.DUKE_BOUNDARY_NAMES`).
+    labels
+        ``(N, H, W)`` uint8 classes 0..9 (Duke convention).
+    fovea_xy_mm
+        Foveal centre ``(x, y)`` in mm in the fundus (SLO) frame.
+    """
+
+    boundary_rows: np.ndarray
+    labels: np.ndarray
+    fovea_xy_mm: tuple[float, float]
+
+
 def labels_from_boundaries(boundary_rows: np.ndarray, height: int) -> np.ndarray:
     """Rasterise layer boundaries (0-based rows) into a class-index map.
 
@@ -146,7 +200,7 @@ def make_phantom_bscan(
     fovea_offset_um: float = 0.0,
     fovea_col: float | None = None,
     with_fluid: bool = False,
-    axial_um: float = 3.87,
+    axial_um: float = DUKE_AXIAL_UM,
     lateral_um: float = 11.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic macular B-scan and its label map.
@@ -191,9 +245,9 @@ def make_phantom_volume(
     *,
     bscan_spacing_um: float = 120.0,
     with_fluid: bool = False,
-    axial_um: float = 3.87,
+    axial_um: float = DUKE_AXIAL_UM,
     lateral_um: float = 11.5,
-) -> dict:
+) -> PhantomVolume:
     """A stack of parallel B-scans through a macula with a 2-D foveal pit.
 
     The foveal centre lies in the central third of the stack; the pit and
@@ -216,13 +270,9 @@ def make_phantom_volume(
 
     Returns
     -------
-    dict
-        ``"images"``: ``(N, H, W)`` uint8; ``"labels"``: ``(N, H, W)``
-        uint8; ``"boundary_rows"``: ``(N, 8, W)`` float64, 0-based rows of
-        the 8 layer boundaries (before fluid is drawn over the label map);
-        ``"axial_um"``, ``"lateral_um"``, ``"bscan_spacing_um"``: pixel and
-        B-scan spacing; ``"fovea_bscan"``: fractional B-scan index and
-        ``"fovea_col"``: column of the foveal centre.
+    PhantomVolume
+        The B-scans, label maps and boundary rows, the spacings and where
+        the foveal centre lies.
     """
     _check_size(height, width, axial_um, lateral_um)
     if int(n_bscans) != n_bscans or n_bscans < 1 or bscan_spacing_um <= 0:
@@ -233,16 +283,16 @@ def make_phantom_volume(
     pockets = _draw_pockets(rng, y_range_mm=(-0.2, 0.2)) if with_fluid else None
     scans = [_bscan(rng, anatomy, pockets, y, height, width, axial_um, lateral_um) for y in y_mm]
     images, labels, boundaries = (np.stack(parts) for parts in zip(*scans))
-    return {
-        "images": images,
-        "labels": labels,
-        "boundary_rows": boundaries,
-        "axial_um": float(axial_um),
-        "lateral_um": float(lateral_um),
-        "bscan_spacing_um": float(bscan_spacing_um),
-        "fovea_bscan": float(fovea_bscan),
-        "fovea_col": float(anatomy.fovea_col),
-    }
+    return PhantomVolume(
+        images=images,
+        labels=labels,
+        boundary_rows=boundaries,
+        axial_um=float(axial_um),
+        lateral_um=float(lateral_um),
+        bscan_spacing_um=float(bscan_spacing_um),
+        fovea_bscan=float(fovea_bscan),
+        fovea_col=float(anatomy.fovea_col),
+    )
 
 
 def make_phantom_set(
@@ -253,7 +303,7 @@ def make_phantom_set(
     *,
     fluid_fraction: float = 0.5,
     bscan_spacing_um: float = 240.0,
-    axial_um: float = 3.87,
+    axial_um: float = DUKE_AXIAL_UM,
     lateral_um: float = 11.5,
     seed: int = 0,
 ) -> SampleSet:
@@ -269,7 +319,7 @@ def make_phantom_set(
     Returns
     -------
     SampleSet
-        Multiclass OCT set with :data:`PHANTOM_CLASS_NAMES`; samples
+        Multiclass OCT set with :data:`~retinaseg.conventions.DUKE_CLASS_NAMES`; samples
         ``"phantom_01_00"``, ... with ``spacing_um = (axial_um, lateral_um)``.
     """
     if int(n_subjects) != n_subjects or n_subjects < 1 or not 0.0 <= fluid_fraction <= 1.0:
@@ -298,11 +348,11 @@ def make_phantom_set(
                 spacing_um=(float(axial_um), float(lateral_um)),
                 source=f"phantom seed {seed} subject {i + 1} B-scan {j}",
             )
-            for j, (image, label) in enumerate(zip(volume["images"], volume["labels"]))
+            for j, (image, label) in enumerate(zip(volume.images, volume.labels))
         ]
     return SampleSet(
         samples=samples,
-        class_names=list(PHANTOM_CLASS_NAMES),
+        class_names=list(DUKE_CLASS_NAMES),
         task="multiclass",
         modality="oct",
         name="phantom",
@@ -393,13 +443,13 @@ def _bscan(
     if pockets is not None:
         rows = np.arange(height, dtype=np.float64)[:, None]
         # Pockets sit mid-layer, stacked when several share a layer.
-        stacked = np.zeros((N_BOUNDARIES + 1, width))  # fluid rows so far, per layer class
+        stacked = np.zeros((len(DUKE_BOUNDARY_NAMES) + 1, width))  # fluid rows so far, per layer class
         for layer, height_px in zip(pockets.layer, fluid_px):
             top = boundaries[layer - 1] + thickness_px[layer - 1] / 2 + stacked[layer]
             fluid |= (rows >= top) & (rows < top + height_px)
             stacked[layer] += height_px
     image = _render(rng, label, fluid, boundaries, axial_um, lateral_um)
-    label[fluid] = FLUID_CLASS
+    label[fluid] = DUKE_FLUID_CLASS
     return image, label, boundaries
 
 
@@ -433,7 +483,7 @@ def _render(
     below_bm_um = (rows - boundaries[-1].astype(np.float32)) * axial_um
     choroid = _CHOROID_FLOOR + (_CHOROID_TOP - _CHOROID_FLOOR) * np.exp(-below_bm_um / _CHOROID_DECAY_UM) * texture
     level = np.where(label == 8, choroid, level)
-    level[fluid] = _CLASS_LEVEL[FLUID_CLASS]
+    level[fluid] = _CLASS_LEVEL[DUKE_FLUID_CLASS]
 
     # Large inner-retinal vessels shadow everything beneath them.
     n_vessels = int(rng.integers(2, 6))
@@ -467,22 +517,22 @@ def make_phantom_oct_volume(
     lateral_um: float = 46.0,
     with_fluid: bool = True,
     laterality: str = "OD",
-) -> tuple[OctVolume, dict]:
+) -> tuple[OctVolume, PhantomTruth]:
     """A phantom raster volume with its scan geometry, as a device would store it.
 
     The B-scans of :func:`make_phantom_volume` become an :class:`OctVolume`:
-    linear reflectance ``(u / 255) ** 4`` (so the Spectralis-style display
-    gives the 8-bit images back), horizontal B-scans ``bscan_spacing_um``
+    linear reflectance ``(u / 255) ** (1 / gamma)`` with the Spectralis display
+    exponent :data:`~retinaseg.conventions.SPECTRALIS_DISPLAY_GAMMA` (so the
+    display gives the 8-bit images back), horizontal B-scans ``bscan_spacing_um``
     apart on a fundus frame with its origin 1 mm above and left of the scan,
     the first B-scan the inferior-most, as in Spectralis rasters. The
     defaults make a 2x2-binned 25-B-scan macular cube (5.9 x 5.8 mm).
 
     Returns
     -------
-    tuple
-        The volume and the ground truth: ``"boundary_rows"`` ``(N, 8, W)``
-        rows of the 8 boundaries (ILM .. BM), ``"labels"`` ``(N, H, W)``
-        and ``"fovea_xy_mm"`` the foveal centre in the fundus frame.
+    tuple of OctVolume and PhantomTruth
+        The volume and its ground truth: boundary rows, label maps and the
+        foveal centre in the fundus frame.
     """
     rng = np.random.default_rng(seed)
     phantom = make_phantom_volume(
@@ -495,7 +545,7 @@ def make_phantom_oct_volume(
         for y in y_mm
     ]
     volume = OctVolume(
-        reflectance=(phantom["images"].astype(np.float32) / 255) ** 4,
+        reflectance=reflectance_from_display(phantom.images),
         scale_x_mm=lateral_mm,
         scale_z_mm=axial_um / 1000,
         bscan_geometry=geometry,
@@ -505,7 +555,7 @@ def make_phantom_oct_volume(
         source=f"phantom_volume_seed{seed}",
     )
     fovea_xy_mm = (
-        origin_mm + phantom["fovea_col"] * lateral_mm,
-        origin_mm + (n_bscans - 1 - phantom["fovea_bscan"]) * spacing_mm,
+        origin_mm + phantom.fovea_col * lateral_mm,
+        origin_mm + (n_bscans - 1 - phantom.fovea_bscan) * spacing_mm,
     )
-    return volume, {"boundary_rows": phantom["boundary_rows"], "labels": phantom["labels"], "fovea_xy_mm": fovea_xy_mm}
+    return volume, PhantomTruth(boundary_rows=phantom.boundary_rows, labels=phantom.labels, fovea_xy_mm=fovea_xy_mm)

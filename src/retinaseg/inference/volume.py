@@ -11,20 +11,17 @@ import numpy as np
 import torch
 from rich.progress import track
 
+from retinaseg.conventions import INVALID_DISPLAY_VALUE, SPECTRALIS_DISPLAY_GAMMA
 from retinaseg.data.preprocess import prepare_image
-from retinaseg.training.module import SegmentationModule
-from retinaseg.volume import SPECTRALIS_DISPLAY_GAMMA, OctVolume
-
-#: Grey value given to pixels the device marked invalid. 8-bit Spectralis
-#: exports (and so the Duke DME training images) show them saturated white.
-INVALID_DISPLAY_VALUE = 255
+from retinaseg.models.trained import TrainedModel
+from retinaseg.volume import OctVolume
 
 
 def network_images(volume: OctVolume) -> np.ndarray:
     """The 8-bit B-scans a model sees: ``(N, H, W)`` uint8.
 
     ``round(255 * r ** 0.25)`` of the linear reflectance ``r``, with invalid
-    pixels set to :data:`INVALID_DISPLAY_VALUE`.
+    pixels set to :data:`~retinaseg.conventions.INVALID_DISPLAY_VALUE`.
     """
     images = volume.display_bscans(SPECTRALIS_DISPLAY_GAMMA)
     images[np.isnan(volume.reflectance)] = INVALID_DISPLAY_VALUE
@@ -33,7 +30,7 @@ def network_images(volume: OctVolume) -> np.ndarray:
 
 def segment_volume(
     volume: OctVolume,
-    module: SegmentationModule,
+    model: TrainedModel,
     *,
     batch_size: int = 4,
     progress: bool = True,
@@ -44,9 +41,9 @@ def segment_volume(
     ----------
     volume
         The OCT volume.
-    module
+    model
         A trained model (see :func:`retinaseg.inference.checkpoint.load_model`);
-        it runs on the device its parameters are on.
+        it runs on the device its network is on.
     batch_size
         B-scans per forward pass.
     progress
@@ -55,17 +52,15 @@ def segment_volume(
     Returns
     -------
     numpy.ndarray
-        ``(N, H, W)`` uint8 class indices into ``module.class_names``.
+        ``(N, H, W)`` uint8 class indices into ``model.class_names``.
     """
     images = network_images(volume)
-    device = next(module.parameters()).device
     labels = np.empty(images.shape, dtype=np.uint8)
     starts = range(0, len(images), max(1, int(batch_size)))
     if progress:
         starts = track(starts, description=f"segmenting {len(images)} B-scans")
-    with torch.no_grad():
-        for start in starts:
-            batch = np.stack([prepare_image(image, module.preprocessing) for image in images[start : start + batch_size]])
-            logits = module(torch.from_numpy(batch).to(device))
-            labels[start : start + len(batch)] = logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
+    for start in starts:
+        batch = np.stack([prepare_image(image, model.preprocessing) for image in images[start : start + batch_size]])
+        logits = model.predict(torch.from_numpy(batch))
+        labels[start : start + len(batch)] = logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
     return labels

@@ -9,7 +9,7 @@ temporary file is removed and the destination is untouched.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,12 +21,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     The temporary name keeps ``path``'s suffix, so writers that choose the
     format by suffix (Pillow, matplotlib, eyepy) write the right one. Its
-    folder must exist.
+    folder must exist. The temporary file is not created here but by the
+    writer, so it gets the usual permissions (``mkstemp`` would make it
+    readable by its owner only).
     """
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    tmp = Path(name)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
@@ -45,7 +45,6 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` as UTF-8 atomically (newlines as given); returns ``path``."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with tmp.open("w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
     return path

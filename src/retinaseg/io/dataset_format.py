@@ -30,7 +30,6 @@ refused (PNG writing goes through Pillow, which cannot store them).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable
@@ -43,7 +42,7 @@ from retinaseg.errors import InputError
 from retinaseg.io.images import read_binary_mask, read_image, write_image_atomic
 from retinaseg.io.limits import check_class_names
 from retinaseg.io.output import staged_output_dir
-from retinaseg.io.records import read_json
+from retinaseg.io.records import read_json, write_json
 from retinaseg.types import Sample, SampleSet
 
 FORMAT_NAME = "retinaseg-dataset"
@@ -106,7 +105,7 @@ def _write_into(sample_set: SampleSet, folder: Path) -> None:
         "class_names": list(sample_set.class_names),
         "samples": entries,
     }
-    (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    write_json(folder / MANIFEST_NAME, manifest)
 
 
 def write_dataset(

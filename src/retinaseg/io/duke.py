@@ -7,21 +7,8 @@ Two forms are read:
 - :func:`load_duke_mat`: the original ``Subject_XX.mat`` files with manual
   layer boundaries, converted here to the same 10-class label maps.
 
-Label values (ReLayNet convention; class ``k`` in 1..7 lies between boundary
-``k`` and boundary ``k + 1``):
-
-==  ========  ===================================
-0   vitreous  above boundary 1 (ILM)
-1   RNFL      ILM -> NFL/GCL
-2   GCL+IPL   NFL/GCL -> IPL/INL
-3   INL       IPL/INL -> INL/OPL
-4   OPL       INL/OPL -> OPL/ONL
-5   ONL-ISM   OPL/ONL -> ISM/ISE
-6   ISE       ISM/ISE -> ISE/OS
-7   OS-RPE    ISE/OS -> boundary 8 (Bruch's membrane)
-8   choroid   below boundary 8
-9   fluid     manual fluid, drawn over the layers
-==  ========  ===================================
+Label values follow the 10-class ReLayNet convention tabled in
+:mod:`retinaseg.conventions` (:data:`~retinaseg.conventions.DUKE_CLASS_NAMES`).
 
 One-pixel offset between the two forms: the ``.npy`` conversion used Duke's
 1-based MATLAB rows directly as 0-based indices, so its layers start one pixel
@@ -39,20 +26,17 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from retinaseg.conventions import (
+    DUKE_AXIAL_UM,
+    DUKE_BOUNDARY_NAMES,
+    DUKE_CLASS_NAMES,
+    DUKE_FLUID_CLASS,
+)
 from retinaseg.errors import InputError, describe_exception
 from retinaseg.io.limits import check_image_size, check_oct_size, check_regular_file
 from retinaseg.types import Sample, SampleSet
 
-DUKE_CLASS_NAMES: list[str] = [
-    "vitreous", "RNFL", "GCL+IPL", "INL", "OPL", "ONL-ISM", "ISE", "OS-RPE", "choroid", "fluid",
-]
-"""Name of each Duke label value (index = class)."""
-
-DUKE_AXIAL_UM = 3.87
-"""Axial pixel spacing of the Duke Spectralis B-scans in micrometres."""
-
-FLUID_CLASS = 9
-_NUM_BOUNDARIES = 8
+_NUM_BOUNDARIES = len(DUKE_BOUNDARY_NAMES)
 _GRADERS = (1, 2)
 _NPY_NAME = re.compile(r"^(Subject_\d+)_(\d+)$")
 _MAT_NAME = re.compile(r"^Subject_\d+$")
@@ -126,8 +110,8 @@ def load_duke_npy(root: str | os.PathLike[str]) -> SampleSet:
     SampleSet
         One sample per B-scan, sorted by id ``"Subject_XX_YY"`` (subject
         ``"Subject_XX"``, ``YY`` = ordinal of the annotated B-scan). Images
-        ``(496, W)`` uint8, labels ``(496, W)`` uint8 in 0..9 (see module
-        table), ``spacing_um = (3.87, None)``; modality ``"oct"``, task
+        ``(496, W)`` uint8, labels ``(496, W)`` uint8 in 0..9 (see
+        :mod:`retinaseg.conventions`), ``spacing_um = (3.87, None)``; modality ``"oct"``, task
         ``"multiclass"``. Arrays stored as float32 holding integers (the
         upstream files) are accepted and cast to uint8.
 
@@ -281,7 +265,7 @@ def _read_duke_mat(path: Path, grader: int, crop: bool) -> tuple[list[Sample], d
     samples, bscan_index, crop_x0 = [], {}, {}
     for ordinal, index in enumerate(annotated.tolist()):
         label = boundaries_to_labels(layers[:, x0:x1, index], height)
-        label[fluid[:, x0:x1, index] > 0] = FLUID_CLASS
+        label[fluid[:, x0:x1, index] > 0] = DUKE_FLUID_CLASS
         columns = full_columns[x0:x1, ordinal]
         fov = None if crop and columns.all() else np.broadcast_to(columns, label.shape).copy()
         sample_id = f"{subject}_{ordinal:02d}"
@@ -325,8 +309,8 @@ def load_duke_mat(path_or_folder: str | os.PathLike[str], *, grader: int = 1, cr
     SampleSet
         One sample per annotated B-scan (a B-scan with any finite boundary),
         id ``"<file stem>_YY"`` (``YY`` = ordinal among the annotated
-        B-scans), subject = file stem. Labels ``(H, W')`` uint8 0..9 as in
-        the module table, fluid drawn over the layers. ``fov`` marks the
+        B-scans), subject = file stem. Labels ``(H, W')`` uint8 0..9 as tabled in
+        :mod:`retinaseg.conventions`, fluid drawn over the layers. ``fov`` marks the
         columns that have all 8 boundaries; it is ``None`` when ``crop`` is
         true and every column of the crop has them. ``extra`` holds
         ``"bscan_index"`` (0-based B-scan in the volume) and ``"crop_x0"``

@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from retinaseg.conventions import device_line_name
 from retinaseg.errors import InputError
 from retinaseg.io.limits import (
     MAX_OCT_VOXELS,
@@ -52,7 +53,6 @@ from retinaseg.volume import (
     check_scale,
     check_scan_pattern,
     check_signal,
-    device_line_name,
 )
 
 FILE_HEADER_BYTES = 2048

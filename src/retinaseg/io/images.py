@@ -38,7 +38,6 @@ without a mapping) is refused, listing the values found.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -47,6 +46,7 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from retinaseg.errors import InputError, describe_exception
+from retinaseg.io.atomic import atomic_path
 from retinaseg.io.limits import (
     MAX_CLASSES,
     MAX_IMAGE_PIXELS,
@@ -440,12 +440,6 @@ def write_image_atomic(path: str | os.PathLike[str], array: np.ndarray) -> None:
             "(need (H, W) uint8/uint16 or (H, W, 3) uint8)"
         )
     image = Image.fromarray(np.ascontiguousarray(array))
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            # Level 1 is ~4x faster than Pillow's default for ~20% larger files.
-            image.save(handle, format="PNG", compress_level=1)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        # Level 1 is ~4x faster than Pillow's default for ~20% larger files.
+        image.save(tmp, format="PNG", compress_level=1)

@@ -15,9 +15,6 @@ from retinaseg.io.limits import check_regular_file
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "models" / "pretrained"
 """Folder of the shipped weight files (``NAME.pt``) and their model cards (``NAME.md``)."""
 
-DEFAULT_MODEL = "duke_layers_unet"
-"""Shipped OCT layer model used when none is named."""
-
 MODEL_SUFFIXES = (".pt", ".ckpt")
 """Weight files (:func:`retinaseg.inference.checkpoint.export_weights`) and training checkpoints."""
 

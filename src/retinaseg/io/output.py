@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from retinaseg.errors import InputError
+from retinaseg.io.records import write_json
 
 MARKER_NAME = ".retinaseg-output.json"
 """File inside every folder retinaseg writes; only such folders may be replaced."""
@@ -39,7 +40,7 @@ _STAGING_KINDS = ("writing", "old")
 def mark_output_dir(folder: str | os.PathLike[str]) -> None:
     """Write the marker that says retinaseg made ``folder`` (and which process)."""
     record = {"written_by": "retinaseg", "host": socket.gethostname(), "pid": os.getpid()}
-    (Path(folder) / MARKER_NAME).write_text(json.dumps(record) + "\n")
+    write_json(Path(folder) / MARKER_NAME, record)
 
 
 def written_by_retinaseg(folder: str | os.PathLike[str]) -> bool:

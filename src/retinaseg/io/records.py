@@ -12,14 +12,8 @@ from typing import Any
 import numpy as np
 
 from retinaseg.errors import InputError, describe_exception
+from retinaseg.io.atomic import atomic_path, write_text_atomic
 from retinaseg.io.limits import MAX_JSON_BYTES, check_regular_file
-
-
-def finite_mean(values: Any) -> float | None:
-    """Mean of the finite values; ``None`` (JSON null) when there are none."""
-    finite = np.asarray(values, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    return float(finite.mean()) if finite.size else None
 
 
 def strict_json(value: Any) -> Any:
@@ -67,7 +61,7 @@ def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
 
 def write_json(path: str | os.PathLike[str], value: Any) -> Path:
     """Write ``value`` as indented strict JSON (NaN -> null), atomically."""
-    return _write_text(Path(path), json.dumps(strict_json(value), indent=2, allow_nan=False) + "\n")
+    return write_text_atomic(path, json.dumps(strict_json(value), indent=2, allow_nan=False) + "\n")
 
 
 def write_csv(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> Path:
@@ -75,17 +69,8 @@ def write_csv(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -
     path = Path(path)
     if not rows:
         raise ValueError(f"{path}: no rows to write")
-    partial = path.with_name(f".{path.name}.partial")
-    with partial.open("w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows({key: "" if strict_json(value) is None else value for key, value in row.items()} for row in rows)
-    partial.replace(path)
-    return path
-
-
-def _write_text(path: Path, text: str) -> Path:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    partial.replace(path)
     return path

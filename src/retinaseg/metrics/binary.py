@@ -18,7 +18,8 @@ import math
 import numpy as np
 
 from retinaseg.errors import InputError
-from retinaseg.metrics.segmentation import _json, scores_from_confusion
+from retinaseg.io.records import strict_json
+from retinaseg.metrics.segmentation import scores_from_confusion
 
 
 def _pixels(
@@ -308,7 +309,7 @@ class BinaryEvaluator:
             best = {"threshold": float(_grid(self.n_bins)[k]), **_scores_from_counts(*counts)}
         else:
             best = {"threshold": None}
-        return _json(
+        return strict_json(
             {
                 "at_threshold": at_threshold,
                 "at_best_threshold_optimistic": best,

@@ -9,7 +9,6 @@ that are simply not in the image.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 
@@ -17,6 +16,8 @@ import numpy as np
 from monai.metrics import compute_hausdorff_distance
 
 from retinaseg.errors import InputError
+from retinaseg.io.records import strict_json
+from retinaseg.numeric import finite_mean
 
 
 def _check_labels(name: str, label: np.ndarray, num_classes: int) -> np.ndarray:
@@ -274,7 +275,7 @@ class SegmentationEvaluator:
         """
         dice = scores_from_confusion(self.confusion)["dice"]
         idx = self._class_indices(classes)
-        return _nanmean(dice[idx])
+        return finite_mean(dice[idx])
 
     def result(self) -> dict:
         """All scores as a JSON-serialisable dict (undefined values are ``None``).
@@ -312,7 +313,7 @@ class SegmentationEvaluator:
             }
             for k, name in enumerate(self.class_names)
         }
-        return _json(
+        return strict_json(
             {
                 "classes": classes,
                 "mean_dice": self.mean_dice(),
@@ -336,19 +337,3 @@ class SegmentationEvaluator:
                 raise InputError("classes", f"class index {c} outside 0..{self.num_classes - 1}")
             idx.append(c)
         return np.array(idx, dtype=np.int64)
-
-
-def _nanmean(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if finite.size else math.nan
-
-
-def _json(value):
-    """NaN and inf (also inside dicts and lists) replaced by ``None``, for strict JSON."""
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

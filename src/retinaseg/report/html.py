@@ -14,16 +14,16 @@ import html
 import math
 import numbers
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import plotly.offline
 
 import retinaseg
 from retinaseg.errors import InputError
+from retinaseg.io.atomic import write_text_atomic
 
 _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
@@ -94,7 +94,7 @@ class ReportSection:
         :class:`Table` objects.
     html_fragments
         HTML inserted verbatim (not escaped), e.g. from
-        :func:`retinaseg.report.volume_figures.surface_figure_html`. Only
+        :func:`retinaseg.report.surface_figures.surface_figure_html`. Only
         pass HTML built by the program. plotly.js is embedded in the page
         when any section has a fragment.
     """
@@ -236,7 +236,7 @@ def render_report(
     section has an HTML fragment).
     """
     path = Path(path)
-    when = (generated_at or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    when = (generated_at or datetime.now(UTC)).isoformat(timespec="seconds")
     needs_plotly = any(section.html_fragments for section in sections)
     meta_rows = "\n".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(format_value(v))}</td></tr>" for k, v in metadata.items()
@@ -269,11 +269,4 @@ def render_report(
     ])
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_text_atomic(path, page)

@@ -17,8 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from retinaseg.conventions import DUKE_CLASS_NAMES
 from retinaseg.errors import InputError
-from retinaseg.io.duke import DUKE_CLASS_NAMES
 
 _DUKE_COLOURS: dict[str, tuple[int, int, int]] = {
     "vitreous": (0, 0, 0),

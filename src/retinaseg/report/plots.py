@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from retinaseg.errors import InputError
+from retinaseg.io.atomic import atomic_path
 from retinaseg.report.palette import legend_handles, overlay, to_rgb8
 
 _DPI = 150
@@ -42,13 +42,8 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     """Write ``fig`` to ``path`` as PNG via a temporary file and an atomic rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=_DPI, facecolor="white")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

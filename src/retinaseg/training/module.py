@@ -1,4 +1,4 @@
-"""The Lightning module: one network, one loss, validation on whole images."""
+"""The Lightning module: trains the network of a :class:`~retinaseg.models.trained.TrainedModel`."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import numpy as np
 import torch
 
 from retinaseg.data.preprocess import Preprocessing
-from retinaseg.inference.sliding import infer_logits
 from retinaseg.metrics.segmentation import scores_from_confusion
-from retinaseg.models import build_model, model_size_multiple
+from retinaseg.models.trained import TrainedModel
 from retinaseg.training.losses import build_loss
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
@@ -19,7 +18,12 @@ _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
 class SegmentationModule(L.LightningModule):
-    """Trains a registered network; validates with the Dice of chosen classes.
+    """Trains a registered network; validates with the Dice of chosen classes on whole images.
+
+    The hyper-parameters (saved in checkpoints) are those of
+    :meth:`TrainedModel.from_config <retinaseg.models.trained.TrainedModel.from_config>`,
+    so a checkpoint loads as a :class:`~retinaseg.models.trained.TrainedModel`
+    without Lightning.
 
     Parameters
     ----------
@@ -30,38 +34,24 @@ class SegmentationModule(L.LightningModule):
     task
         ``"binary"`` or ``"multiclass"``.
     preprocessing
-        Input preparation, stored so inference reproduces it.
+        Input preparation (:meth:`Preprocessing.to_dict <retinaseg.data.preprocess.Preprocessing.to_dict>`),
+        stored so inference reproduces it.
+
+    Attributes
+    ----------
+    trained_model
+        The model being trained, for validation and export.
+    model
+        Its network, registered here: checkpoints hold its weights under ``model.``.
     """
 
     def __init__(self, config: dict[str, Any], class_names: list[str], task: str, preprocessing: dict[str, Any]) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.config = config
-        self.class_names = list(class_names)
-        self.preprocessing = Preprocessing(**preprocessing)
-        model_cfg = config["model"]
-        self.model = build_model(model_cfg["name"], self.preprocessing.in_channels, len(class_names), model_cfg["options"])
-        self.size_multiple = model_size_multiple(model_cfg["name"], model_cfg["options"])
+        self.trained_model = TrainedModel.from_config(config, class_names, task, Preprocessing(**preprocessing))
+        self.model = self.trained_model.network
         self.loss = build_loss(config["loss"]["name"], config["loss"]["class_weights"])
-        self.metric_classes = metric_classes(config, len(class_names))
         self.register_buffer("_val_confusion", torch.zeros(len(class_names), len(class_names), dtype=torch.long), persistent=False)
-
-    def forward(self, image: torch.Tensor, roi_size: tuple[int, int] | None = None) -> torch.Tensor:
-        """Logits ``(B, K, H, W)`` for whole images ``(B, C, H, W)`` of any size.
-
-        ``roi_size`` switches to sliding-window inference with that window;
-        default: the config's ``evaluation.roi_size`` (``None``: one pass).
-        """
-        evaluation = self.config["evaluation"]
-        roi = roi_size or evaluation["roi_size"]
-        return infer_logits(
-            self.model,
-            image,
-            self.size_multiple,
-            roi_size=None if roi is None else tuple(roi),
-            overlap=evaluation["overlap"],
-            sw_batch_size=evaluation["sw_batch_size"],
-        )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.loss(self.model(batch["image"]), batch["label"])
@@ -72,12 +62,13 @@ class SegmentationModule(L.LightningModule):
         self._val_confusion.zero_()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        logits = self(batch["image"])
+        # Whole images, padded or windowed as at inference, so val_dice predicts the test scores.
+        logits = self.trained_model.predict(batch["image"])
         loss = self.loss(logits, batch["label"])
         self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=1, sync_dist=True)
         pred = logits.argmax(dim=1)
         inside = batch["fov"]
-        num_classes = len(self.class_names)
+        num_classes = len(self.trained_model.class_names)
         pairs = batch["label"][inside] * num_classes + pred[inside]
         self._val_confusion += torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
 
@@ -85,19 +76,21 @@ class SegmentationModule(L.LightningModule):
         confusion = self.trainer.strategy.reduce(self._val_confusion.float(), reduce_op="sum")
         dice = scores_from_confusion(confusion.cpu().numpy().astype(np.int64))["dice"]
         # Every process holds the same reduced value; sync_dist only silences Lightning's warning.
-        self.log("val_dice", float(np.nanmean(dice[self.metric_classes])), prog_bar=True, sync_dist=True)
+        metric_classes = list(self.trained_model.evaluation.metric_classes)
+        self.log("val_dice", float(np.nanmean(dice[metric_classes])), prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self) -> Any:
         # Names and values were checked by validate_config before training.
-        opt_cfg, sched_cfg = self.config["optimizer"], self.config["scheduler"]
+        config = self.trained_model.config
+        opt_cfg, sched_cfg = config["optimizer"], config["scheduler"]
         optimizer = _OPTIMIZERS[opt_cfg["name"]](self.parameters(), lr=opt_cfg["lr"], weight_decay=opt_cfg["weight_decay"])
         if sched_cfg["name"] == "cosine":
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=self.config["trainer"]["max_epochs"], eta_min=sched_cfg["min_lr"]
+                optimizer, T_max=config["trainer"]["max_epochs"], eta_min=sched_cfg["min_lr"]
             )
             return {"optimizer": optimizer, "lr_scheduler": scheduler}
         if sched_cfg["name"] == "plateau":
-            monitor = self.config["trainer"]["monitor"]
+            monitor = config["trainer"]["monitor"]
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer,
                 mode="min" if monitor == "val_loss" else "max",
@@ -108,8 +101,3 @@ class SegmentationModule(L.LightningModule):
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor}}
         return optimizer  # scheduler "none"
 
-
-def metric_classes(config: dict[str, Any], num_classes: int) -> list[int]:
-    """Class ids averaged into ``val_dice`` (default: every class but 0)."""
-    chosen = config["evaluation"]["metric_classes"]
-    return list(range(1, num_classes)) if chosen is None else [int(c) for c in chosen]

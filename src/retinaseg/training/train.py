@@ -1,9 +1,10 @@
-"""``retinaseg train``: data -> split -> Lightning fit -> best checkpoint -> test metrics.
+"""Training: data -> split -> Lightning fit -> best checkpoint.
 
-Each run lives in ``<runs_dir>/<name>/``: ``config.yaml`` (fully resolved),
-``best.ckpt``, ``last.ckpt``, ``metrics.csv`` (one row per epoch),
-``curves.png`` and ``test/`` (the evaluation of ``best.ckpt`` on the test
-split). One row per finished run is appended to ``<runs_dir>/results.csv``.
+Each run lives in ``<runs_dir>/<name>/``; :func:`train` writes
+``config.yaml`` (fully resolved), ``best.ckpt``, ``last.ckpt`` and
+``metrics.csv`` (one row per epoch). ``retinaseg train`` then adds the
+curves, the test evaluation and the row of the results table
+(:mod:`retinaseg.experiment`).
 
 Everything a run is told is checked before the work starts: the config
 (:func:`~retinaseg.training.config.validate_config`), the run folder
@@ -17,7 +18,7 @@ starts, and carries the marker of folders that retinaseg wrote
 from __future__ import annotations
 
 import csv
-import json
+import io
 import logging
 import os
 import shutil
@@ -43,7 +44,7 @@ from torch.utils.data import DataLoader
 from retinaseg.data.augment import build_augmentation
 from retinaseg.data.dataset import PatchDataset, WholeImageDataset, prepare_samples
 from retinaseg.errors import InputError, describe_exception
-from retinaseg.inference.evaluate import evaluate_checkpoint
+from retinaseg.io.atomic import write_text_atomic
 from retinaseg.io.output import (
     MARKER_NAME,
     check_output_dir,
@@ -54,7 +55,6 @@ from retinaseg.io.paths import resolve_data_path
 from retinaseg.io.torch_files import read_torch_file
 from retinaseg.models import count_parameters
 from retinaseg.models.registry import get_model_spec
-from retinaseg.report.plots import plot_training_curves
 from retinaseg.training.config import (
     save_config,
     validate_against_data,
@@ -69,11 +69,34 @@ _RESUME_KEYS = ("state_dict", "hyper_parameters", "optimizer_states", "lr_schedu
 
 @dataclass
 class TrainResult:
-    """Where a finished run put its outputs, and its test metrics."""
+    """Where a finished run put its outputs, and how it went.
+
+    Attributes
+    ----------
+    run_dir
+        The run folder.
+    best_checkpoint
+        The checkpoint of the best monitored score (the last one without validation).
+    best_score
+        That score; NaN when none was logged.
+    epochs
+        Epochs trained.
+    parameters
+        Trainable parameters of the network.
+    test_images
+        Images in the test split (0: nothing to test on).
+    train_seconds
+        Wall-clock time of the fit.
+    is_main_process
+        ``False`` in DDP's other processes, which write nothing.
+    """
 
     run_dir: Path
     best_checkpoint: Path
-    test_metrics: dict[str, Any] | None
+    best_score: float
+    epochs: int
+    parameters: int
+    test_images: int
     train_seconds: float
     is_main_process: bool = True
 
@@ -155,24 +178,16 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
     with _lightning_quiet(resuming=resume is not None):
         trainer.fit(module, train_loader, val_loader, ckpt_path=None if resume is None else str(resume), weights_only=True)
     train_seconds = time.perf_counter() - started
-    best = Path(checkpoint.best_model_path or run_dir / "last.ckpt")
-    if not trainer.is_global_zero:
-        return TrainResult(run_dir, best, None, train_seconds, is_main_process=False)
-
-    plot_training_curves(run_dir / "metrics.csv", run_dir / "curves.png")
-    test_metrics = None
-    if len(splits["test"]) > 0:
-        test_metrics = evaluate_checkpoint(best, run_dir / "test", config=config, split="test", overwrite=True)
-    append_results_row(
-        runs_dir / "results.csv",
-        config,
-        parameters=count_parameters(module.model),
-        epochs=trainer.current_epoch,
-        train_seconds=train_seconds,
+    return TrainResult(
+        run_dir=run_dir,
+        best_checkpoint=Path(checkpoint.best_model_path or run_dir / "last.ckpt"),
         best_score=float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan"),
-        test_metrics=test_metrics,
+        epochs=trainer.current_epoch,
+        parameters=count_parameters(module.model),
+        test_images=len(splits["test"]),
+        train_seconds=train_seconds,
+        is_main_process=trainer.is_global_zero,
     )
-    return TrainResult(run_dir, best, test_metrics, train_seconds)
 
 
 def check_run_folder(config: dict[str, Any], *, resume: str | Path | None = None, overwrite: bool = False) -> Path:
@@ -376,12 +391,14 @@ class EpochTable(Callback):
             "elapsed_s": round(time.perf_counter() - self._started, 1),
         }
         self._validated = {}
-        new = not self.path.exists()
-        with self.path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        # Rewritten whole, atomically: a resumed run continues the table of its first part.
+        table = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+        line = io.StringIO()
+        writer = csv.DictWriter(line, fieldnames=list(row))
+        if not table:
+            writer.writeheader()
+        writer.writerow(row)
+        write_text_atomic(self.path, table + line.getvalue())
 
 
 class _EpochSetter(Callback):
@@ -389,47 +406,6 @@ class _EpochSetter(Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         trainer.train_dataloader.dataset.set_epoch(trainer.current_epoch)
-
-
-def append_results_row(
-    path: Path,
-    config: dict[str, Any],
-    *,
-    parameters: int,
-    epochs: int,
-    train_seconds: float,
-    best_score: float,
-    test_metrics: dict[str, Any] | None,
-) -> None:
-    """Append one run's summary to the shared results table (header on first use)."""
-    summary = (test_metrics or {}).get("summary", {})
-    row = {
-        "name": config["name"],
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "data": f"{config['data']['source']}:{config['data']['root']}",
-        "model": config["model"]["name"],
-        "model_options": json.dumps(config["model"]["options"], sort_keys=True),
-        "parameters": parameters,
-        "loss": config["loss"]["name"],
-        "optimizer": f"{config['optimizer']['name']} lr={config['optimizer']['lr']}",
-        "seed": config["seed"],
-        "epochs": epochs,
-        "train_minutes": round(train_seconds / 60, 2),
-        f"best_{config['trainer']['monitor']}": round(best_score, 4),
-        **{f"test_{k}": v for k, v in summary.items()},
-    }
-    rows = []
-    if path.exists():
-        with path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    rows.append({k: str(v) for k, v in row.items()})
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
 
 
 def _global_rank() -> int:

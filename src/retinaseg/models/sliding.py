@@ -16,7 +16,7 @@ from retinaseg.data.geometry import crop_to_original, pad_to_multiple
 
 
 def infer_logits(
-    model: nn.Module,
+    network: nn.Module,
     image: torch.Tensor,
     size_multiple: int,
     roi_size: tuple[int, int] | None = None,
@@ -27,7 +27,7 @@ def infer_logits(
 
     Parameters
     ----------
-    model
+    network
         Network mapping ``(B, C, h, w)`` to ``(B, K, h, w)``; ``h`` and ``w``
         multiples of ``size_multiple``.
     image
@@ -51,8 +51,8 @@ def infer_logits(
         # Mirror padding at the bottom/right keeps image statistics at the border
         # and leaves row/column coordinates unchanged for the crop back.
         padded, spec = pad_to_multiple(image.detach().cpu().numpy(), size_multiple, mode="reflect", axes=(-2, -1))
-        return crop_to_original(model(torch.from_numpy(padded).to(image.device)), spec)
+        return crop_to_original(network(torch.from_numpy(padded).to(image.device)), spec)
     roi = tuple(-(-int(s) // size_multiple) * size_multiple for s in roi_size)
     return sliding_window_inference(
-        image, roi, sw_batch_size, model, overlap=overlap, mode="gaussian", padding_mode="replicate"
+        image, roi, sw_batch_size, network, overlap=overlap, mode="gaussian", padding_mode="replicate"
     )

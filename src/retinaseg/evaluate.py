@@ -1,4 +1,4 @@
-"""``retinaseg evaluate``: score a checkpoint on a split of its (or another) config's data."""
+"""``retinaseg evaluate``: score a trained model on a split of its (or another) config's data."""
 
 from __future__ import annotations
 
@@ -15,15 +15,16 @@ from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_model
 from retinaseg.io.output import check_output_dir, staged_output_dir
 from retinaseg.io.paths import resolve_data_path
-from retinaseg.io.records import finite_mean, strict_json, write_json
+from retinaseg.io.records import strict_json, write_json
 from retinaseg.metrics.binary import BinaryEvaluator
 from retinaseg.metrics.segmentation import SegmentationEvaluator
+from retinaseg.models.trained import EvaluationSettings
+from retinaseg.numeric import finite_mean
 from retinaseg.report.plots import plot_confusion_matrix, plot_pr_curve
 from retinaseg.training.data import load_splits
-from retinaseg.training.module import metric_classes
 
 
-def evaluate_checkpoint(
+def evaluate_model(
     model: str | Path,
     out_dir: str | Path,
     config: dict[str, Any] | None = None,
@@ -41,14 +42,15 @@ def evaluate_checkpoint(
     out_dir
         Output folder; written atomically (temp folder, then renamed).
     config
-        Config naming the data and split; ``None`` uses the one stored with
-        the model.
+        Config naming the data, the split and the classes to score
+        (``evaluation``); ``None`` uses the one stored with the model.
     split
         ``"train"``, ``"val"`` or ``"test"``.
     overwrite
         Replace an existing ``out_dir``; otherwise that is an error.
     device
-        ``"cpu"``, ``"cuda"``...; default: CUDA when available.
+        ``"cpu"``, ``"cuda"``...; default:
+        :func:`~retinaseg.inference.checkpoint.default_device`.
 
     Returns
     -------
@@ -59,9 +61,8 @@ def evaluate_checkpoint(
     """
     out_dir = Path(out_dir)
     check_output_dir(out_dir, overwrite=overwrite, inputs=[model])  # fail before the long part
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    module = load_model(model, device)
-    config = config or module.config
+    trained = load_model(model, device)
+    config = config or trained.config
     inputs = [model, resolve_data_path(config["data"]["root"])]
     check_output_dir(out_dir, overwrite=overwrite, inputs=inputs)
     sample_set, splits = load_splits(config)
@@ -70,38 +71,38 @@ def evaluate_checkpoint(
     samples = splits[split]
     if len(samples) == 0:
         raise InputError(f"data.split.{split}", "no samples in this split")
-    if list(sample_set.class_names) != module.class_names:
-        raise InputError(model, f"model classes {module.class_names} differ from the data's {sample_set.class_names}")
+    class_names = trained.class_names
+    if list(sample_set.class_names) != class_names:
+        raise InputError(model, f"model classes {class_names} differ from the data's {sample_set.class_names}")
 
-    prepared = prepare_samples(samples, module.preprocessing, config["data"]["fov"])
+    prepared = prepare_samples(samples, trained.preprocessing, config["data"]["fov"])
     spacing = samples.samples[0].spacing_um
-    segmentation = SegmentationEvaluator(len(module.class_names), module.class_names, spacing=spacing)
+    segmentation = SegmentationEvaluator(len(class_names), class_names, spacing=spacing)
     binary = BinaryEvaluator() if samples.task == "binary" else None
-    boundary_classes = config["evaluation"]["boundary_classes"]
-    fluid_classes = config["evaluation"]["fluid_classes"]
+    # What is scored follows the evaluation config given, which need not be the model's own.
+    settings = EvaluationSettings.from_config(config["evaluation"], len(class_names))
+    boundary_classes, fluid_classes = list(settings.boundary_classes), list(settings.fluid_classes)
     pred_boundaries, true_boundaries = [], []
-    with torch.no_grad():
-        for sample in track(prepared, description=f"evaluating {split}"):
-            logits = module(torch.from_numpy(sample.image)[None].to(device))
-            probabilities = torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
-            prediction = probabilities.argmax(axis=0).astype(np.uint8)
-            segmentation.update(prediction, sample.label, mask=sample.fov)
-            if binary is not None:
-                binary.update(probabilities[1], sample.label == 1, fov=sample.fov)
-            if boundary_classes:
-                pred_boundaries.append(boundaries_from_labels(prediction, boundary_classes, fluid_classes))
-                true_boundaries.append(boundaries_from_labels(sample.label, boundary_classes, fluid_classes))
+    for sample in track(prepared, description=f"evaluating {split}"):
+        probabilities = trained.predict(torch.from_numpy(sample.image)[None], probabilities=True)[0].cpu().numpy()
+        prediction = probabilities.argmax(axis=0).astype(np.uint8)
+        segmentation.update(prediction, sample.label, mask=sample.fov)
+        if binary is not None:
+            binary.update(probabilities[1], sample.label == 1, fov=sample.fov)
+        if boundary_classes:
+            pred_boundaries.append(boundaries_from_labels(prediction, boundary_classes, fluid_classes))
+            true_boundaries.append(boundaries_from_labels(sample.label, boundary_classes, fluid_classes))
 
-    chosen = metric_classes(config, len(module.class_names))
+    chosen = list(settings.metric_classes)
     seg_result = segmentation.result()
     summary: dict[str, Any] = {"mean_dice": segmentation.mean_dice(chosen)}
-    summary.update({f"dice_{module.class_names[c]}": seg_result["classes"][module.class_names[c]]["dice"] for c in range(1, len(module.class_names))})
+    summary.update({f"dice_{class_names[c]}": seg_result["classes"][class_names[c]]["dice"] for c in range(1, len(class_names))})
     metrics: dict[str, Any] = {
         "model": str(model),
         "split": split,
         "subjects": samples.subjects(),
         "num_images": len(samples),
-        "metric_classes": [module.class_names[c] for c in chosen],
+        "metric_classes": [class_names[c] for c in chosen],
         "segmentation": seg_result,
     }
     if binary is not None:
@@ -113,7 +114,7 @@ def evaluate_checkpoint(
         axial_um = None if spacing is None else spacing[0]
         mad = boundary_mad(np.concatenate(pred_boundaries, axis=1), np.concatenate(true_boundaries, axis=1), axial_um=axial_um)
         metrics["boundaries"] = {
-            "classes": [module.class_names[c] for c in boundary_classes],
+            "classes": [class_names[c] for c in boundary_classes],
             "definition": "top row of each class per column",
             **{key: np.asarray(value).tolist() for key, value in mad.items()},
         }
@@ -125,7 +126,7 @@ def evaluate_checkpoint(
 
     with staged_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as staging:
         write_json(staging / "metrics.json", metrics)
-        plot_confusion_matrix(np.asarray(seg_result["confusion_matrix"]), module.class_names, staging / "confusion_matrix.png")
+        plot_confusion_matrix(np.asarray(seg_result["confusion_matrix"]), class_names, staging / "confusion_matrix.png")
         if binary is not None:
             curve = metrics["binary"]["pr_curve"]
             plot_pr_curve(np.asarray(curve["precision"]), np.asarray(curve["recall"]), staging / "pr_curve.png")

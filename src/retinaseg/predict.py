@@ -1,4 +1,4 @@
-"""``retinaseg predict``: segment image files with a trained checkpoint.
+"""``retinaseg predict``: segment image files with a trained model.
 
 For each input ``NAME.ext`` the output folder receives ``NAME_classes.png``
 (uint8 class index per pixel), ``NAME_colour.png`` (classes in the palette),
@@ -20,6 +20,7 @@ from rich.progress import track
 from retinaseg.data.preprocess import prepare_image
 from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_model
+from retinaseg.io.atomic import atomic_path, write_text_atomic
 from retinaseg.io.folders import image_files
 from retinaseg.io.images import read_image, write_image_atomic
 from retinaseg.io.limits import MAX_IMAGE_SIDE, check_regular_file
@@ -75,9 +76,9 @@ def predict_files(
         Also write class probabilities.
     roi_size
         Sliding-window size ``(h, w)`` for images larger than the network was
-        trained on; default: the checkpoint's ``evaluation.roi_size``.
+        trained on; default: the model's ``evaluation.roi_size``.
     device
-        Torch device; default CUDA when available.
+        Torch device; default: :func:`~retinaseg.inference.checkpoint.default_device`.
 
     Returns
     -------
@@ -89,28 +90,27 @@ def predict_files(
     check_output_dir(out_dir, overwrite=overwrite, inputs=inputs)
     _check_roi_size(roi_size)
     images = [(path, read_image(path)) for path in files]  # fail on a bad file before any work
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    module = load_model(model, device)
-    palette = palette_for(module.class_names)
+    trained = load_model(model, device)
+    class_names = trained.class_names
+    palette = palette_for(class_names)
 
     written = []
     with staged_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as staging:
-        write_image_atomic(staging / "legend.png", legend_image(module.class_names, palette))
-        (staging / "palette.json").write_text(
-            json.dumps({name: [int(v) for v in palette[k]] for k, name in enumerate(module.class_names)}, indent=2)
+        write_image_atomic(staging / "legend.png", legend_image(class_names, palette))
+        write_text_atomic(
+            staging / "palette.json", json.dumps({name: [int(v) for v in palette[k]] for k, name in enumerate(class_names)}, indent=2)
         )
-        with torch.no_grad():
-            for path, image in track(images, description="segmenting"):
-                network_input = torch.from_numpy(prepare_image(image, module.preprocessing))[None].to(device)
-                logits = module(network_input, roi_size=roi_size)
-                probs = torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
-                classes = probs.argmax(axis=0).astype(np.uint8)
-                write_image_atomic(staging / f"{path.stem}_classes.png", classes)
-                write_image_atomic(staging / f"{path.stem}_colour.png", colorize(classes, palette))
-                write_image_atomic(staging / f"{path.stem}_overlay.png", overlay(image, classes, palette))
-                if probabilities and len(module.class_names) == 2:
-                    write_image_atomic(staging / f"{path.stem}_probability.png", np.round(probs[1] * 255).astype(np.uint8))
-                elif probabilities:
-                    np.save(staging / f"{path.stem}_probabilities.npy", probs.astype(np.float16))
-                written.append(out_dir / f"{path.stem}_classes.png")
+        for path, image in track(images, description="segmenting"):
+            network_input = torch.from_numpy(prepare_image(image, trained.preprocessing))[None]
+            probs = trained.predict(network_input, roi_size=roi_size, probabilities=True)[0].cpu().numpy()
+            classes = probs.argmax(axis=0).astype(np.uint8)
+            write_image_atomic(staging / f"{path.stem}_classes.png", classes)
+            write_image_atomic(staging / f"{path.stem}_colour.png", colorize(classes, palette))
+            write_image_atomic(staging / f"{path.stem}_overlay.png", overlay(image, classes, palette))
+            if probabilities and len(class_names) == 2:
+                write_image_atomic(staging / f"{path.stem}_probability.png", np.round(probs[1] * 255).astype(np.uint8))
+            elif probabilities:
+                with atomic_path(staging / f"{path.stem}_probabilities.npy") as tmp:
+                    np.save(tmp, probs.astype(np.float16))
+            written.append(out_dir / f"{path.stem}_classes.png")
     return written

@@ -1,0 +1,267 @@
+"""A trained network with everything needed to apply it: :class:`TrainedModel`.
+
+A :class:`TrainedModel` holds the network, the preprocessing its inputs need,
+its class names, the input size multiple and the evaluation settings it was
+trained with. :meth:`TrainedModel.predict` segments whole images of any size;
+:meth:`TrainedModel.save_pretrained` and :meth:`TrainedModel.from_pretrained`
+write and read it. Training (:mod:`retinaseg.training.module`) wraps one; it
+needs neither Lightning nor the training code to be used.
+
+Weight file (``.pt``, format :data:`WEIGHTS_FORMAT`): a PyTorch zip archive
+holding a dict of plain data, read with the restricted unpickler
+(:func:`~retinaseg.io.torch_files.read_torch_file`)::
+
+    format      "retinaseg-weights-2"
+    metadata    JSON text: {"class_names": [...], "task": "binary" | "multiclass",
+                "preprocessing": {...}, "config": {the training config}}
+    state_dict  {network parameter name: tensor}, floating point as float16 or float32
+
+:meth:`~TrainedModel.from_pretrained` also reads the files of earlier
+retinaseg versions and the training checkpoints (``.ckpt``) of
+``retinaseg train``: both hold the metadata as ``hyper_parameters`` and the
+network's weights under the ``model.`` prefix (the attribute
+:class:`~retinaseg.training.module.SegmentationModule` keeps it in).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from retinaseg.data.preprocess import Preprocessing
+from retinaseg.errors import InputError, describe_exception
+from retinaseg.io.atomic import atomic_path
+from retinaseg.io.torch_files import read_torch_file
+from retinaseg.models.registry import build_model, model_size_multiple
+from retinaseg.models.sliding import infer_logits
+
+WEIGHTS_FORMAT = "retinaseg-weights-2"
+"""The ``format`` entry of weight files written by :meth:`TrainedModel.save_pretrained`."""
+
+_CHECKPOINT_LAYOUT_FORMATS = (None, "retinaseg-weights-1")
+"""``format`` of files in the checkpoint layout: ``.ckpt`` (none) and weight files before version 2."""
+
+_CHECKPOINT_PREFIX = "model."
+"""Where training checkpoints keep the network's weights in their ``state_dict``."""
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How a model is applied and scored: the ``evaluation`` section of a training config, resolved.
+
+    Attributes
+    ----------
+    roi_size
+        Sliding-window size ``(h, w)`` in pixels, or ``None``: whole images in one pass.
+    overlap
+        Fraction of overlap between neighbouring windows, in ``[0, 1)``.
+    sw_batch_size
+        Windows per forward pass.
+    metric_classes
+        Class ids averaged into the mean Dice (the config's ``None``: every class but 0).
+    boundary_classes
+        OCT layer classes top to bottom, whose upper edges are the layer
+        boundaries; empty for models without a layer order.
+    fluid_classes
+        Classes (fluid) that hide the boundary below them.
+    """
+
+    roi_size: tuple[int, int] | None
+    overlap: float
+    sw_batch_size: int
+    metric_classes: tuple[int, ...]
+    boundary_classes: tuple[int, ...]
+    fluid_classes: tuple[int, ...]
+
+    @classmethod
+    def from_config(cls, evaluation: Mapping[str, Any], num_classes: int) -> EvaluationSettings:
+        """The settings of a config's ``evaluation`` section for a model of ``num_classes`` classes."""
+        roi_size, metric_classes = evaluation["roi_size"], evaluation["metric_classes"]
+        return cls(
+            roi_size=None if roi_size is None else (int(roi_size[0]), int(roi_size[1])),
+            overlap=float(evaluation["overlap"]),
+            sw_batch_size=int(evaluation["sw_batch_size"]),
+            metric_classes=tuple(range(1, num_classes)) if metric_classes is None else tuple(int(c) for c in metric_classes),
+            boundary_classes=tuple(int(c) for c in evaluation["boundary_classes"] or ()),
+            fluid_classes=tuple(int(c) for c in evaluation["fluid_classes"] or ()),
+        )
+
+
+class TrainedModel:
+    """A segmentation network and how to apply it.
+
+    Parameters
+    ----------
+    network
+        Registered network (:mod:`retinaseg.models.registry`) mapping
+        ``(B, C, h, w)`` to ``(B, K, h, w)`` logits for ``h``, ``w`` multiples
+        of ``size_multiple``.
+    config
+        The resolved training config the network was made with (plain data);
+        its ``model`` section names the network, its ``evaluation`` section
+        gives :attr:`evaluation`.
+    class_names
+        Name of each of the ``K`` output classes.
+    task
+        ``"binary"`` or ``"multiclass"``.
+    preprocessing
+        How raw images become network input
+        (:func:`~retinaseg.data.preprocess.prepare_image`).
+
+    Attributes
+    ----------
+    size_multiple
+        Input height and width the network needs are multiples of this.
+    evaluation
+        :class:`EvaluationSettings` from ``config``.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        config: dict[str, Any],
+        class_names: Sequence[str],
+        task: str,
+        preprocessing: Preprocessing,
+    ) -> None:
+        self.network = network
+        self.config = config
+        self.class_names = list(class_names)
+        self.task = task
+        self.preprocessing = preprocessing
+        self.size_multiple = model_size_multiple(config["model"]["name"], config["model"]["options"])
+        self.evaluation = EvaluationSettings.from_config(config["evaluation"], len(self.class_names))
+
+    @classmethod
+    def from_config(
+        cls, config: dict[str, Any], class_names: Sequence[str], task: str, preprocessing: Preprocessing
+    ) -> TrainedModel:
+        """A new model as ``config`` describes it (parameters as for the class), its network freshly initialised."""
+        network = build_model(config["model"]["name"], preprocessing.in_channels, len(class_names), config["model"]["options"])
+        return cls(network, config, class_names, task, preprocessing)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network's parameters are."""
+        return next(self.network.parameters()).device
+
+    def to(self, device: str | torch.device) -> TrainedModel:
+        """Move the network to ``device``; returns ``self``."""
+        self.network.to(device)
+        return self
+
+    def eval(self) -> TrainedModel:
+        """Put the network in evaluation mode (batch norm statistics, no dropout); returns ``self``."""
+        self.network.eval()
+        return self
+
+    def predict(
+        self, images: torch.Tensor, *, roi_size: tuple[int, int] | None = None, probabilities: bool = False
+    ) -> torch.Tensor:
+        """Logits or class probabilities for whole images of any size, without gradients.
+
+        Images are padded to :attr:`size_multiple` and segmented in one pass,
+        or segmented by overlapping windows (:mod:`retinaseg.models.sliding`).
+        The network's mode is left as it is: models from :meth:`from_pretrained`
+        and :func:`~retinaseg.inference.checkpoint.load_model` are in
+        evaluation mode already.
+
+        Parameters
+        ----------
+        images
+            ``(B, C, H, W)`` float network input
+            (:func:`~retinaseg.data.preprocess.prepare_image` with
+            :attr:`preprocessing`), on any device; moved to :attr:`device`.
+        roi_size
+            Sliding-window size ``(h, w)`` in pixels, rounded up to the size
+            multiple; default: ``evaluation.roi_size`` (``None``: one pass).
+        probabilities
+            Return softmax probabilities (float32) instead of logits.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(B, K, H, W)`` on :attr:`device`.
+        """
+        with torch.no_grad():
+            logits = infer_logits(
+                self.network,
+                images.to(self.device),
+                self.size_multiple,
+                roi_size=roi_size or self.evaluation.roi_size,
+                overlap=self.evaluation.overlap,
+                sw_batch_size=self.evaluation.sw_batch_size,
+            )
+        return torch.softmax(logits.float(), dim=1) if probabilities else logits
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything but the weights, as plain data: what :meth:`save_pretrained` stores beside them."""
+        return {
+            "class_names": list(self.class_names),
+            "task": self.task,
+            "preprocessing": self.preprocessing.to_dict(),
+            "config": self.config,
+        }
+
+    def save_pretrained(self, path: str | os.PathLike[str], *, half: bool = True) -> Path:
+        """Write the weight file (format in the module docstring) atomically, replacing ``path``; returns it.
+
+        ``half`` stores floating-point weights as float16: half the size,
+        predictions equal up to float16 rounding of the weights. Loading
+        turns them back into float32.
+        """
+        path = Path(path)
+        state_dict = {
+            key: (value.half() if half and value.is_floating_point() else value).detach().cpu()
+            for key, value in self.network.state_dict().items()
+        }
+        payload = {"format": WEIGHTS_FORMAT, "metadata": json.dumps(self.metadata(), sort_keys=True), "state_dict": state_dict}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str]) -> TrainedModel:
+        """The model of a weight file (``.pt``) or training checkpoint (``.ckpt``), on the CPU, in evaluation mode.
+
+        The file is read with the restricted unpickler: loading never runs
+        code from it. Floating-point weights become float32.
+
+        Raises
+        ------
+        InputError
+            Naming ``path``: not a PyTorch file, one that holds more than
+            plain data, or not a retinaseg model file.
+        """
+        path = Path(path)
+        what = "weight file" if path.suffix == ".pt" else "checkpoint"
+        payload = read_torch_file(path, what)
+        file_format = payload.get("format")
+        if file_format != WEIGHTS_FORMAT and (file_format not in _CHECKPOINT_LAYOUT_FORMATS or "hyper_parameters" not in payload):
+            problem = "no retinaseg weight-file header; a training checkpoint ends in .ckpt" if what == "weight file" else "no hyper_parameters and state_dict"
+            raise InputError(path, f"not a retinaseg {what} ({problem})")
+        try:
+            if file_format == WEIGHTS_FORMAT:
+                metadata, state_dict = json.loads(payload["metadata"]), payload["state_dict"]
+            else:
+                metadata, state_dict = payload["hyper_parameters"], _network_weights(payload["state_dict"])
+            model = cls.from_config(
+                metadata["config"], metadata["class_names"], metadata["task"], Preprocessing(**metadata["preprocessing"])
+            )
+            model.network.load_state_dict({key: value.float() if value.is_floating_point() else value for key, value in state_dict.items()})
+        except Exception as err:  # a foreign or edited file fails in the lookups, the constructors or load_state_dict, in many ways
+            raise InputError(path, f"not a retinaseg {what} ({describe_exception(err)})") from err
+        return model.eval()
+
+
+def _network_weights(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """The network's entries of a training checkpoint's ``state_dict``, without their prefix (the loss may have others)."""
+    return {key.removeprefix(_CHECKPOINT_PREFIX): value for key, value in state_dict.items() if key.startswith(_CHECKPOINT_PREFIX)}
