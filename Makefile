@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine with Python >= 3.11:
 #   make demo   create .venv, install retinaseg, run the demo on synthetic OCT data
-#   make test   install the test extras and run the test suite
+#   make test   install the test extras, check lint/format/types, run the test suite
 # Both install the exact versions in requirements.lock (the ones the tests passed with).
 # GPU users pick their PyTorch build, e.g.
 #   make demo TORCH="torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cu128"
@@ -25,7 +25,7 @@ UNLOCKED := ^(pip|torch|triton|nvidia-[a-z0-9-]+|cuda-[a-z0-9-]+)==
 CHECK_PYTHON := $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	|| { echo "retinaseg needs Python >= 3.11: pass one with PYTHON=python3.11" >&2; exit 1; }
 
-.PHONY: demo test install lock test-latest clean
+.PHONY: demo test lint install lock test-latest clean
 
 # A different TORCH than the one installed redoes the torch step (and so the install after it).
 ifneq ($(strip $(shell cat $(VENV)/.installed-torch 2>/dev/null)),$(strip $(TORCH)))
@@ -51,7 +51,13 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/retinaseg demo
 
-test: install
+# Lint, format and type checks run first: CI calls make test.
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # $(call fresh_venv,DIR): a new venv with TORCH and the newest versions pyproject.toml allows.

@@ -122,11 +122,15 @@ def main() -> None:
         results["outputs + report (write_analysis)"], _ = _timed(lambda: write_analysis(result, Path(tmp) / "out"))
 
     n, height, width = volume.shape
-    print(f"scan {scan.name}: {n} B-scans of {height}x{width}; torch threads {args.threads}; best of {args.repeats} where repeated")
+    print(
+        f"scan {scan.name}: {n} B-scans of {height}x{width}; torch threads {args.threads}; best of {args.repeats} where repeated"
+    )
     for name, seconds in results.items():
         print(f"  {name:<52} {seconds:8.3f} s")
     print(f"  ratio loop / vectorised (maps + ETDRS): {loop / vectorised:.0f}x; largest sector difference {worst:.2e} µm")
-    print(f"  analyze end to end (analysis + outputs): {results['whole analysis in memory (analyze_volume)'] + results['outputs + report (write_analysis)']:.1f} s")
+    print(
+        f"  analyze end to end (analysis + outputs): {results['whole analysis in memory (analyze_volume)'] + results['outputs + report (write_analysis)']:.1f} s"
+    )
 
 
 if __name__ == "__main__":

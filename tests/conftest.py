@@ -74,7 +74,10 @@ def assert_same_volume(a: OctVolume, b: OctVolume, *, metadata: bool = True) -> 
     np.testing.assert_array_equal(a.reflectance, b.reflectance)
     assert a.reflectance.dtype == b.reflectance.dtype == np.float32
     assert (a.scale_x_mm, a.scale_z_mm, a.scan_pattern, a.laterality) == (
-        b.scale_x_mm, b.scale_z_mm, b.scan_pattern, b.laterality
+        b.scale_x_mm,
+        b.scale_z_mm,
+        b.scan_pattern,
+        b.laterality,
     )
     fields = ("start_xy_mm", "end_xy_mm", "quality", "circle_centre_xy_mm", "circle_radius_mm", "shift_ascans")
     for ga, gb in zip(a.bscan_geometry, b.bscan_geometry, strict=True):
@@ -101,22 +104,62 @@ def assert_same_volume(a: OctVolume, b: OctVolume, *, metadata: bool = True) -> 
 GENUINE = {
     # name: (path, scan pattern, ScaleX mm, start (x, y) mm, end (x, y) mm, quality,
     #        invalid entries of ILM/BM/RNFL, median rows of ILM/BM/RNFL)
-    "Willis_B_716_0": ("halirutan_spectralis-raw-data/test-data/Willis_B_716_0.vol", 1, 0.011821,
-                       (0.0, 4.539), (9.078, 4.539), 44.6, (9, 135, 768), (76.3, 169.4, None)),
-    "Willis_B_716_2": ("halirutan_spectralis-raw-data/test-data/Willis_B_716_2.vol", 2, 0.014722,
-                       (3.789, 4.03), (5.588, 4.03), 31.3, (0, 0, 0), (164.5, 260.8, 201.2)),
-    "Willis_B_716_4": ("halirutan_spectralis-raw-data/test-data/Willis_B_716_4.vol", 2, 0.014722,
-                       (3.789, 4.03), (5.588, 4.03), 30.8, (0, 0, 0), (164.6, 261.2, 202.0)),
-    "valid": ("halirutan_spectralis-raw-data/test-data/valid.vol", 2, 0.017891,
-              (2.75, 4.664), (4.934, 4.664), 24.4, (187, 0, 187), (179.6, 284.0, 187.9)),
-    "onh": ("mu-biomed_retimat/data/onh.vol", 2, 0.015613,
-            (3.359, 4.498), (5.268, 4.498), 27.0, (0, 0, 0), (221.4, 302.3, 249.5)),
+    "Willis_B_716_0": (
+        "halirutan_spectralis-raw-data/test-data/Willis_B_716_0.vol",
+        1,
+        0.011821,
+        (0.0, 4.539),
+        (9.078, 4.539),
+        44.6,
+        (9, 135, 768),
+        (76.3, 169.4, None),
+    ),
+    "Willis_B_716_2": (
+        "halirutan_spectralis-raw-data/test-data/Willis_B_716_2.vol",
+        2,
+        0.014722,
+        (3.789, 4.03),
+        (5.588, 4.03),
+        31.3,
+        (0, 0, 0),
+        (164.5, 260.8, 201.2),
+    ),
+    "Willis_B_716_4": (
+        "halirutan_spectralis-raw-data/test-data/Willis_B_716_4.vol",
+        2,
+        0.014722,
+        (3.789, 4.03),
+        (5.588, 4.03),
+        30.8,
+        (0, 0, 0),
+        (164.6, 261.2, 202.0),
+    ),
+    "valid": (
+        "halirutan_spectralis-raw-data/test-data/valid.vol",
+        2,
+        0.017891,
+        (2.75, 4.664),
+        (4.934, 4.664),
+        24.4,
+        (187, 0, 187),
+        (179.6, 284.0, 187.9),
+    ),
+    "onh": (
+        "mu-biomed_retimat/data/onh.vol",
+        2,
+        0.015613,
+        (3.359, 4.498),
+        (5.268, 4.498),
+        27.0,
+        (0, 0, 0),
+        (221.4, 302.3, 249.5),
+    ),
 }
 
 SLO_BYTES = 768 * 768
-BSCAN0 = 2048 + SLO_BYTES          # first B-scan header in the 768x768-SLO genuine files
-HDR_SIZE = 55296                   # BScanHdrSize of onh.vol
-PIXEL0 = BSCAN0 + HDR_SIZE         # first pixel of B-scan 0
+BSCAN0 = 2048 + SLO_BYTES  # first B-scan header in the 768x768-SLO genuine files
+HDR_SIZE = 55296  # BScanHdrSize of onh.vol
+PIXEL0 = BSCAN0 + HDR_SIZE  # first pixel of B-scan 0
 
 
 def patch_bytes(fmt: str, offset: int, *values: object) -> Callable[[bytearray], bytearray]:
@@ -125,6 +168,7 @@ def patch_bytes(fmt: str, offset: int, *values: object) -> Callable[[bytearray],
     def mutate(data: bytearray) -> bytearray:
         struct.pack_into(fmt, data, offset, *values)
         return data
+
     return mutate
 
 
@@ -155,8 +199,10 @@ HOSTILE = {
     "slo_scale_zero": (patch_bytes("<d", 56, 0.0), "ScaleXSlo = 0 mm"),
     "scan_pattern_unknown": (patch_bytes("<i", 96, 7), "unknown scan pattern 7"),
     "circle_with_wrong_pitch": (patch_bytes("<d", 24, 0.03), "circumference"),
-    "position_10_m_away": (lambda d: patch_bytes("<d", BSCAN0 + 16, 1e4)(patch_bytes("<i", 96, 1)(d)),  # as a line scan
-                           "A-scan positions span"),
+    "position_10_m_away": (
+        lambda d: patch_bytes("<d", BSCAN0 + 16, 1e4)(patch_bytes("<i", 96, 1)(d)),  # as a line scan
+        "A-scan positions span",
+    ),
     "all_pixels_zero": (lambda d: d[:PIXEL0] + bytes(4 * 496 * 768) + d[PIXEL0 + 4 * 496 * 768 :], "no signal"),
 }
 
@@ -201,10 +247,21 @@ _CONSOLE_LINE = re.compile(r':CONSOLE[(:]\d+\)?\] "(?P<message>.*)", source: ')
 def open_in_chromium(page: Path, profile: Path) -> tuple[str, list[str]]:
     """The DOM of ``page`` after it has run, and the page's console messages."""
     command = [
-        str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-        f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000",
-        "--dump-dom", page.as_uri(),
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--enable-unsafe-swiftshader",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        page.as_uri(),
     ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=CHROMIUM_TIMEOUT_S, check=False)

@@ -44,8 +44,7 @@ def test_profile_of_a_circle_whose_thickness_is_its_tsnit_angle(laterality: str)
     np.testing.assert_allclose(profile.thickness_um, true_angle)
     assert list(profile.sectors) == list(CIRCLE_SECTORS)
     # mean angle of a sector = its middle; T wraps through 0, its samples average to 180
-    expected = {"global": 180.0, "T": 180.0, "TS": 67.5, "NS": 112.5, "N": 180.0, "NI": 247.5, "TI": 292.5,
-                "S": 90.0, "I": 270.0}
+    expected = {"global": 180.0, "T": 180.0, "TS": 67.5, "NS": 112.5, "N": 180.0, "NI": 247.5, "TI": 292.5, "S": 90.0, "I": 270.0}
     assert profile.sectors == pytest.approx(expected)
     # clock hour h points at TSNIT angle 30 h - 270 (OD: 3 o'clock nasal) or 90 - 30 h (OS: 3 o'clock temporal);
     # the hour containing temporal (9 o'clock OD, 3 o'clock OS) wraps through 0 and averages to 180
@@ -98,8 +97,7 @@ def test_genuine_circle_scans(spectralis_vol_root: Path) -> None:
         layers = volume.device_layers
         rnfl_um = layer_thickness_um(np.stack([layers["ILM"], layers["RNFL"]], axis=1), volume.axial_um)[0, 0]
         geometry = volume.bscan_geometry[0]
-        profile = circle_profile(rnfl_um, volume.ascan_positions_mm()[0], geometry.circle_centre_xy_mm,
-                                 volume.laterality)
+        profile = circle_profile(rnfl_um, volume.ascan_positions_mm()[0], geometry.circle_centre_xy_mm, volume.laterality)
         assert profile.angle_deg.shape == profile.thickness_um.shape == (volume.shape[2],)
         # the OD scans start temporal and run superior first: file order is already TSNIT order
         assert profile.angle_deg[0] == pytest.approx(0.0, abs=1e-9)

@@ -24,8 +24,15 @@ from retinaseg.io.limits import MAX_ENFACE_CELLS
 NAN = np.nan
 
 
-def _raster(v_mm: list[float], u_start_mm: list[float], width: int, pitch_mm: float, angle_deg: float,
-            origin_xy_mm: tuple[float, float], reverse: tuple[int, ...] = ()) -> np.ndarray:
+def _raster(
+    v_mm: list[float],
+    u_start_mm: list[float],
+    width: int,
+    pitch_mm: float,
+    angle_deg: float,
+    origin_xy_mm: tuple[float, float],
+    reverse: tuple[int, ...] = (),
+) -> np.ndarray:
     """(N, W, 2) positions of straight B-scans along u at the given v, rotated by angle_deg."""
     a = math.radians(angle_deg)
     u_axis, v_axis = np.array([math.cos(a), math.sin(a)]), np.array([-math.sin(a), math.cos(a)])
@@ -35,8 +42,9 @@ def _raster(v_mm: list[float], u_start_mm: list[float], width: int, pitch_mm: fl
     return np.asarray(origin_xy_mm) + u[..., None] * u_axis + v[..., None] * v_axis
 
 
-def _reference_map(values: np.ndarray, positions: np.ndarray, grid: EnfaceGrid, angle_deg: float,
-                   origin_xy_mm: tuple[float, float]) -> np.ndarray:
+def _reference_map(
+    values: np.ndarray, positions: np.ndarray, grid: EnfaceGrid, angle_deg: float, origin_xy_mm: tuple[float, float]
+) -> np.ndarray:
     """Straightforward per-grid-point version of the rule in enface_maps' docstring."""
     a = math.radians(angle_deg)
     scans = []
@@ -111,8 +119,9 @@ def test_bad_grids_raise(x_mm: list, y_mm: list) -> None:
 def test_maps_match_a_per_point_computation_on_a_rotated_uneven_raster() -> None:
     angle, origin = 25.0, (2.0, 3.0)
     v_mm = [0.9, 0.0, 0.45, 1.3, 0.3]  # uneven, not in order
-    positions = _raster(v_mm, [0.0, 0.05, -0.03, 0.02, 0.0], width=12, pitch_mm=0.1, angle_deg=angle,
-                        origin_xy_mm=origin, reverse=(2,))
+    positions = _raster(
+        v_mm, [0.0, 0.05, -0.03, 0.02, 0.0], width=12, pitch_mm=0.1, angle_deg=angle, origin_xy_mm=origin, reverse=(2,)
+    )
     rng = np.random.default_rng(1)
     values = rng.uniform(100, 300, size=(5, 12, 2))
     values[1, 4, 0] = values[3, 0, 1] = values[4, 11, :] = NAN

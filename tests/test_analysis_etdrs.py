@@ -53,11 +53,43 @@ def test_constants() -> None:
 @pytest.mark.parametrize(
     ("laterality", "expected"),
     [
-        ("OD", {(0, 0): "C0", (0.5, 0): "C0", (0, -1): "S1", (1, 0): "N1", (0, 1): "I1", (-1, 0): "T1",
-                (0, -2): "S2", (2.5, 0): "N2", (0, 2.9): "I2", (-3, 0): "T2", (3.2, 0): "outside",
-                (2.2, 2.2): "outside", (1, -1): "S1", (-1, -1): "T1", (-1, 1): "I1", (1, 1): "N1"}),
-        ("OS", {(0, 0): "C0", (0, -1): "S1", (1, 0): "T1", (0, 1): "I1", (-1, 0): "N1",
-                (2.5, 0): "T2", (-2.5, 0): "N2", (1, -1): "T1", (-1, -1): "S1", (-1, 1): "N1", (1, 1): "I1"}),
+        (
+            "OD",
+            {
+                (0, 0): "C0",
+                (0.5, 0): "C0",
+                (0, -1): "S1",
+                (1, 0): "N1",
+                (0, 1): "I1",
+                (-1, 0): "T1",
+                (0, -2): "S2",
+                (2.5, 0): "N2",
+                (0, 2.9): "I2",
+                (-3, 0): "T2",
+                (3.2, 0): "outside",
+                (2.2, 2.2): "outside",
+                (1, -1): "S1",
+                (-1, -1): "T1",
+                (-1, 1): "I1",
+                (1, 1): "N1",
+            },
+        ),
+        (
+            "OS",
+            {
+                (0, 0): "C0",
+                (0, -1): "S1",
+                (1, 0): "T1",
+                (0, 1): "I1",
+                (-1, 0): "N1",
+                (2.5, 0): "T2",
+                (-2.5, 0): "N2",
+                (1, -1): "T1",
+                (-1, -1): "S1",
+                (-1, 1): "N1",
+                (1, 1): "I1",
+            },
+        ),
     ],
 )
 def test_sector_map_by_hand(laterality: str, expected: dict) -> None:
@@ -144,7 +176,7 @@ def test_find_fovea_ignores_a_noisy_cell_nan_and_points_outside_the_disc() -> No
     bowl = _bowl(grid, fovea)
     row, col = np.searchsorted(grid.y_mm, 2.36 - 1e-9), np.searchsorted(grid.x_mm, 1.24 - 1e-9)
     bowl[row + 25, col] = 150.0  # one noisy cell 0.5 mm inferior, thinner than the pit
-    bowl[row - 30:row - 20, col - 5:col + 5] = NAN  # a hole 0.4-0.6 mm superior
+    bowl[row - 30 : row - 20, col - 5 : col + 5] = NAN  # a hole 0.4-0.6 mm superior
     bowl[:, grid.x_mm > 2.7] = 100.0  # thinner still, but outside the search disc
     assert find_fovea(bowl, grid, (1.3, 2.3), search_radius_mm=1.0) == pytest.approx(fovea)
     assert find_fovea(bowl, grid, (1.3, 2.3), smooth_mm=0.0) == pytest.approx((1.24, 2.86))  # the noisy cell
@@ -200,8 +232,16 @@ def _table_by_loops(maps: dict, grid: EnfaceGrid, centre: tuple[float, float], l
                     counts[k] += 1
         for k, name in enumerate(ETDRS_SECTORS):
             mean = sums[k] / counts[k] if counts[k] else math.nan
-            rows.append(EtdrsRow(layer=layer, sector=name, mean_um=mean, volume_mm3=mean / 1000 * areas[k],
-                                 coverage=counts[k] / all_cells[k], n_cells=counts[k]))
+            rows.append(
+                EtdrsRow(
+                    layer=layer,
+                    sector=name,
+                    mean_um=mean,
+                    volume_mm3=mean / 1000 * areas[k],
+                    coverage=counts[k] / all_cells[k],
+                    n_cells=counts[k],
+                )
+            )
     return rows
 
 

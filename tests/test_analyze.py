@@ -9,14 +9,6 @@ from pathlib import Path
 import eyepy
 import numpy as np
 import pytest
-from conftest import (
-    GENUINE,
-    HOSTILE,
-    file_contents,
-    needs_chromium,
-    open_in_chromium,
-    page_messages,
-)
 
 from retinaseg.analysis.etdrs import ETDRS_SECTORS
 from retinaseg.analysis.thickness import TOTAL_RETINA
@@ -36,12 +28,30 @@ from retinaseg.io.images import write_image_atomic
 from retinaseg.models.trained import TrainedModel
 from retinaseg.training.config import load_config
 
+from conftest import (
+    GENUINE,
+    HOSTILE,
+    file_contents,
+    needs_chromium,
+    open_in_chromium,
+    page_messages,
+)
+
 
 def _tiny_model(**evaluation: object) -> TrainedModel:
-    overrides = ["name=tiny", "data.source=retinaseg", "data.root=unused", "model.options={depth: 3, base_channels: 4}", "evaluation.boundary_classes=[1, 2, 3, 4, 5, 6, 7, 8]", "evaluation.fluid_classes=[9]"]
+    overrides = [
+        "name=tiny",
+        "data.source=retinaseg",
+        "data.root=unused",
+        "model.options={depth: 3, base_channels: 4}",
+        "evaluation.boundary_classes=[1, 2, 3, 4, 5, 6, 7, 8]",
+        "evaluation.fluid_classes=[9]",
+    ]
     overrides += [f"evaluation.{key}={value}" for key, value in evaluation.items()]
     config = load_config(None, overrides)
-    return TrainedModel.from_config(config, DUKE_CLASS_NAMES, "multiclass", Preprocessing(channels="grey", clahe=False, normalize="percentile")).eval()
+    return TrainedModel.from_config(
+        config, DUKE_CLASS_NAMES, "multiclass", Preprocessing(channels="grey", clahe=False, normalize="percentile")
+    ).eval()
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +66,9 @@ def analysed(phantom: tuple):
     reference = {name: truth.boundary_rows[:, k] for k, name in enumerate(DUKE_BOUNDARY_NAMES)}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: truth.labels)
-        return analyze_volume(volume, _tiny_model(), model_name="truth", reference_px=reference, reference_name="phantom truth", progress=False)
+        return analyze_volume(
+            volume, _tiny_model(), model_name="truth", reference_px=reference, reference_name="phantom truth", progress=False
+        )
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +99,15 @@ def test_outputs_are_complete_and_readable(analysed, written: Path) -> None:
     report = out / "report.html"
     assert out.name == "analysis" and report.stat().st_size > 100_000
     names = {p.name for p in out.iterdir()}
-    assert {"report.html", "figures", "etdrs.csv", "thickness_maps.npz", "boundaries.npz", "summary.json", "phantom_volume_seed0.eye"} <= names
+    assert {
+        "report.html",
+        "figures",
+        "etdrs.csv",
+        "thickness_maps.npz",
+        "boundaries.npz",
+        "summary.json",
+        "phantom_volume_seed0.eye",
+    } <= names
     assert len(list((out / "figures").glob("*.png"))) >= 5
     maps = np.load(out / "thickness_maps.npz")
     assert maps[TOTAL_RETINA].shape == (maps["y_mm"].size, maps["x_mm"].size)
@@ -218,7 +238,9 @@ def test_analyze_cli_on_a_folder_of_bscan_images(duke_npy_root: Path, run_cli, t
     assert 150 < facts["mean_total_thickness_um"] < 600
 
 
-def test_a_scan_without_visible_retina_is_reported_not_crashed(phantom: tuple, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_scan_without_visible_retina_is_reported_not_crashed(
+    phantom: tuple, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     volume, truth = phantom
     monkeypatch.setattr("retinaseg.inference.volume.segment_volume", lambda volume, module, **kwargs: np.zeros_like(truth.labels))
     result = analyze_volume(volume, _tiny_model(), progress=False)

@@ -10,13 +10,14 @@ from pathlib import Path
 import eyepy
 import numpy as np
 import pytest
-from conftest import assert_same_volume
 
 from retinaseg.io.eyepy_bridge import write_eye
 from retinaseg.io.heidelberg import read_vol
 from retinaseg.io.oct_files import read_oct
 from retinaseg.io.paths import find_dataset
 from retinaseg.volume import BScanGeometry, OctVolume
+
+from conftest import assert_same_volume
 
 GENUINE_DATASET = "heidelberg_spectralis_vol"
 
@@ -58,8 +59,14 @@ RADIUS = 1.75  # mm; start point (1.25, 2.5) lies exactly at this distance
 def _volume(geometry: list[BScanGeometry], scan_pattern: int, scale_x_mm: float) -> OctVolume:
     """``len(geometry)`` random B-scans of 32 x :data:`WIDTH` pixels, no SLO (so a blank localizer)."""
     reflectance = np.random.default_rng(0).random((len(geometry), 32, WIDTH), dtype=np.float32)
-    return OctVolume(reflectance=reflectance, scale_x_mm=scale_x_mm, scale_z_mm=0.0039, bscan_geometry=geometry,
-                     scan_pattern=scan_pattern, laterality="OS")
+    return OctVolume(
+        reflectance=reflectance,
+        scale_x_mm=scale_x_mm,
+        scale_z_mm=0.0039,
+        bscan_geometry=geometry,
+        scan_pattern=scan_pattern,
+        laterality="OS",
+    )
 
 
 def _line(start: tuple[float, float], end: tuple[float, float]) -> BScanGeometry:
@@ -69,12 +76,18 @@ def _line(start: tuple[float, float], end: tuple[float, float]) -> BScanGeometry
 # name -> (volume, whether every B-scan is placed exactly; B-scans on one line cannot all be by an affine map)
 DEGENERATE = {
     "one oblique line": (lambda: _volume([_line((1.0, 4.0), (5.0, 1.0))], 1, 5.0 / WIDTH), True),
-    "one circle": (lambda: _volume([BScanGeometry((1.25, 2.5), CENTRE, np.nan, CENTRE, RADIUS)], 2,
-                                   2 * np.pi * RADIUS / WIDTH), True),
-    "B-scans on one line": (lambda: _volume([_line((1.0, 2.0), (2.0, 2.0)), _line((2.5, 2.0), (3.5, 2.0))], 3,
-                                            1.0 / WIDTH), False),
-    "raster (eyepy's fit)": (lambda: _volume([_line((1.0, 3.0 - 0.5 * i), (5.0, 3.0 - 0.5 * i)) for i in range(3)], 3,
-                                             4.0 / WIDTH), True),
+    "one circle": (
+        lambda: _volume([BScanGeometry((1.25, 2.5), CENTRE, np.nan, CENTRE, RADIUS)], 2, 2 * np.pi * RADIUS / WIDTH),
+        True,
+    ),
+    "B-scans on one line": (
+        lambda: _volume([_line((1.0, 2.0), (2.0, 2.0)), _line((2.5, 2.0), (3.5, 2.0))], 3, 1.0 / WIDTH),
+        False,
+    ),
+    "raster (eyepy's fit)": (
+        lambda: _volume([_line((1.0, 3.0 - 0.5 * i), (5.0, 3.0 - 0.5 * i)) for i in range(3)], 3, 4.0 / WIDTH),
+        True,
+    ),
 }
 
 
@@ -91,8 +104,12 @@ def test_eye_export_places_every_geometry_on_the_localizer(case: str, tmp_path: 
     # steps; blank localizer pixels are one A-scan pitch. A circle's end point is its centre.
     for i in range(n) if all_placed else [n - 1]:
         g = volume.bscan_geometry[i]
-        np.testing.assert_allclose(transform([[0, n - 1 - i], [WIDTH - 1, n - 1 - i]]),
-                                   np.array([g.start_xy_mm, g.end_xy_mm]) / volume.scale_x_mm, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(
+            transform([[0, n - 1 - i], [WIDTH - 1, n - 1 - i]]),
+            np.array([g.start_xy_mm, g.end_xy_mm]) / volume.scale_x_mm,
+            rtol=0,
+            atol=1e-9,
+        )
     # invertible: eyepy projects A-scan annotations onto the localizer with the inverse
     points = np.array([[0.0, 0.0], [WIDTH - 1.0, n - 1.0], [10.0, 0.5]])
     np.testing.assert_allclose(transform.inverse(transform(points)), points, rtol=0, atol=1e-9)

@@ -127,8 +127,13 @@ def _bad_option(root: Path) -> tuple[list[str], Path]:
 
 
 SPOILERS = [
-    _corrupt_image, _text_as_image, _mask_value_without_class, _mask_size_mismatch,
-    _missing_mask, _empty_folders, _bad_option,
+    _corrupt_image,
+    _text_as_image,
+    _mask_value_without_class,
+    _mask_size_mismatch,
+    _missing_mask,
+    _empty_folders,
+    _bad_option,
 ]
 
 
@@ -154,16 +159,18 @@ def test_convert_bad_input_through_the_console_script(tmp_path: Path) -> None:
     _, corrupt = _corrupt_image(root)
     done = subprocess.run(
         [*RETINASEG, "convert", "folder", str(root), "--out", str(tmp_path / "converted")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert done.returncode == 2
     assert_one_error_line(done.stderr, corrupt)
     assert not (tmp_path / "converted").exists()
 
 
-def test_train_missing_config_key(
-    phantom_dir: Path, tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]
-) -> None:
+def test_train_missing_config_key(phantom_dir: Path, tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]) -> None:
     config = write_config(tmp_path / "config.yaml", phantom_dir, tmp_path / "runs")
     given = yaml.safe_load(config.read_text())
     del given["data"]["root"]
@@ -192,9 +199,24 @@ def test_train_unknown_model_is_named_and_leaves_no_run_folder(
 def test_ddp_on_cpu_with_two_processes(phantom_dir: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "config.yaml", phantom_dir, tmp_path / "runs", trainer={"max_epochs": 1})
     done = subprocess.run(
-        [*RETINASEG, "train", str(config), "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu",
-         "--set", "trainer.limit_train_batches=2"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            *RETINASEG,
+            "train",
+            str(config),
+            "--devices",
+            "2",
+            "--strategy",
+            "ddp",
+            "--accelerator",
+            "cpu",
+            "--set",
+            "trainer.limit_train_batches=2",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = tmp_path / "runs" / "tiny"
@@ -210,9 +232,7 @@ def test_ddp_on_cpu_with_two_processes(phantom_dir: Path, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_convert_chase_db1(
-    chase_root: Path, tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]
-) -> None:
+def test_convert_chase_db1(chase_root: Path, tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]) -> None:
     out = tmp_path / "chase"
     code, stdout, stderr = run_cli("convert", "chase_db1", chase_root, "--out", out)
     assert (code, stderr) == (0, "")

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import file_contents
 
 from retinaseg.data.phantom import make_phantom_set
 from retinaseg.errors import InputError
@@ -30,6 +29,8 @@ from retinaseg.training.config import (
     validate_config,
     validate_split,
 )
+
+from conftest import file_contents
 
 REQUIRED = ["name=run", "data.source=retinaseg", "data.root=somewhere"]
 _SCRIPT = Path(sys.executable).with_name("retinaseg")

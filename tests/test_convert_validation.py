@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import bomb_png
 
 from retinaseg.io.dataset_format import read_dataset
 from retinaseg.io.images import write_image_atomic
 from retinaseg.io.paths import find_dataset
 from retinaseg.io.sources import load_source
+
+from conftest import bomb_png
 
 RunCli = Callable[..., tuple[int, str, str]]
 
@@ -45,8 +46,7 @@ def _vgg_source(root: Path, entries: dict) -> Path:
 
 
 def _polygon_entry(xs: list[float], ys: list[float], attributes: dict) -> dict:
-    region = {"shape_attributes": {"name": "polygon", "all_points_x": xs, "all_points_y": ys},
-              "region_attributes": attributes}
+    region = {"shape_attributes": {"name": "polygon", "all_points_x": xs, "all_points_y": ys}, "region_attributes": attributes}
     return {"s.png1": {"filename": "s.png", "size": 1, "regions": [region], "file_attributes": {}}}
 
 
@@ -86,9 +86,7 @@ def _refused(run_cli: RunCli, tmp_path: Path, *args: object) -> str:
         ("=x", "=x: option must look like key=value"),
     ],
 )
-def test_folder_option_values_checked_first(
-    option: str, message: str, tmp_path: Path, run_cli: RunCli
-) -> None:
+def test_folder_option_values_checked_first(option: str, message: str, tmp_path: Path, run_cli: RunCli) -> None:
     root = tmp_path / "source"
     root.mkdir()  # empty: any message but the option's would come from reading
     line = _refused(run_cli, tmp_path, "folder", root, "--option", option)
@@ -99,8 +97,7 @@ def test_folder_option_values_checked_first(
     "args, message",
     [
         (["vgg_json"], "class_names: source 'vgg_json' needs this option (a list of text)"),
-        (["vgg_json", "--option", "class_names=[bg, x]", "--option", "class_names=[bg, y]"],
-         "class_names: option given twice"),
+        (["vgg_json", "--option", "class_names=[bg, x]", "--option", "class_names=[bg, y]"], "class_names: option given twice"),
         (["duke_mat", "--option", "grader=one"], "grader: must be an integer, got 'one'"),
         (["duke_mat", "--option", "crop=maybe"], "crop: must be true or false, got 'maybe'"),
         (["duke_mat", "--option", "grader=3"], "grader: must be one of 1, 2"),
@@ -138,8 +135,17 @@ def test_masks_that_are_not_class_ids(mask: np.ndarray, found: str, tmp_path: Pa
 def test_declared_mapping_converts_the_same_masks(tmp_path: Path, run_cli: RunCli) -> None:
     mask = np.tile(np.array([0, 128, 255], np.uint8), (8, 3))[:, :8]
     root = _folder_source(tmp_path / "source", mask)
-    code, _, stderr = run_cli("convert", "folder", root, "--out", tmp_path / "out", "--option",
-                              "value_to_class={0: 0, 128: 1, 255: 2}", "--option", "class_names=[bg, rim, core]")
+    code, _, stderr = run_cli(
+        "convert",
+        "folder",
+        root,
+        "--out",
+        tmp_path / "out",
+        "--option",
+        "value_to_class={0: 0, 128: 1, 255: 2}",
+        "--option",
+        "class_names=[bg, rim, core]",
+    )
     assert code == 0, stderr
     converted = read_dataset(tmp_path / "out")
     assert converted.class_names == ["bg", "rim", "core"]
@@ -153,23 +159,30 @@ def test_declared_mapping_converts_the_same_masks(tmp_path: Path, run_cli: RunCl
     "entries, message",
     [
         ({}, "v.json: lists no images (an empty export)"),
-        (_polygon_entry([20, 30, 30], [0, 0, 5], {"label": "x"}),
-         "v.json: image 's.png', region 0 ('x'): covers no pixel of the 8 x 6 image"),
-        (_polygon_entry([-9, -1, -5], [-9, -9, -1], {"label": "x"}),
-         "v.json: image 's.png', region 0 ('x'): covers no pixel of the 8 x 6 image"),
+        (
+            _polygon_entry([20, 30, 30], [0, 0, 5], {"label": "x"}),
+            "v.json: image 's.png', region 0 ('x'): covers no pixel of the 8 x 6 image",
+        ),
+        (
+            _polygon_entry([-9, -1, -5], [-9, -9, -1], {"label": "x"}),
+            "v.json: image 's.png', region 0 ('x'): covers no pixel of the 8 x 6 image",
+        ),
         (_polygon_entry([0, 5, 5], [0, 0, 5], {}), "v.json: image 's.png', region 0: has no class name"),
-        (_polygon_entry([0, 5, 5], [0, 0, 5], {"grader": "A"}),
-         "v.json: image 's.png', region 0: no region attribute 'label' (has ['grader'])"),
+        (
+            _polygon_entry([0, 5, 5], [0, 0, 5], {"grader": "A"}),
+            "v.json: image 's.png', region 0: no region attribute 'label' (has ['grader'])",
+        ),
         (_polygon_entry([0, 2**64, 5], [0, 0, 5], {"label": "x"}), "v.json: image 's.png', region 0: polygon needs numeric"),
-        (_polygon_entry([0, 5, 5], [0, 0, 5], {"label": "y"}),
-         "v.json: image 's.png', region 0: class 'y' is not in class_names ['bg', 'x']"),
+        (
+            _polygon_entry([0, 5, 5], [0, 0, 5], {"label": "y"}),
+            "v.json: image 's.png', region 0: class 'y' is not in class_names ['bg', 'x']",
+        ),
     ],
     ids=["empty", "outside-right", "outside-above", "no-attributes", "no-label", "huge-integer", "unknown-class"],
 )
 def test_vgg_exports_refused(entries: dict, message: str, tmp_path: Path, run_cli: RunCli) -> None:
     json_path = _vgg_source(tmp_path / "source", entries)
-    line = _refused(run_cli, tmp_path, "vgg_json", json_path, "--option", "class_names=[bg, x]",
-                    "--option", "attribute=label")
+    line = _refused(run_cli, tmp_path, "vgg_json", json_path, "--option", "class_names=[bg, x]", "--option", "attribute=label")
     assert line.startswith(f"{json_path.parent}/{message}"), line
 
 
@@ -218,8 +231,12 @@ def test_real_octid_entries_convert(tmp_path: Path, run_cli: RunCli) -> None:
         pytest.skip("dataset 'octid_layers_vgg_json' not found: set RETINASEG_DATA or place it in ../shared/data")
     entries = dict(list(json.loads((root / "labels_vgg.json").read_text()).items())[:3])
     (tmp_path / "three.json").write_text(json.dumps(entries))
-    options = {"class_names": ["background", "NFL", "GCL+IPL", "INL", "OPL", "ONL", "EZ", "RPE", "CHR"],
-               "attribute": "label", "modality": "oct", "images_dir": str(root / "images")}
+    options = {
+        "class_names": ["background", "NFL", "GCL+IPL", "INL", "OPL", "ONL", "EZ", "RPE", "CHR"],
+        "attribute": "label",
+        "modality": "oct",
+        "images_dir": str(root / "images"),
+    }
     args = [part for key, value in options.items() for part in ("--option", f"{key}={json.dumps(value)}")]
     code, stdout, stderr = run_cli("convert", "vgg_json", tmp_path / "three.json", "--out", tmp_path / "out", *args)
     assert code == 0, stderr

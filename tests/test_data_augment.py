@@ -8,7 +8,7 @@ import pytest
 from retinaseg.data.augment import AugmentConfig, build_augmentation
 from retinaseg.errors import InputError
 
-ALL_OFF = dict(hflip=False, vflip=False, rotate_deg=0, scale=0, translate=0, brightness=0, contrast=0)
+ALL_OFF = {"hflip": False, "vflip": False, "rotate_deg": 0, "scale": 0, "translate": 0, "brightness": 0, "contrast": 0}
 GEOMETRIC = dict(ALL_OFF, hflip=True, vflip=True, rotate_deg=30, scale=0.2, translate=0.1, elastic=True, p=1.0)
 
 
@@ -22,7 +22,7 @@ def _blocky(seed: int = 0, shape=(128, 160), block=32):
     return image, label, fov
 
 
-@pytest.mark.parametrize("cfg", [None, ALL_OFF, AugmentConfig(**ALL_OFF), dict(p=0.0)])
+@pytest.mark.parametrize("cfg", [None, ALL_OFF, AugmentConfig(**ALL_OFF), {"p": 0.0}])
 def test_no_transform_is_identity(cfg):
     image, label, fov = _blocky()
     augment = build_augmentation(cfg, seed=0)

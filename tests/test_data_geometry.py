@@ -199,9 +199,7 @@ def test_random_crop_foreground_bias_hits_rare_pixels():
     # Outside the FOV the pixel does not count, so sampling falls back to uniform.
     fov = np.ones((200, 200), bool)
     fov[150, 30] = False
-    hits = sum(
-        random_crop(image, label, fov, 32, np.random.default_rng(s), foreground_prob=1.0)[1].sum() for s in range(10)
-    )
+    hits = sum(random_crop(image, label, fov, 32, np.random.default_rng(s), foreground_prob=1.0)[1].sum() for s in range(10))
     assert hits < 10
 
 

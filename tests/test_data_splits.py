@@ -11,11 +11,7 @@ from retinaseg.types import Sample, SampleSet
 
 
 def _set(subjects=("s1", "s2", "s3", "s4", "s5", "s6"), per_subject=2, reverse=False) -> SampleSet:
-    samples = [
-        Sample(id=f"{s}_{i}", subject=s, image=np.zeros((2, 2), np.uint8))
-        for s in subjects
-        for i in range(per_subject)
-    ]
+    samples = [Sample(id=f"{s}_{i}", subject=s, image=np.zeros((2, 2), np.uint8)) for s in subjects for i in range(per_subject)]
     return SampleSet(samples=samples[::-1] if reverse else samples, class_names=["bg", "fg"])
 
 
@@ -66,7 +62,7 @@ def test_random_split_counts_disjoint_and_complete():
     sizes = [len(splits[name].subjects()) for name in ("train", "val", "test")]
     assert sizes == [4, 1, 1]  # 4.2, 0.9, 0.9 by largest remainder
     check_disjoint(splits)
-    assert sorted(sum((splits[n].subjects() for n in splits), [])) == ["s1", "s2", "s3", "s4", "s5", "s6"]
+    assert sorted(subject for name in splits for subject in splits[name].subjects()) == ["s1", "s2", "s3", "s4", "s5", "s6"]
 
 
 def test_random_split_is_deterministic_and_order_independent():

@@ -13,7 +13,6 @@ import tifffile
 import torch
 import yaml
 
-from conftest import file_contents
 from retinaseg.conventions import DUKE_CLASS_NAMES
 from retinaseg.data.phantom import make_phantom_set
 from retinaseg.errors import InputError
@@ -26,6 +25,8 @@ from retinaseg.models.trained import WEIGHTS_FORMAT
 from retinaseg.predict import predict_files
 from retinaseg.training.config import load_config
 from retinaseg.training.train import train
+
+from conftest import file_contents
 
 SPLIT = {"train": ["phantom_01", "phantom_02"], "val": ["phantom_03"], "test": ["phantom_04"]}
 BOUNDARY_CLASSES = [1, 2, 3, 4, 5, 6, 7, 8]
@@ -279,7 +280,9 @@ def test_weight_files_of_the_first_format_still_load(trained: dict, tmp_path: Pa
     checkpoint = torch.load(trained["checkpoint"], weights_only=True)
     state_dict = {key: value.half() if value.is_floating_point() else value for key, value in checkpoint["state_dict"].items()}
     old = tmp_path / "old.pt"
-    torch.save({"format": "retinaseg-weights-1", "hyper_parameters": checkpoint["hyper_parameters"], "state_dict": state_dict}, old)
+    torch.save(
+        {"format": "retinaseg-weights-1", "hyper_parameters": checkpoint["hyper_parameters"], "state_dict": state_dict}, old
+    )
     image = torch.rand(1, 1, 272, 64)
     current = load_model(export_weights(trained["checkpoint"], tmp_path / "current.pt"), "cpu")
     assert torch.equal(load_model(old, "cpu").predict(image), current.predict(image))

@@ -17,15 +17,22 @@ from retinaseg.types import Sample, SampleSet
 
 
 def _set(*samples: Sample, classes: int = 3) -> SampleSet:
-    return SampleSet(samples=list(samples), class_names=[f"c{k}" for k in range(classes)],
-                     task="multiclass", modality="oct", name="toy")
+    return SampleSet(
+        samples=list(samples), class_names=[f"c{k}" for k in range(classes)], task="multiclass", modality="oct", name="toy"
+    )
 
 
 def _toy() -> SampleSet:
-    grey = Sample("g8", "s1", np.array([[0, 9], [200, 255]], np.uint8), np.array([[0, 1], [2, 0]], np.uint8),
-                  fov=np.array([[True, False], [True, True]]), spacing_um=(3.87, None), source="/data/g8.png")
-    deep = Sample("g16", "s1", np.array([[0, 65535], [3, 4000]], np.uint16), np.zeros((2, 2), np.uint8),
-                  spacing_um=(3.87, 11.5))
+    grey = Sample(
+        "g8",
+        "s1",
+        np.array([[0, 9], [200, 255]], np.uint8),
+        np.array([[0, 1], [2, 0]], np.uint8),
+        fov=np.array([[True, False], [True, True]]),
+        spacing_um=(3.87, None),
+        source="/data/g8.png",
+    )
+    deep = Sample("g16", "s1", np.array([[0, 65535], [3, 4000]], np.uint16), np.zeros((2, 2), np.uint8), spacing_um=(3.87, 11.5))
     rgb = Sample("rgb-1.x", "s2", np.arange(12, dtype=np.uint8).reshape(2, 2, 3), None)
     floats = Sample("f", "s3", np.array([[0.0, 0.5], [1.0, 0.25]], np.float32), np.ones((2, 2), np.uint8))
     return _set(grey, deep, rgb, floats)
@@ -37,8 +44,13 @@ def test_round_trip(tmp_path: Path) -> None:
     manifest = json.loads((out / "dataset.json").read_text())
     assert manifest["format"] == "retinaseg-dataset" and manifest["version"] == 1
     assert manifest["samples"][0] == {
-        "id": "g8", "subject": "s1", "image": "images/g8.png", "label": "labels/g8.png", "fov": "fov/g8.png",
-        "spacing_um": [3.87, None], "source": "/data/g8.png",
+        "id": "g8",
+        "subject": "s1",
+        "image": "images/g8.png",
+        "label": "labels/g8.png",
+        "fov": "fov/g8.png",
+        "spacing_um": [3.87, None],
+        "source": "/data/g8.png",
     }
     assert manifest["samples"][2]["label"] is None
 

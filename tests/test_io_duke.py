@@ -121,9 +121,7 @@ def _npy_header_only(path: Path, shape: tuple[int, ...], dtype: str = "|u1", dat
     ],
     ids=["1e10-pixels", "1e10-elements", "truncated", "pickled-objects"],
 )
-def test_npy_header_checked_before_loading(
-    tmp_path: Path, shape: tuple[int, ...], dtype: str, data: bytes, message: str
-) -> None:
+def test_npy_header_checked_before_loading(tmp_path: Path, shape: tuple[int, ...], dtype: str, data: bytes, message: str) -> None:
     _layout(tmp_path, np.zeros((4, 3), np.uint8), np.zeros((4, 3), np.uint8))
     image = tmp_path / "DukeData" / "train" / "images" / "Subject_01_00.npy"
     _npy_header_only(image, shape, dtype, data)
@@ -270,6 +268,6 @@ def test_mat_sizes_checked_from_variable_headers(tmp_path: Path, variable: str, 
     dims = struct.pack("<iiii", 5, 12, HEIGHT, WIDTH) + struct.pack("<i", NUM_BSCANS)
     start = data.index(dims, data.index(variable.encode()) - 64)
     patched = struct.pack("<iiii", 5, 12, *declared[:2]) + struct.pack("<i", declared[2])
-    path.write_bytes(data[:start] + patched + data[start + len(dims):])
+    path.write_bytes(data[:start] + patched + data[start + len(dims) :])
     with pytest.raises(InputError, match=rf"^{path} \('{variable}'\): OCT volume declares"):
         load_duke_mat(path)

@@ -147,8 +147,14 @@ def test_folder_multiclass_mapping_and_fov(tmp_path: Path) -> None:
     np.testing.assert_array_equal(mapped.samples[0].label[0], [0, 1, 2])
     (tmp_path / "fov").mkdir()
     Image.fromarray(np.pad(np.full((2, 1), 255, np.uint8), 1)).save(tmp_path / "fov" / "a.png")
-    with_fov = load_image_mask_folder(images, masks, mask_suffix="_gt", fov_dir=tmp_path / "fov",
-                                      value_to_class={0: 0, 10: 1, 20: 2}, class_names=["bg", "x", "y"])
+    with_fov = load_image_mask_folder(
+        images,
+        masks,
+        mask_suffix="_gt",
+        fov_dir=tmp_path / "fov",
+        value_to_class={0: 0, 10: 1, 20: 2},
+        class_names=["bg", "x", "y"],
+    )
     assert with_fov.samples[0].fov.sum() == 2 and with_fov.class_names == ["bg", "x", "y"]
 
 
@@ -157,8 +163,7 @@ def test_folder_bad_inputs(tmp_path: Path, chase_root: Path) -> None:
     with pytest.raises(InputError, match=r"a_gt.png: mask values \[0, 1, 3\] are not class ids 0..1"):
         load_image_mask_folder(images, masks, mask_suffix="_gt", class_names=["bg", "vessel"])
     with pytest.raises(InputError, match="a.png: file name does not match subject_pattern"):
-        load_image_mask_folder(images, masks, mask_suffix="_gt", subject_pattern=r"^p(\d+)",
-                               class_names=["bg", "x", "y", "z"])
+        load_image_mask_folder(images, masks, mask_suffix="_gt", subject_pattern=r"^p(\d+)", class_names=["bg", "x", "y", "z"])
 
     Image.fromarray(np.zeros((5, 3), np.uint8)).save(masks / "a_gt.png")
     with pytest.raises(InputError, match=r"a_gt.png: mask size 3x5 differs"):
@@ -181,8 +186,7 @@ def test_folder_mask_values_without_declared_classes_refused(tmp_path: Path, val
     with pytest.raises(InputError, match=r"a_gt.png: mask values \[\d+, .*\] are not class ids 0..1 .*value_to_class"):
         load_image_mask_folder(images, masks, mask_suffix="_gt")
     mapping = {int(v): 1 + (int(v) > 128) for v in np.unique(values)} | {0: 0}
-    mapped = load_image_mask_folder(images, masks, mask_suffix="_gt", value_to_class=mapping,
-                                    class_names=["bg", "low", "high"])
+    mapped = load_image_mask_folder(images, masks, mask_suffix="_gt", value_to_class=mapping, class_names=["bg", "low", "high"])
     assert mapped.samples[0].label.max() == 2 and mapped.class_names == ["bg", "low", "high"]
 
 

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BSCAN0, GENUINE, HOSTILE, PIXEL0, patch_bytes
 
 from retinaseg.errors import InputError
 from retinaseg.io.heidelberg import read_vol
 from retinaseg.io.oct_files import read_oct
 from retinaseg.volume import DEVICE_LINES_OUTSIDE_KEY, BScanGeometry, OctVolume
+
+from conftest import BSCAN0, GENUINE, HOSTILE, PIXEL0, patch_bytes
 
 # --- genuine Spectralis exports (values from the data set's SOURCE.md) -----------------------
 
@@ -140,12 +141,16 @@ def test_duke_display_reproduces_npy_bscans(duke_volumes_root: Path, duke_npy_ro
 # --- domain object on hand-made values -------------------------------------------------------
 
 
-def _volume(geometry: list[BScanGeometry], width: int = 4, laterality: str = "OD", pattern: int = 3,
-            scale_x_mm: float = 0.01) -> OctVolume:
+def _volume(
+    geometry: list[BScanGeometry], width: int = 4, laterality: str = "OD", pattern: int = 3, scale_x_mm: float = 0.01
+) -> OctVolume:
     return OctVolume(
         reflectance=np.zeros((len(geometry), 2, width), np.float32),
-        scale_x_mm=scale_x_mm, scale_z_mm=0.004, bscan_geometry=geometry,
-        scan_pattern=pattern, laterality=laterality,  # type: ignore[arg-type]
+        scale_x_mm=scale_x_mm,
+        scale_z_mm=0.004,
+        bscan_geometry=geometry,
+        scan_pattern=pattern,
+        laterality=laterality,  # type: ignore[arg-type]
     )
 
 
@@ -171,10 +176,8 @@ def test_circle_positions_run_tsnit_for_both_eyes() -> None:
     # OD: disc right of the fovea, start temporal = left of the centre; OS mirrored. Radius 0.1 mm
     # with 4 A-scans of 2 pi 0.1 / 4 mm: the circumference matches the A-scans.
     pitch = 2 * np.pi * 0.1 / 4
-    od = _volume([BScanGeometry((4.9, 5.0), (5.0, 5.0), 1.0, (5.0, 5.0), 0.1)], laterality="OD", pattern=2,
-                 scale_x_mm=pitch)
-    os_ = _volume([BScanGeometry((5.1, 5.0), (5.0, 5.0), 1.0, (5.0, 5.0), 0.1)], laterality="OS", pattern=2,
-                  scale_x_mm=pitch)
+    od = _volume([BScanGeometry((4.9, 5.0), (5.0, 5.0), 1.0, (5.0, 5.0), 0.1)], laterality="OD", pattern=2, scale_x_mm=pitch)
+    os_ = _volume([BScanGeometry((5.1, 5.0), (5.0, 5.0), 1.0, (5.0, 5.0), 0.1)], laterality="OS", pattern=2, scale_x_mm=pitch)
     # temporal, superior (smaller y on the SLO), nasal, inferior
     expected_od = [[4.9, 5], [5, 4.9], [5.1, 5], [5, 5.1]]
     np.testing.assert_allclose(od.ascan_positions_mm()[0], expected_od, atol=1e-12)
@@ -188,12 +191,12 @@ def test_volume_rejects_inconsistent_parts() -> None:
     with pytest.raises(ValueError, match="1 B-scan geometries for 2 B-scans"):
         OctVolume(np.zeros((2, 2, 4), np.float32), 0.01, 0.004, [line], 1, "OD")
     with pytest.raises(ValueError, match="ILM"):
-        OctVolume(np.zeros((1, 2, 4), np.float32), 0.01, 0.004, [line], 1, "OD",
-                  device_layers={"ILM": np.zeros((1, 3), np.float32)})
+        OctVolume(
+            np.zeros((1, 2, 4), np.float32), 0.01, 0.004, [line], 1, "OD", device_layers={"ILM": np.zeros((1, 3), np.float32)}
+        )
 
 
 # --- hostile files ---------------------------------------------------------------------------
-
 
 
 @pytest.fixture
@@ -249,8 +252,8 @@ def test_invalid_marker_becomes_nan(genuine_bytes: bytes, tmp_path: Path) -> Non
 
 def test_file_without_slo_and_unreadable_dates(genuine_bytes: bytes, tmp_path: Path) -> None:
     header = bytearray(genuine_bytes[:2048])
-    struct.pack_into("<2i", header, 48, 0, 0)        # SizeXSlo, SizeYSlo
-    struct.pack_into("<Q", header, 88, 2**64 - 1)    # ExamTime beyond any date
+    struct.pack_into("<2i", header, 48, 0, 0)  # SizeXSlo, SizeYSlo
+    struct.pack_into("<Q", header, 88, 2**64 - 1)  # ExamTime beyond any date
     struct.pack_into("<d", header, 200, float("nan"))  # VisitDate
     path = tmp_path / "no_slo.vol"
     path.write_bytes(bytes(header) + genuine_bytes[BSCAN0:])
@@ -372,9 +375,7 @@ def test_implausible_scales_are_refused_before_any_pixel(tmp_path: Path, header:
 
 @pytest.mark.parametrize("pattern", [6, 10, -1, 2**31 - 1])
 def test_unknown_scan_patterns_are_refused(tmp_path: Path, pattern: int) -> None:
-    assert f"unknown scan pattern {pattern}; known codes: 0 unknown, 1 line, 2 circle" in _refused(
-        tmp_path, pattern=pattern
-    )
+    assert f"unknown scan pattern {pattern}; known codes: 0 unknown, 1 line, 2 circle" in _refused(tmp_path, pattern=pattern)
 
 
 def test_circle_geometry_must_match_the_ascans(tmp_path: Path) -> None:
@@ -385,12 +386,12 @@ def test_circle_geometry_must_match_the_ascans(tmp_path: Path) -> None:
     )
     # a true circle with twice the stored pitch, and one with a tenth of it
     for scale_x in (2 * PITCH_MM, PITCH_MM / 10):
-        text = _refused(tmp_path, n=1, width=64, pattern=2, distance=0.0, scale_x=scale_x,
-                        points=_circle_points(64, PITCH_MM))
+        text = _refused(tmp_path, n=1, width=64, pattern=2, distance=0.0, scale_x=scale_x, points=_circle_points(64, PITCH_MM))
         assert "not a circle scan, or a wrong A-scan pitch" in text
     # start point on the centre
-    assert "zero or non-finite radius" in _refused(tmp_path, n=1, pattern=2, distance=0.0,
-                                                   points=np.array([[4.0, 4.0, 4.0, 4.0]]))
+    assert "zero or non-finite radius" in _refused(
+        tmp_path, n=1, pattern=2, distance=0.0, points=np.array([[4.0, 4.0, 4.0, 4.0]])
+    )
 
 
 @pytest.mark.parametrize(
@@ -402,9 +403,7 @@ def test_circle_geometry_must_match_the_ascans(tmp_path: Path) -> None:
         (np.array([[1.0, 2.0, 1.2, float("inf")]]), "positions are not finite"),
     ],
 )
-def test_positions_outside_a_fundus_field_are_refused_before_any_pixel(
-    tmp_path: Path, points: np.ndarray, message: str
-) -> None:
+def test_positions_outside_a_fundus_field_are_refused_before_any_pixel(tmp_path: Path, points: np.ndarray, message: str) -> None:
     assert message in _refused(tmp_path, n=1, distance=0.0, points=points, pixels=np.full((1, 8, 16), np.nan))
 
 
@@ -421,8 +420,7 @@ def test_device_lines_outside_the_bscan_become_nan_and_are_counted(tmp_path: Pat
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [(0.0, "every valid pixel is 0 (black)"), (1.0, "every valid pixel is 1 (saturated)"),
-     (FLT_MAX, "holds no valid pixel")],
+    [(0.0, "every valid pixel is 0 (black)"), (1.0, "every valid pixel is 1 (saturated)"), (FLT_MAX, "holds no valid pixel")],
 )
 def test_volumes_without_signal_are_refused(tmp_path: Path, value: float, message: str) -> None:
     pixels = np.full((3, 8, 16), value)

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from conftest import bomb_png, png_chunk
 from PIL import Image
 
 from retinaseg.errors import InputError
@@ -22,6 +21,8 @@ from retinaseg.io.images import (
     read_label_image,
     write_image_atomic,
 )
+
+from conftest import bomb_png, png_chunk
 
 
 def _png_16bit_rgb(path: Path, height: int = 2, width: int = 2) -> None:
@@ -190,9 +191,7 @@ def test_broken_files_raise_input_error_naming_the_file(tmp_path: Path, chase_ro
     ],
     ids=["png-1e10", "png-144M", "png-81M", "png-strip", "tiff-1e10", "tiff-strip"],
 )
-def test_oversized_declared_image_refused_before_decoding(
-    tmp_path: Path, make, height: int, width: int
-) -> None:
+def test_oversized_declared_image_refused_before_decoding(tmp_path: Path, make, height: int, width: int) -> None:
     suffix = ".png" if make is bomb_png else ".tif"
     path = make(tmp_path / f"bomb{suffix}", height, width)
     with warnings.catch_warnings():
@@ -216,8 +215,13 @@ def test_non_regular_files_refused_without_opening(tmp_path: Path, make: str) ->
 
 def test_tiff_stack_refused_from_its_header(tmp_path: Path) -> None:
     tifffile.imwrite(tmp_path / "pages.tif", np.zeros((2, 3, 4), np.uint8), photometric="minisblack")
-    tifffile.imwrite(tmp_path / "samples.tif", np.zeros((3, 4, 6), np.uint8), planarconfig="contig",
-                     photometric="minisblack", extrasamples=[0] * 5)
+    tifffile.imwrite(
+        tmp_path / "samples.tif",
+        np.zeros((3, 4, 6), np.uint8),
+        planarconfig="contig",
+        photometric="minisblack",
+        extrasamples=[0] * 5,
+    )
     for name in ("pages.tif", "samples.tif"):
         with pytest.raises(InputError, match=rf"{name}: expected one 2-D grey or RGB image"):
             image_size(tmp_path / name)
@@ -291,10 +295,8 @@ def test_two_values_are_binary_only_for_two_classes(tmp_path: Path) -> None:
 
 
 def test_binary_mask(tmp_path: Path) -> None:
-    np.testing.assert_array_equal(read_binary_mask(_save(tmp_path / "a.png", np.array([[0, 255]], np.uint8))),
-                                  [[False, True]])
-    np.testing.assert_array_equal(read_binary_mask(_save(tmp_path / "b.png", np.array([[1, 0]], np.uint8))),
-                                  [[True, False]])
+    np.testing.assert_array_equal(read_binary_mask(_save(tmp_path / "a.png", np.array([[0, 255]], np.uint8))), [[False, True]])
+    np.testing.assert_array_equal(read_binary_mask(_save(tmp_path / "b.png", np.array([[1, 0]], np.uint8))), [[True, False]])
     grey = _save(tmp_path / "g.png", np.array([[0, 128]], np.uint8))
     with pytest.raises(InputError, match=r"g.png: binary mask holds values \[0, 128\]"):
         read_binary_mask(grey)

@@ -23,7 +23,6 @@ import eyepy
 import numpy as np
 import pytest
 import tifffile
-from conftest import assert_same_volume
 from PIL import Image
 
 from retinaseg.errors import InputError
@@ -37,6 +36,8 @@ from retinaseg.io.eyepy_bridge import (
 from retinaseg.io.heidelberg import read_vol
 from retinaseg.io.oct_files import read_oct
 from retinaseg.volume import BScanGeometry, OctVolume
+
+from conftest import assert_same_volume
 
 CIRCLE_VOL = "mu-biomed_retimat/data/onh.vol"
 FOLDER_OPTIONS = {"scale_x_mm": 0.01, "scale_z_mm": 0.004, "bscan_spacing_mm": 0.25, "laterality": "OS"}
@@ -99,8 +100,9 @@ def test_eye_round_trip_circle_scan(spectralis_vol_root: Path, tmp_path: Path) -
     assert volume.bscan_geometry[0].shift_ascans != 0
     back = read_oct(write_eye(volume, {"ILM": volume.device_layers["ILM"]}, tmp_path / "onh.eye"))
     assert back.scan_pattern == 2 and back.bscan_geometry[0].is_circle
-    assert_same_volume(back, OctVolume(**{**volume.__dict__, "device_layers": {"ILM": volume.device_layers["ILM"]}}),
-                       metadata=False)
+    assert_same_volume(
+        back, OctVolume(**{**volume.__dict__, "device_layers": {"ILM": volume.device_layers["ILM"]}}), metadata=False
+    )
     np.testing.assert_allclose(back.ascan_positions_mm(), volume.ascan_positions_mm(), rtol=0, atol=1e-12)
 
 
@@ -145,7 +147,11 @@ def test_bscan_folder_geometry_and_exact_display(tmp_path: Path) -> None:
     np.testing.assert_array_equal(volume.display_bscans(), images)
     np.testing.assert_allclose(volume.reflectance, (images / 255.0) ** 4, rtol=1e-6)
     assert (volume.laterality, volume.scan_pattern, volume.slo, volume.scale_x_mm, volume.scale_z_mm) == (
-        "OS", 3, None, 0.01, 0.004
+        "OS",
+        3,
+        None,
+        0.01,
+        0.004,
     )
     # raster of horizontal lines, first image at the top
     assert [g.start_xy_mm for g in volume.bscan_geometry] == [(0.0, 0.0), (0.0, 0.25), (0.0, 0.5)]
@@ -184,8 +190,12 @@ def test_bscan_folder_needs_every_option(tmp_path: Path, missing: str) -> None:
 
 @pytest.mark.parametrize(
     ("option", "value", "message"),
-    [("scale_x_mm", 11.5, "micrometres"), ("bscan_spacing_mm", 0.0, r"not in \(0"),
-     ("scale_z_mm", float("nan"), "not in"), ("laterality", "right", "'OD'")],
+    [
+        ("scale_x_mm", 11.5, "micrometres"),
+        ("bscan_spacing_mm", 0.0, r"not in \(0"),
+        ("scale_z_mm", float("nan"), "not in"),
+        ("laterality", "right", "'OD'"),
+    ],
 )
 def test_bscan_folder_bad_options(tmp_path: Path, option: str, value: object, message: str) -> None:
     _write_pngs(tmp_path / "scan", _bscans_8bit(1))
@@ -225,9 +235,11 @@ def test_bscan_folder_eye_round_trip_drops_blank_localizer(tmp_path: Path) -> No
 
 
 def _xml_image(kind: str, name: str, context: str, extra: str = "") -> str:
-    return (f"<Image><ImageType><Type>{kind}</Type></ImageType>"
-            f"<OphthalmicAcquisitionContext>{context}</OphthalmicAcquisitionContext>"
-            f"<ImageData><ExamURL>file:///C:\\XMLDATA\\{name}</ExamURL></ImageData>{extra}</Image>")
+    return (
+        f"<Image><ImageType><Type>{kind}</Type></ImageType>"
+        f"<OphthalmicAcquisitionContext>{context}</OphthalmicAcquisitionContext>"
+        f"<ImageData><ExamURL>file:///C:\\XMLDATA\\{name}</ExamURL></ImageData>{extra}</Image>"
+    )
 
 
 def _write_heyex_xml(folder: Path, bscans: np.ndarray, lines: dict[str, np.ndarray], laterality: str) -> Path:
@@ -236,8 +248,7 @@ def _write_heyex_xml(folder: Path, bscans: np.ndarray, lines: dict[str, np.ndarr
     _, height, width = bscans.shape
     localizer = np.arange(64 * 48, dtype=np.uint32).reshape(48, 64).astype(np.uint8)
     Image.fromarray(localizer).save(folder / "slo.png")
-    images = [_xml_image("LOCALIZER", "slo.png",
-                         "<Width>64</Width><Height>48</Height><ScaleX>0.1</ScaleX><ScaleY>0.12</ScaleY>")]
+    images = [_xml_image("LOCALIZER", "slo.png", "<Width>64</Width><Height>48</Height><ScaleX>0.1</ScaleX><ScaleY>0.12</ScaleY>")]
     for i, bscan in enumerate(bscans):
         Image.fromarray(bscan).save(folder / f"b{i}.png")
         y = 4.0 - 0.5 * i  # B-scan 0 lowest on the fundus, as Heidelberg stores volumes
@@ -245,16 +256,21 @@ def _write_heyex_xml(folder: Path, bscans: np.ndarray, lines: dict[str, np.ndarr
             f"<SegLine><Name>{name}</Name><Array>{' '.join(f'{v:g}' for v in rows[i])}</Array></SegLine>"
             for name, rows in lines.items()
         )
-        images.append(_xml_image(
-            "OCT", f"b{i}.png",
-            f"<Width>{width}</Width><Height>{height}</Height><ScaleX>0.2</ScaleX><ScaleY>0.0039</ScaleY>"
-            f"<ImageQuality>{25 + i}</ImageQuality>"
-            f"<Start><Coord><X>1.5</X><Y>{y}</Y></Coord></Start><End><Coord><X>4.7</X><Y>{y}</Y></Coord></End>",
-            f"<Segmentation><NumSegmentations>{len(lines)}</NumSegmentations>{segmentation}</Segmentation>",
-        ))
-    xml = ('<?xml version="1.0" encoding="UTF-8"?><HEDX><BODY><SWVersion><Version>5.1</Version></SWVersion>'
-           f"<Patient><Study><Series><Laterality>{laterality}</Laterality>{''.join(images)}"
-           "</Series></Study></Patient></BODY></HEDX>")
+        images.append(
+            _xml_image(
+                "OCT",
+                f"b{i}.png",
+                f"<Width>{width}</Width><Height>{height}</Height><ScaleX>0.2</ScaleX><ScaleY>0.0039</ScaleY>"
+                f"<ImageQuality>{25 + i}</ImageQuality>"
+                f"<Start><Coord><X>1.5</X><Y>{y}</Y></Coord></Start><End><Coord><X>4.7</X><Y>{y}</Y></Coord></End>",
+                f"<Segmentation><NumSegmentations>{len(lines)}</NumSegmentations>{segmentation}</Segmentation>",
+            )
+        )
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?><HEDX><BODY><SWVersion><Version>5.1</Version></SWVersion>'
+        f"<Patient><Study><Series><Laterality>{laterality}</Laterality>{''.join(images)}"
+        "</Series></Study></Patient></BODY></HEDX>"
+    )
     path = folder / "export.xml"
     path.write_text(xml, encoding="utf-8")
     return path
@@ -300,14 +316,15 @@ def test_from_eyepy_e2e_conventions() -> None:
     data = np.full((2, 4, 32), 0.5, np.float32)
     data[0, 0, :3] = 1.999  # empty-region code
     bscan_meta = [
-        eyepy.EyeBscanMeta(start_pos=(-10.0, 5.0 - i), end_pos=(10.0, 5.0 - i), pos_unit="°", scale_y=0.0039,
-                           scan_pattern=3)
+        eyepy.EyeBscanMeta(start_pos=(-10.0, 5.0 - i), end_pos=(10.0, 5.0 - i), pos_unit="°", scale_y=0.0039, scan_pattern=3)
         for i in range(2)
     ]
-    meta = eyepy.EyeVolumeMeta(scale_x=1, scale_y=1, scale_z=1, scale_unit="px", bscan_meta=bscan_meta,
-                               laterality="82", intensity_transform="e2e")
-    localizer = eyepy.EyeEnface(np.zeros((96, 96), np.uint8),
-                                eyepy.EyeEnfaceMeta(scale_x=30 / 96, scale_y=30 / 96, scale_unit="°", laterality="82"))
+    meta = eyepy.EyeVolumeMeta(
+        scale_x=1, scale_y=1, scale_z=1, scale_unit="px", bscan_meta=bscan_meta, laterality="82", intensity_transform="e2e"
+    )
+    localizer = eyepy.EyeEnface(
+        np.zeros((96, 96), np.uint8), eyepy.EyeEnfaceMeta(scale_x=30 / 96, scale_y=30 / 96, scale_unit="°", laterality="82")
+    )
     volume = from_eyepy(eyepy.EyeVolume(data, meta, localizer=localizer), source="scan.e2e")
     assert volume.laterality == "OD" and volume.scan_pattern == 3 and volume.scale_z_mm == 0.0039
     assert volume.scale_x_mm == pytest.approx(20 * E2E_MM_PER_DEG / 32)
@@ -324,17 +341,20 @@ def test_from_eyepy_e2e_conventions() -> None:
 def _bad_inputs(folder: Path) -> list[tuple[Path, str]]:
     rng = np.random.default_rng(1)
     junk = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
-    cases = {"junk.e2e": junk, "junk.xml": junk, "empty.eye": b"", "empty.e2e": b"", "scan.oct": b"x",
-             "junk.vol": junk}
+    cases = {"junk.e2e": junk, "junk.xml": junk, "empty.eye": b"", "empty.e2e": b"", "scan.oct": b"x", "junk.vol": junk}
     for name, content in cases.items():
         (folder / name).write_bytes(content)
     with zipfile.ZipFile(folder / "foreign.eye", "w") as archive:
         archive.writestr("readme.txt", "not an eyepy volume")
     return [
-        (folder / "junk.e2e", "cannot read HEYEX E2E"), (folder / "empty.e2e", "cannot read HEYEX E2E"),
-        (folder / "junk.xml", "cannot read HEYEX XML"), (folder / "empty.eye", "cannot read eyepy"),
-        (folder / "foreign.eye", "cannot read eyepy"), (folder / "scan.oct", "unknown OCT file type"),
-        (folder / "junk.vol", "not a Heidelberg .vol"), (folder / "missing.vol", "not found"),
+        (folder / "junk.e2e", "cannot read HEYEX E2E"),
+        (folder / "empty.e2e", "cannot read HEYEX E2E"),
+        (folder / "junk.xml", "cannot read HEYEX XML"),
+        (folder / "empty.eye", "cannot read eyepy"),
+        (folder / "foreign.eye", "cannot read eyepy"),
+        (folder / "scan.oct", "unknown OCT file type"),
+        (folder / "junk.vol", "not a Heidelberg .vol"),
+        (folder / "missing.vol", "not found"),
     ]
 
 
@@ -367,9 +387,12 @@ def test_geometry_options_are_refused_for_files(duke_volumes_root: Path) -> None
 
 def _tiny_volume(value: float) -> OctVolume:
     return OctVolume(
-        reflectance=np.full((1, 4, 5), value, np.float32), scale_x_mm=0.01, scale_z_mm=0.004,
+        reflectance=np.full((1, 4, 5), value, np.float32),
+        scale_x_mm=0.01,
+        scale_z_mm=0.004,
         bscan_geometry=[BScanGeometry(start_xy_mm=(0.0, 0.0), end_xy_mm=(0.05, 0.0), quality=np.nan)],
-        scan_pattern=1, laterality="OD",
+        scan_pattern=1,
+        laterality="OD",
     )
 
 
@@ -397,12 +420,14 @@ def test_unusable_eyepy_volumes(tmp_path: Path) -> None:
 
 def _png_header(path: Path, height: int, width: int) -> None:
     """A grey PNG whose header declares ``height x width`` pixels but holds one row: decoding it would fail."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">2I5B", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(width + 1)))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(width + 1))) + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize(

@@ -62,12 +62,9 @@ def test_makesense_dict_regions_closed_polygon_and_via2(tmp_path: Path) -> None:
 
 def test_rect_circle_ellipse(tmp_path: Path) -> None:
     regions = [
-        {"shape_attributes": {"name": "rect", "x": 0, "y": 0, "width": 2, "height": 1},
-         "region_attributes": {"label": "retina"}},
-        {"shape_attributes": {"name": "circle", "cx": 5, "cy": 5, "r": 1},
-         "region_attributes": {"label": "fluid"}},
-        {"shape_attributes": {"name": "ellipse", "cx": 1, "cy": 5, "rx": 1, "ry": 0},
-         "region_attributes": {"label": "fluid"}},
+        {"shape_attributes": {"name": "rect", "x": 0, "y": 0, "width": 2, "height": 1}, "region_attributes": {"label": "retina"}},
+        {"shape_attributes": {"name": "circle", "cx": 5, "cy": 5, "r": 1}, "region_attributes": {"label": "fluid"}},
+        {"shape_attributes": {"name": "ellipse", "cx": 1, "cy": 5, "rx": 1, "ry": 0}, "region_attributes": {"label": "fluid"}},
     ]
     mask = vgg_json_to_masks(_export(tmp_path / "c.json", {"s.png": regions}), CLASSES, {"s.png": (7, 7)})["s.png"]
     np.testing.assert_array_equal(mask[:2, :3], [[1, 1, 1], [1, 1, 1]])
@@ -98,26 +95,55 @@ def test_unknown_class_names_file_image_and_name(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "region, message",
     [
-        ({"shape_attributes": {"name": "polyline", "all_points_x": [0, 1], "all_points_y": [0, 1]},
-          "region_attributes": {"label": "retina"}}, "unsupported shape 'polyline'"),
-        ({"shape_attributes": {"name": "point", "cx": 1, "cy": 1}, "region_attributes": {"label": "retina"}},
-         "unsupported shape 'point'"),
+        (
+            {
+                "shape_attributes": {"name": "polyline", "all_points_x": [0, 1], "all_points_y": [0, 1]},
+                "region_attributes": {"label": "retina"},
+            },
+            "unsupported shape 'polyline'",
+        ),
+        (
+            {"shape_attributes": {"name": "point", "cx": 1, "cy": 1}, "region_attributes": {"label": "retina"}},
+            "unsupported shape 'point'",
+        ),
         (_polygon([0, 1], [0, 1], "retina"), "at least 3 points"),
         (_polygon([0, 1, 2], [0, 1], "retina"), "at least 3 points"),
         (_polygon([0, "a", 2], [0, 1, 2], "retina"), "numeric"),
-        ({"shape_attributes": {"name": "ellipse", "cx": 1, "cy": 1, "rx": 1, "ry": 1, "theta": 0.5},
-          "region_attributes": {"label": "retina"}}, "rotated"),
-        ({"shape_attributes": {"name": "polygon", "all_points_x": [0, 1, 1], "all_points_y": [0, 0, 1]},
-          "region_attributes": {}}, "has no class name"),
-        ({"shape_attributes": {"name": "polygon", "all_points_x": [0, 1, 1], "all_points_y": [0, 0, 1]},
-          "region_attributes": "retina"}, "region_attributes must be an object"),
+        (
+            {
+                "shape_attributes": {"name": "ellipse", "cx": 1, "cy": 1, "rx": 1, "ry": 1, "theta": 0.5},
+                "region_attributes": {"label": "retina"},
+            },
+            "rotated",
+        ),
+        (
+            {
+                "shape_attributes": {"name": "polygon", "all_points_x": [0, 1, 1], "all_points_y": [0, 0, 1]},
+                "region_attributes": {},
+            },
+            "has no class name",
+        ),
+        (
+            {
+                "shape_attributes": {"name": "polygon", "all_points_x": [0, 1, 1], "all_points_y": [0, 0, 1]},
+                "region_attributes": "retina",
+            },
+            "region_attributes must be an object",
+        ),
         (_polygon([0, 2**64, 2], [0, 1, 2], "retina"), "numeric"),
         (_polygon([0, float("nan"), 2], [0, 1, 2], "retina"), "numeric"),
         ({"region_attributes": {"label": "retina"}}, "no shape_attributes"),
-        ({"shape_attributes": {"name": "rect", "x": 2, "y": 0, "width": -1, "height": 1},
-          "region_attributes": {"label": "retina"}}, "negative size"),
-        ({"shape_attributes": {"name": "circle", "cx": 1, "cy": 1, "r": -1},
-          "region_attributes": {"label": "retina"}}, "negative radius"),
+        (
+            {
+                "shape_attributes": {"name": "rect", "x": 2, "y": 0, "width": -1, "height": 1},
+                "region_attributes": {"label": "retina"},
+            },
+            "negative size",
+        ),
+        (
+            {"shape_attributes": {"name": "circle", "cx": 1, "cy": 1, "r": -1}, "region_attributes": {"label": "retina"}},
+            "negative radius",
+        ),
     ],
 )
 def test_malformed_regions(tmp_path: Path, region: dict[str, Any], message: str) -> None:
@@ -208,8 +234,7 @@ def test_region_covering_no_pixel_is_named(tmp_path: Path, region: dict[str, Any
 
 def test_region_partly_outside_is_clipped(tmp_path: Path) -> None:
     path = _export(tmp_path / "c.json", {"s.png": [_polygon([-5, 1, 1, -5], [-5, -5, 1, 1], "retina")]})
-    np.testing.assert_array_equal(vgg_json_to_masks(path, CLASSES, {"s.png": (3, 3)})["s.png"],
-                                  [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(vgg_json_to_masks(path, CLASSES, {"s.png": (3, 3)})["s.png"], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
 
 
 @pytest.mark.parametrize(
@@ -241,8 +266,14 @@ def test_real_octid_export() -> None:
     root = find_dataset("octid_layers_vgg_json")
     if root is None:
         pytest.skip("dataset 'octid_layers_vgg_json' not found: set RETINASEG_DATA or place it in ../shared/data")
-    samples = load_source("vgg_json", root / "labels_vgg.json", images_dir=str(root / "images"),
-                          class_names=OCTID_CLASSES, attribute="label", modality="oct")
+    samples = load_source(
+        "vgg_json",
+        root / "labels_vgg.json",
+        images_dir=str(root / "images"),
+        class_names=OCTID_CLASSES,
+        attribute="label",
+        modality="oct",
+    )
     assert len(samples) == 100 and len(samples.subjects()) == 100  # SOURCE.md: no subject ids
     assert samples.class_names == OCTID_CLASSES and samples.task == "multiclass"
     for sample in samples.samples:
@@ -265,9 +296,11 @@ def test_refusals_and_masks_match_drawing_each_region_on_the_whole_image(tmp_pat
         if kind == 0:
             region = _polygon((x + rng.uniform(-6, 6, 4)).tolist(), (y + rng.uniform(-6, 6, 4)).tolist(), label)
         else:
-            shape = [{"name": "rect", "x": x, "y": y, "width": rng.uniform(0, 5), "height": rng.uniform(0, 5)},
-                     {"name": "circle", "cx": x, "cy": y, "r": rng.uniform(0, 3)},
-                     {"name": "ellipse", "cx": x, "cy": y, "rx": rng.uniform(0, 3), "ry": rng.uniform(0, 3)}][kind - 1]
+            shape = [
+                {"name": "rect", "x": x, "y": y, "width": rng.uniform(0, 5), "height": rng.uniform(0, 5)},
+                {"name": "circle", "cx": x, "cy": y, "r": rng.uniform(0, 3)},
+                {"name": "ellipse", "cx": x, "cy": y, "rx": rng.uniform(0, 3), "ry": rng.uniform(0, 3)},
+            ][kind - 1]
             region = {"shape_attributes": shape, "region_attributes": {"label": label}}
         regions.append(region)
 
@@ -293,7 +326,12 @@ def test_refusals_and_masks_match_drawing_each_region_on_the_whole_image(tmp_pat
     assert 0 < len(covering) < len(regions)  # both kinds occur
     expected = Image.new("L", (width, height), 0)
     for region in covering:
-        _draw_region(ImageDraw.Draw(expected), region["shape_attributes"],
-                     CLASSES.index(region["region_attributes"]["label"]), "", tmp_path)
+        _draw_region(
+            ImageDraw.Draw(expected),
+            region["shape_attributes"],
+            CLASSES.index(region["region_attributes"]["label"]),
+            "",
+            tmp_path,
+        )
     masks = vgg_json_to_masks(_export(tmp_path / "all.json", {"s.png": covering}), CLASSES, {"s.png": (height, width)})
     np.testing.assert_array_equal(masks["s.png"], np.asarray(expected))

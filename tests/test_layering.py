@@ -31,7 +31,14 @@ PACKAGE_LAYERS = {
 }
 """Layer of each subpackage; the top-level modules (cli, analyze, demo, evaluate, ...) form the top layer."""
 
-SHARED_MODULES = ("retinaseg", "retinaseg.conventions", "retinaseg.errors", "retinaseg.numeric", "retinaseg.types", "retinaseg.volume")
+SHARED_MODULES = (
+    "retinaseg",
+    "retinaseg.conventions",
+    "retinaseg.errors",
+    "retinaseg.numeric",
+    "retinaseg.types",
+    "retinaseg.volume",
+)
 """Top-level modules of the bottom layer: the vocabulary every layer speaks."""
 
 TOP_LAYER = max(PACKAGE_LAYERS.values()) + 1
@@ -93,7 +100,9 @@ def layering_violations() -> list[str]:
         for line, imported in imported_modules(path):
             imported_layer, imported_group = group_of(imported)
             if imported_group != group and imported_layer >= layer:
-                violations.append(f"{path.relative_to(SRC.parent)}:{line}: {importer} ({group}) imports {imported} ({imported_group})")
+                violations.append(
+                    f"{path.relative_to(SRC.parent)}:{line}: {importer} ({group}) imports {imported} ({imported_group})"
+                )
     return violations
 
 

@@ -33,7 +33,10 @@ def _crafted(path: Path, marker: Path) -> Path:
     if path.suffix == ".pt":
         payload = {"format": WEIGHTS_FORMAT, "metadata": _CreatesAFile(marker), "state_dict": {"w": torch.zeros(1)}}
     else:
-        payload = {"hyper_parameters": {"config": _CreatesAFile(marker), "class_names": ["a", "b"]}, "state_dict": {"w": torch.zeros(1)}}
+        payload = {
+            "hyper_parameters": {"config": _CreatesAFile(marker), "class_names": ["a", "b"]},
+            "state_dict": {"w": torch.zeros(1)},
+        }
     torch.save(payload, path)
     return path
 
@@ -66,8 +69,22 @@ def image(tmp_path: Path) -> Path:
     [
         lambda evil, image, out: ["predict", "--model", evil, image, "--out", out],
         lambda evil, image, out: ["evaluate", "--checkpoint", evil, "--out", out],
-        lambda evil, image, out: ["analyze", image.parent, "--model", evil, "--out", out, "--scale-x-mm", "0.01",
-                                  "--scale-z-mm", "0.004", "--bscan-spacing-mm", "0.1", "--laterality", "OD"],
+        lambda evil, image, out: [
+            "analyze",
+            image.parent,
+            "--model",
+            evil,
+            "--out",
+            out,
+            "--scale-x-mm",
+            "0.01",
+            "--scale-z-mm",
+            "0.004",
+            "--bscan-spacing-mm",
+            "0.1",
+            "--laterality",
+            "OD",
+        ],
         lambda evil, image, out: ["export-model", evil, out / "exported.pt"],
     ],
     ids=["predict", "evaluate", "analyze", "export-model"],

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import file_contents
 from retinaseg.errors import InputError
 from retinaseg.io.images import write_image_atomic
 from retinaseg.io.output import MARKER_NAME, check_output_dir, check_output_file, remove_stale_staging, staged_output_dir
+
+from conftest import file_contents
 
 RunCli = Callable[..., tuple[int, str, str]]
 FOLDER_OPTIONS = ["--scale-x-mm", "0.0115", "--scale-z-mm", "0.0039", "--bscan-spacing-mm", "0.12", "--laterality", "OD"]
@@ -66,9 +67,8 @@ def test_a_folder_retinaseg_did_not_write_is_never_replaced(tmp_path: Path) -> N
     theirs.mkdir()
     (theirs / "dataset.json").write_text("{}")  # looks like ours, but has no marker
     before = file_contents(theirs)
-    with pytest.raises(InputError, match="not written by retinaseg"):
-        with staged_output_dir(theirs, overwrite=True) as staging:
-            (staging / "new.txt").write_text("new")
+    with pytest.raises(InputError, match="not written by retinaseg"), staged_output_dir(theirs, overwrite=True) as staging:
+        (staging / "new.txt").write_text("new")
     assert file_contents(theirs) == before and sorted(p.name for p in tmp_path.iterdir()) == ["results"]
 
 
@@ -86,7 +86,9 @@ def test_a_folder_retinaseg_wrote_is_replaced_with_overwrite_only(tmp_path: Path
 
 
 @pytest.mark.parametrize("relative", [".", "..", "/", "~"])
-def test_root_home_current_folder_and_its_parents_are_refused(relative: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_root_home_current_folder_and_its_parents_are_refused(
+    relative: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -136,7 +138,7 @@ def _refusal_without_torch(*args: str) -> tuple[int, str, bool]:
         "try:\n    main()\nexcept SystemExit as stop:\n    code = stop.code\n"
         "print('torch' in sys.modules, code)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     torch_loaded, exit_code = done.stdout.split()[-2:]
     return int(exit_code), done.stderr, torch_loaded == "True"
 

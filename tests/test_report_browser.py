@@ -12,11 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from conftest import needs_chromium, open_in_chromium, page_messages
 from PIL import Image
 
 from retinaseg.report.html import ReportSection, render_report
 from retinaseg.report.surface_figures import surface_figure_html
+
+from conftest import needs_chromium, open_in_chromium, page_messages
 
 pytestmark = needs_chromium
 
@@ -35,8 +36,9 @@ def test_console_messages_are_detected(tmp_path: Path) -> None:
         'setTimeout(function () { throw new Error("deliberate exception 7f3a"); }, 0);</script>'
         '<img src="https://example.invalid/tracker.png" alt="">'
     )
-    page = render_report(tmp_path / "faulty.html", title="faulty", metadata={},
-                         sections=[ReportSection("faulty", html_fragments=[faulty])])
+    page = render_report(
+        tmp_path / "faulty.html", title="faulty", metadata={}, sections=[ReportSection("faulty", html_fragments=[faulty])]
+    )
     _, messages = open_in_chromium(page, tmp_path / "profile")
     found = page_messages(messages)
     assert any("deliberate error 7f3a" in m for m in found), messages
@@ -55,9 +57,10 @@ def test_report_renders_3d_plot_and_image(tmp_path: Path) -> None:
     bm[:3, :3] = np.nan
     fragment = surface_figure_html({"ILM": ilm, "BM": bm}, x, y, colour_by_um=(bm - ilm) * 1000, title="surfaces")
     page = render_report(
-        tmp_path / "report.html", title="browser check", metadata={"file": "synthetic"},
-        sections=[ReportSection("figure", images=[image]),
-                  ReportSection("3D", html_fragments=[fragment, _IMAGE_PROBE])],
+        tmp_path / "report.html",
+        title="browser check",
+        metadata={"file": "synthetic"},
+        sections=[ReportSection("figure", images=[image]), ReportSection("3D", html_fragments=[fragment, _IMAGE_PROBE])],
     )
     dom, messages = open_in_chromium(page, tmp_path / "profile")
     assert page_messages(messages) == []

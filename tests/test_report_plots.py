@@ -58,9 +58,7 @@ def test_palette_for() -> None:
 
 def test_colorize_exact() -> None:
     label = np.array([[0, 1], [2, 1]], dtype=np.uint8)
-    np.testing.assert_array_equal(
-        colorize(label, PALETTE), [[[0, 0, 0], [200, 0, 100]], [[10, 20, 30], [200, 0, 100]]]
-    )
+    np.testing.assert_array_equal(colorize(label, PALETTE), [[[0, 0, 0], [200, 0, 100]], [[10, 20, 30], [200, 0, 100]]])
     assert colorize(label, LAYER_PALETTE).dtype == np.uint8
     with pytest.raises(InputError):
         colorize(np.array([[3]]), PALETTE)

@@ -58,9 +58,18 @@ def test_bscan_overlay_writes_png(tmp_path: Path) -> None:
     image, labels, boundaries = _bscan()
     boundaries[2, 20:30] = np.nan  # a gap in one line
     reference = boundaries[[0, 7]] + 0.5
-    path = plot_bscan_overlay(image, labels, boundaries, DUKE_BOUNDARY_NAMES, tmp_path / "b.png",
-                              reference_px=reference, title="B-scan 1/1", axial_um=3.87, lateral_um=11.5,
-                              reference_label="device")
+    path = plot_bscan_overlay(
+        image,
+        labels,
+        boundaries,
+        DUKE_BOUNDARY_NAMES,
+        tmp_path / "b.png",
+        reference_px=reference,
+        title="B-scan 1/1",
+        axial_um=3.87,
+        lateral_um=11.5,
+        reference_label="device",
+    )
     assert path == tmp_path / "b.png"
     rgb = _assert_png(path)
     # the ILM line is drawn in the RNFL colour (Okabe-Ito orange), BM in the choroid grey
@@ -80,8 +89,7 @@ def test_bscan_overlay_rejects_bad_shapes(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="boundaries_px"):
         plot_bscan_overlay(image, labels, boundaries, DUKE_BOUNDARY_NAMES[:3], tmp_path / "b.png")
     with pytest.raises(InputError, match="reference_px"):
-        plot_bscan_overlay(image, labels, boundaries, DUKE_BOUNDARY_NAMES, tmp_path / "b.png",
-                           reference_px=boundaries[:, :5])
+        plot_bscan_overlay(image, labels, boundaries, DUKE_BOUNDARY_NAMES, tmp_path / "b.png", reference_px=boundaries[:, :5])
     with pytest.raises(InputError, match="label"):
         plot_bscan_overlay(image, labels[:5], boundaries, DUKE_BOUNDARY_NAMES, tmp_path / "b.png")
     assert list(tmp_path.iterdir()) == []
@@ -105,9 +113,16 @@ def test_thickness_map_writes_png(tmp_path: Path, laterality: str | None) -> Non
     map_um[:, :3] = np.nan
     map_um[2, 6] = np.nan
     slo = (np.arange(60 * 60) % 251).reshape(60, 60).astype(np.uint8)
-    path = plot_thickness_map(map_um, (1.0, 5.0, 4.0, 2.0), tmp_path / "m.png", slo=slo,
-                              slo_scale_xy_mm=(0.1, 0.1), etdrs_centre_xy_mm=(3.0, 3.0),
-                              laterality=laterality, title="total")
+    path = plot_thickness_map(
+        map_um,
+        (1.0, 5.0, 4.0, 2.0),
+        tmp_path / "m.png",
+        slo=slo,
+        slo_scale_xy_mm=(0.1, 0.1),
+        etdrs_centre_xy_mm=(3.0, 3.0),
+        laterality=laterality,
+        title="total",
+    )
     _assert_png(path)
 
 
@@ -117,8 +132,11 @@ def test_thickness_map_nan_is_transparent(tmp_path: Path) -> None:
     grey = np.array([77, 77, 77])
 
     def grey_pixels(map_um: np.ndarray, name: str) -> int:
-        rgb = _assert_png(plot_thickness_map(map_um, (0.0, 5.0, 5.0, 0.0), tmp_path / name, slo=slo,
-                                             slo_scale_xy_mm=(0.1, 0.1), vmin=200.0, vmax=300.0))
+        rgb = _assert_png(
+            plot_thickness_map(
+                map_um, (0.0, 5.0, 5.0, 0.0), tmp_path / name, slo=slo, slo_scale_xy_mm=(0.1, 0.1), vmin=200.0, vmax=300.0
+            )
+        )
         return int((rgb == grey).all(axis=2).sum())
 
     full = np.full((10, 10), 250.0)
@@ -129,8 +147,11 @@ def test_thickness_map_nan_is_transparent(tmp_path: Path) -> None:
 
 
 def test_thickness_map_without_slo_and_all_nan(tmp_path: Path) -> None:
-    _assert_png(plot_thickness_map(np.full((4, 6), np.nan), (0.0, 6.0, 4.0, 0.0), tmp_path / "m.png",
-                                   etdrs_centre_xy_mm=(3.0, 2.0), laterality="OS"))
+    _assert_png(
+        plot_thickness_map(
+            np.full((4, 6), np.nan), (0.0, 6.0, 4.0, 0.0), tmp_path / "m.png", etdrs_centre_xy_mm=(3.0, 2.0), laterality="OS"
+        )
+    )
 
 
 def test_thickness_map_rejects_bad_input(tmp_path: Path) -> None:
@@ -149,11 +170,16 @@ def test_circle_profile_writes_png(tmp_path: Path) -> None:
     angle = np.linspace(0.0, 360.0, 256, endpoint=False)
     thickness = 100.0 + 30.0 * np.cos(np.deg2rad(2 * (angle - 90.0)))
     thickness[100:110] = np.nan
-    sectors = {"global": 100.0, "T": 70.0, "TS": 130.0, "NS": np.nan, "N": 80.0, "NI": 125.0, "TI": 135.0,
-               "S": 125.0, "I": 130.0}
+    sectors = {"global": 100.0, "T": 70.0, "TS": 130.0, "NS": np.nan, "N": 80.0, "NI": 125.0, "TI": 135.0, "S": 125.0, "I": 130.0}
     # angles need not be sorted nor in 0..360
-    path = plot_circle_profile(angle[::-1] - 360.0, thickness[::-1], tmp_path / "c.png",
-                               reference_um=thickness[::-1] + 3.0, sectors=sectors, title="RNFL")
+    path = plot_circle_profile(
+        angle[::-1] - 360.0,
+        thickness[::-1],
+        tmp_path / "c.png",
+        reference_um=thickness[::-1] + 3.0,
+        sectors=sectors,
+        title="RNFL",
+    )
     _assert_png(path)
     _assert_png(plot_circle_profile(angle, thickness, tmp_path / "plain.png"))
 
@@ -221,9 +247,23 @@ def _png(tmp_path: Path, name: str = "img.png") -> Path:
 @pytest.mark.parametrize(
     ("value", "text"),
     [
-        (None, "–"), (np.nan, "–"), (float("inf"), "∞"), (-np.inf, "-∞"), (True, "yes"), (False, "no"),
-        (12, "12"), (np.int64(-5), "-5"), (0.0, "0"), (275.345, "275.3"), (8.6345, "8.63"), (0.87345, "0.873"),
-        (1234.6, "1235"), (2.5e-5, "2.5e-05"), (3e7, "3e+07"), (np.float32(3.87), "3.87"), ("a<b", "a<b"),
+        (None, "–"),
+        (np.nan, "–"),
+        (float("inf"), "∞"),
+        (-np.inf, "-∞"),
+        (True, "yes"),
+        (False, "no"),
+        (12, "12"),
+        (np.int64(-5), "-5"),
+        (0.0, "0"),
+        (275.345, "275.3"),
+        (8.6345, "8.63"),
+        (0.87345, "0.873"),
+        (1234.6, "1235"),
+        (2.5e-5, "2.5e-05"),
+        (3e7, "3e+07"),
+        (np.float32(3.87), "3.87"),
+        ("a<b", "a<b"),
     ],
 )
 def test_format_value(value: object, text: str) -> None:
@@ -239,15 +279,24 @@ def test_report_is_self_contained_and_escaped(tmp_path: Path) -> None:
     png = _png(tmp_path)
     surfaces, x, y, _ = _surfaces()
     sections = [
-        ReportSection("B-scans <1>", text="first & only\n\nsecond <b>para</b>", images=[png, png],
-                      tables=[Table(["sector", "mean (µm)", "n"], [["C0 <centre>", 275.345, 12], ["S1", np.nan, None]],
-                                    caption="ETDRS <total>")]),
+        ReportSection(
+            "B-scans <1>",
+            text="first & only\n\nsecond <b>para</b>",
+            images=[png, png],
+            tables=[
+                Table(["sector", "mean (µm)", "n"], [["C0 <centre>", 275.345, 12], ["S1", np.nan, None]], caption="ETDRS <total>")
+            ],
+        ),
         ReportSection("3D", html_fragments=[surface_figure_html(surfaces, x, y), surface_figure_html(surfaces, x, y)]),
     ]
     when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-    path = render_report(tmp_path / "out" / "report.html", title="Report <x>",
-                         metadata={"file": "<script>alert(1)</script>", "B-scans": 11, "missing": np.nan},
-                         sections=sections, generated_at=when)
+    path = render_report(
+        tmp_path / "out" / "report.html",
+        title="Report <x>",
+        metadata={"file": "<script>alert(1)</script>", "B-scans": 11, "missing": np.nan},
+        sections=sections,
+        generated_at=when,
+    )
     assert path == tmp_path / "out" / "report.html"
     page = path.read_text(encoding="utf-8")
     assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # no temp file left
@@ -269,8 +318,14 @@ def test_report_is_self_contained_and_escaped(tmp_path: Path) -> None:
 
     # all text escaped
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
-    for text in ("Report &lt;x&gt;", "B-scans &lt;1&gt;", "first &amp; only", "second &lt;b&gt;para&lt;/b&gt;",
-                 "C0 &lt;centre&gt;", "ETDRS &lt;total&gt;"):
+    for text in (
+        "Report &lt;x&gt;",
+        "B-scans &lt;1&gt;",
+        "first &amp; only",
+        "second &lt;b&gt;para&lt;/b&gt;",
+        "C0 &lt;centre&gt;",
+        "ETDRS &lt;total&gt;",
+    ):
         assert text in page, text
     # numbers formatted, NaN and None as a dash
     assert '<td class="num">275.3</td>' in page and '<td class="num">–</td>' in page
@@ -284,8 +339,7 @@ def test_report_is_self_contained_and_escaped(tmp_path: Path) -> None:
 
 
 def test_report_without_fragments_has_no_plotly(tmp_path: Path) -> None:
-    path = render_report(tmp_path / "r.html", title="t", metadata={},
-                         sections=[ReportSection("only text", text="hello")])
+    path = render_report(tmp_path / "r.html", title="t", metadata={}, sections=[ReportSection("only text", text="hello")])
     page = path.read_text(encoding="utf-8")
     assert PLOTLY_MARKER not in page and "<script" not in page
     assert len(page) < 20_000

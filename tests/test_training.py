@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import file_contents
 
 from retinaseg.conventions import DUKE_CLASS_NAMES
 from retinaseg.data.phantom import make_phantom_set
@@ -22,6 +21,8 @@ from retinaseg.io.dataset_format import write_dataset
 from retinaseg.models import get_model_spec
 from retinaseg.training.config import DEFAULTS, load_config
 from retinaseg.training.losses import LOSS_NAMES, build_loss
+
+from conftest import file_contents
 
 REQUIRED = ["name=run", "data.source=retinaseg", "data.root=somewhere"]
 EPOCH_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "lr", "elapsed_s"]
@@ -144,9 +145,7 @@ def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
     assert error.value.where == str(path)
 
 
-@pytest.mark.parametrize(
-    ("text", "problem"), [("- a\n- b\n", "must be a mapping"), (None, "not found")]
-)
+@pytest.mark.parametrize(("text", "problem"), [("- a\n- b\n", "must be a mapping"), (None, "not found")])
 def test_non_mapping_or_missing_file(tmp_path: Path, text: str | None, problem: str) -> None:
     path = tmp_path / "config.yaml"
     if text is not None:

@@ -30,8 +30,7 @@ def _line(y: float = 2.0, length_mm: float = WIDTH * PITCH_MM) -> BScanGeometry:
     return BScanGeometry(start_xy_mm=(1.0, y), end_xy_mm=(1.0 + length_mm, y), quality=math.nan)
 
 
-def _circle(radius_mm: float = WIDTH * PITCH_MM / (2 * math.pi), centre: tuple[float, float] = (4.0, 4.0)
-            ) -> BScanGeometry:
+def _circle(radius_mm: float = WIDTH * PITCH_MM / (2 * math.pi), centre: tuple[float, float] = (4.0, 4.0)) -> BScanGeometry:
     start = (centre[0] - radius_mm, centre[1])
     return BScanGeometry(start, centre, math.nan, circle_centre_xy_mm=centre, circle_radius_mm=radius_mm)
 
@@ -85,8 +84,15 @@ def test_implausible_scales_are_refused(field: str, value: object, message: str)
 def test_plausible_scales_of_real_devices_are_accepted() -> None:
     # (A-scan pitch, axial pixel) in mm: Spectralis HR line, Spectralis wide-field, Cirrus 512x128,
     # Cirrus 200x200, Topcon Triton, PLEX Elite 12 mm OCTA, 2x-binned Spectralis
-    for scale_x, scale_z in [(0.0057, 0.00387), (0.021, 0.00387), (0.0117, 0.00196), (0.03, 0.00200),
-                             (0.0234, 0.0026), (0.024, 0.00195), (0.023, 0.00774)]:
+    for scale_x, scale_z in [
+        (0.0057, 0.00387),
+        (0.021, 0.00387),
+        (0.0117, 0.00196),
+        (0.03, 0.00200),
+        (0.0234, 0.0026),
+        (0.024, 0.00195),
+        (0.023, 0.00774),
+    ]:
         length = WIDTH * scale_x
         geometry = [_line(2.0, length), _line(2.1, length)]
         volume = _volume(scale_x_mm=scale_x, scale_z_mm=scale_z, bscan_geometry=geometry)
@@ -96,9 +102,7 @@ def test_plausible_scales_of_real_devices_are_accepted() -> None:
 
 @pytest.mark.parametrize("pattern", [6, 10, -1, 2**31, "2", 2.0, None, True])
 def test_unknown_scan_patterns_are_refused(pattern: object) -> None:
-    assert f"unknown scan pattern {pattern!r}; known codes: 0 unknown, 1 line, 2 circle" in _refused(
-        scan_pattern=pattern
-    )
+    assert f"unknown scan pattern {pattern!r}; known codes: 0 unknown, 1 line, 2 circle" in _refused(scan_pattern=pattern)
 
 
 def test_laterality_must_be_od_or_os() -> None:
@@ -118,9 +122,7 @@ def test_circle_geometry_must_be_a_circle_of_the_ascans() -> None:
     )
     assert "circumference" in _refused(reflectance=one, bscan_geometry=[_circle()], scan_pattern=2, scale_x_mm=0.02)
     # circle geometry on a raster, radius not the start point's distance, no radius
-    assert "B-scan 1 has circle geometry but the scan pattern is 3 (volume)" in _refused(
-        bscan_geometry=[_line(), _circle()]
-    )
+    assert "B-scan 1 has circle geometry but the scan pattern is 3 (volume)" in _refused(bscan_geometry=[_line(), _circle()])
     shifted = dataclasses.replace(_circle(), start_xy_mm=(3.0, 4.0))
     assert "radius differs from the distance" in _refused(reflectance=one, bscan_geometry=[shifted], scan_pattern=2)
     flat = dataclasses.replace(_circle(), circle_radius_mm=0.0)
@@ -143,8 +145,9 @@ def test_positions_outside_a_fundus_field_are_refused(geometry: list, message: s
 def test_a_circle_reaching_outside_the_field_is_refused() -> None:
     width = 4096
     huge = _circle(radius_mm=width * 0.06 / (2 * math.pi), centre=(20.0, 20.0))  # 39 mm radius
-    problem = _refused(reflectance=np.full((1, 1, width), 0.25, np.float32), bscan_geometry=[huge], scan_pattern=2,
-                       scale_x_mm=0.06)
+    problem = _refused(
+        reflectance=np.full((1, 1, width), 0.25, np.float32), bscan_geometry=[huge], scan_pattern=2, scale_x_mm=0.06
+    )
     assert "A-scan positions span x -19.11..59.11 mm" in problem
 
 
@@ -183,8 +186,7 @@ def test_device_values_outside_the_bscan_become_nan_and_are_counted() -> None:
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [(0.0, "every valid pixel is 0 (black)"), (1.0, "every valid pixel is 1 (saturated)"),
-     (np.nan, "holds no valid pixel")],
+    [(0.0, "every valid pixel is 0 (black)"), (1.0, "every valid pixel is 1 (saturated)"), (np.nan, "holds no valid pixel")],
 )
 def test_check_signal_refuses_blank_volumes(value: float, message: str) -> None:
     reflectance = np.full((2, 8, WIDTH), value, np.float32)

@@ -221,7 +221,9 @@ def model_layers(model: TrainedModel) -> tuple[list[int], list[int], list[str], 
     """
     layer_classes = list(model.evaluation.boundary_classes)
     if len(layer_classes) < 2:
-        raise InputError("--model", "this model has no layer order (evaluation.boundary_classes); analyze needs an OCT layer model")
+        raise InputError(
+            "--model", "this model has no layer order (evaluation.boundary_classes); analyze needs an OCT layer model"
+        )
     fluid_classes = list(model.evaluation.fluid_classes)
     names = model.class_names
     if list(names) == list(DUKE_CLASS_NAMES) and layer_classes == list(DUKE_LAYER_CLASSES):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -32,12 +32,12 @@ console = Console()
 @app.command(epilog="Example: retinaseg train configs/duke_unet.yaml --set trainer.max_epochs=5 --set name=quick")
 def train(
     config: Annotated[Path, typer.Argument(help="YAML config (see configs/).")],
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: key.sub=value (repeatable).")] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue from this checkpoint (e.g. runs/NAME/last.ckpt).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: key.sub=value (repeatable).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue from this checkpoint (e.g. runs/NAME/last.ckpt).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder of the same name.")] = False,
-    devices: Annotated[Optional[int], typer.Option(help="Number of devices (processes for DDP).")] = None,
-    strategy: Annotated[Optional[str], typer.Option(help="Lightning strategy, e.g. ddp.")] = None,
-    accelerator: Annotated[Optional[str], typer.Option(help="cpu, gpu or auto.")] = None,
+    devices: Annotated[int | None, typer.Option(help="Number of devices (processes for DDP).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="Lightning strategy, e.g. ddp.")] = None,
+    accelerator: Annotated[str | None, typer.Option(help="cpu, gpu or auto.")] = None,
 ) -> None:
     """Train a model; writes runs/NAME/ and appends a row to runs/results.csv."""
     from retinaseg.experiment import run_experiment
@@ -53,19 +53,23 @@ def train(
         return
     if result.test_metrics is not None:
         _print_summary(f"test metrics ({training.run_dir / 'test' / 'metrics.json'})", result.test_metrics["summary"])
-    console.print(f"run folder: {training.run_dir}  best checkpoint: {training.best_checkpoint}  ({training.train_seconds / 60:.1f} min)")
+    console.print(
+        f"run folder: {training.run_dir}  best checkpoint: {training.best_checkpoint}  ({training.train_seconds / 60:.1f} min)"
+    )
 
 
 _MODEL_HELP = "Shipped model name, a .pt weight file (retinaseg export-model) or a .ckpt checkpoint (retinaseg train)."
 
 
-@app.command(epilog="Example: retinaseg evaluate --model runs/duke_unet/best.ckpt --config configs/duke_unet.yaml --split test --out eval/duke")
+@app.command(
+    epilog="Example: retinaseg evaluate --model runs/duke_unet/best.ckpt --config configs/duke_unet.yaml --split test --out eval/duke"
+)
 def evaluate(
     model: Annotated[str, typer.Option("--model", "--checkpoint", help=_MODEL_HELP)],
     out: Annotated[Path, typer.Option(help="Output folder for metrics.json and figures.")],
-    config: Annotated[Optional[Path], typer.Option(help="Config naming the data; default: the checkpoint's own.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Config naming the data; default: the checkpoint's own.")] = None,
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: key.sub=value.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: key.sub=value.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Score a model: per-class Dice/IoU/precision/recall/HD95, binary F1/AUC, boundary errors."""
@@ -83,7 +87,7 @@ def predict(
     inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
     probabilities: Annotated[bool, typer.Option(help="Also write class probabilities.")] = False,
-    roi_size: Annotated[Optional[tuple[int, int]], typer.Option(help="Sliding-window size H W for large images.")] = None,
+    roi_size: Annotated[tuple[int, int] | None, typer.Option(help="Sliding-window size H W for large images.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Segment images: class-index PNGs, coloured masks, overlays, optional probabilities."""
@@ -95,10 +99,17 @@ def predict(
 
 @app.command(epilog="Example: retinaseg convert chase_db1 ../shared/data/chase_db1 --out data/chase")
 def convert(
-    source: Annotated[str, typer.Argument(help="Source format: duke_npy, duke_mat, chase_db1, drive, folder, vgg_json, retinaseg.")],
+    source: Annotated[
+        str, typer.Argument(help="Source format: duke_npy, duke_mat, chase_db1, drive, folder, vgg_json, retinaseg.")
+    ],
     root: Annotated[Path, typer.Argument(help="File or folder to read.")],
     out: Annotated[Path, typer.Option(help="Folder for the standard dataset (images/, labels/, dataset.json).")],
-    option: Annotated[Optional[list[str]], typer.Option("--option", help="Source option key=value, the value in YAML, e.g. class_names=[background, vessel] (repeatable).")] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option", help="Source option key=value, the value in YAML, e.g. class_names=[background, vessel] (repeatable)."
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Convert a dataset into retinaseg's standard on-disk layout."""
@@ -111,7 +122,9 @@ def convert(
     check_output_dir(out, overwrite=overwrite, inputs=[root])
     sample_set = load_source(source, root, **options)
     write_dataset(sample_set, out, overwrite=overwrite, inputs=[root])
-    console.print(f"wrote {len(sample_set)} samples of {len(sample_set.subjects())} subjects, classes {sample_set.class_names}, to {out}")
+    console.print(
+        f"wrote {len(sample_set)} samples of {len(sample_set.subjects())} subjects, classes {sample_set.class_names}, to {out}"
+    )
 
 
 @app.command("export-model", epilog="Example: retinaseg export-model runs/duke_unet/best.ckpt duke_layers_unet.pt")
@@ -142,16 +155,20 @@ def models() -> None:
 
 @app.command(epilog="Example: retinaseg analyze scans/Subject_06.vol --out analysis/Subject_06")
 def analyze(
-    scan: Annotated[Path, typer.Argument(help="OCT scan: Heidelberg .vol/.e2e/HEYEX .xml, eyepy .eye, or a folder of B-scan images.")],
+    scan: Annotated[
+        Path, typer.Argument(help="OCT scan: Heidelberg .vol/.e2e/HEYEX .xml, eyepy .eye, or a folder of B-scan images.")
+    ],
     out: Annotated[Path, typer.Option(help="Output folder (report.html, etdrs.csv, thickness_maps.npz, boundaries.npz, .eye).")],
     model: Annotated[str, typer.Option(help=_MODEL_HELP)] = DEFAULT_MODEL,
-    fovea: Annotated[Optional[tuple[float, float]], typer.Option(help="ETDRS centre X Y in mm on the SLO image (default: found automatically).")] = None,
+    fovea: Annotated[
+        tuple[float, float] | None, typer.Option(help="ETDRS centre X Y in mm on the SLO image (default: found automatically).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="B-scans per forward pass.")] = 4,
-    device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
-    scale_x_mm: Annotated[Optional[float], typer.Option(help="Image folders: A-scan spacing in mm.")] = None,
-    scale_z_mm: Annotated[Optional[float], typer.Option(help="Image folders: axial pixel size in mm.")] = None,
-    bscan_spacing_mm: Annotated[Optional[float], typer.Option(help="Image folders: distance between B-scans in mm.")] = None,
-    laterality: Annotated[Optional[str], typer.Option(help="Image folders: OD or OS.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    scale_x_mm: Annotated[float | None, typer.Option(help="Image folders: A-scan spacing in mm.")] = None,
+    scale_z_mm: Annotated[float | None, typer.Option(help="Image folders: axial pixel size in mm.")] = None,
+    bscan_spacing_mm: Annotated[float | None, typer.Option(help="Image folders: distance between B-scans in mm.")] = None,
+    laterality: Annotated[str | None, typer.Option(help="Image folders: OD or OS.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Segment an OCT scan and measure it: layer thickness maps, ETDRS grid, RNFL circle profile, device agreement."""
@@ -159,11 +176,23 @@ def analyze(
 
     read_options = {
         key: value
-        for key, value in (("scale_x_mm", scale_x_mm), ("scale_z_mm", scale_z_mm), ("bscan_spacing_mm", bscan_spacing_mm), ("laterality", laterality))
+        for key, value in (
+            ("scale_x_mm", scale_x_mm),
+            ("scale_z_mm", scale_z_mm),
+            ("bscan_spacing_mm", bscan_spacing_mm),
+            ("laterality", laterality),
+        )
         if value is not None
     }
     report, facts = analyze_file(
-        scan, out, model=model, fovea_xy_mm=fovea, device=device, batch_size=batch_size, overwrite=overwrite, read_options=read_options
+        scan,
+        out,
+        model=model,
+        fovea_xy_mm=fovea,
+        device=device,
+        batch_size=batch_size,
+        overwrite=overwrite,
+        read_options=read_options,
     )
     shown = {key: value for key, value in facts.items() if isinstance(value, (int, float, str)) and key != "source"}
     for key, value in (facts.get("boundary_mad_um") or {}).items():

@@ -61,13 +61,20 @@ is ``r = (u / 255) ** (1 / gamma)``. Models see B-scans in this display.
 from __future__ import annotations
 
 DUKE_CLASS_NAMES: list[str] = [
-    "vitreous", "RNFL", "GCL+IPL", "INL", "OPL", "ONL-ISM", "ISE", "OS-RPE", "choroid", "fluid",
+    "vitreous",
+    "RNFL",
+    "GCL+IPL",
+    "INL",
+    "OPL",
+    "ONL-ISM",
+    "ISE",
+    "OS-RPE",
+    "choroid",
+    "fluid",
 ]
 """Name of each Duke label value (index = class), see the module table."""
 
-DUKE_LAYER_CLASSES: tuple[int, ...] = tuple(
-    range(DUKE_CLASS_NAMES.index("RNFL"), DUKE_CLASS_NAMES.index("choroid") + 1)
-)
+DUKE_LAYER_CLASSES: tuple[int, ...] = tuple(range(DUKE_CLASS_NAMES.index("RNFL"), DUKE_CLASS_NAMES.index("choroid") + 1))
 """Layer classes of the Duke label maps top to bottom, RNFL .. choroid (1..8).
 
 Boundary ``k`` (:data:`DUKE_BOUNDARY_NAMES`) is the upper edge of class
@@ -93,8 +100,25 @@ DUKE_AXIAL_UM = 3.87
 """Axial pixel spacing of the Duke Spectralis B-scans in micrometres."""
 
 DEVICE_LINE_NAMES: tuple[str, ...] = (
-    "ILM", "BM", "RNFL", "GCL", "IPL", "INL", "OPL", "ONL", "ELM", "IOS",
-    "OPT", "CHO", "VIT", "ANT", "PR1", "PR2", "RPE", "IPL+", "IPL-",
+    "ILM",
+    "BM",
+    "RNFL",
+    "GCL",
+    "IPL",
+    "INL",
+    "OPL",
+    "ONL",
+    "ELM",
+    "IOS",
+    "OPT",
+    "CHO",
+    "VIT",
+    "ANT",
+    "PR1",
+    "PR2",
+    "RPE",
+    "IPL+",
+    "IPL-",
 )
 """Name of segmentation line ``i`` of a Spectralis export (see the module table)."""
 

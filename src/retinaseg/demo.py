@@ -58,7 +58,9 @@ def demo_config(dataset_dir: Path, runs_dir: Path, minutes: float) -> dict:
         "evaluation.fluid_classes": [9],
         "output.runs_dir": str(runs_dir),
     }
-    return load_config(None, [f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}" for key, value in overrides.items()])
+    return load_config(
+        None, [f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}" for key, value in overrides.items()]
+    )
 
 
 def run_demo(out: str | Path, minutes: float = 2.0, console: Console | None = None) -> dict:
@@ -84,13 +86,17 @@ def run_demo(out: str | Path, minutes: float = 2.0, console: Console | None = No
     )
     dataset_dir = out / "phantom_dataset"
     write_dataset(phantoms, dataset_dir)
-    console.print(f"{len(phantoms)} B-scans of {len(_SUBJECTS)} phantom subjects (144x128 pixels, 7.74 µm axial) in {dataset_dir}")
+    console.print(
+        f"{len(phantoms)} B-scans of {len(_SUBJECTS)} phantom subjects (144x128 pixels, 7.74 µm axial) in {dataset_dir}"
+    )
 
     console.rule(f"2/4 training a small U-Net (at most {minutes:g} min)")
     with warnings.catch_warnings():
         # The demo's 20 small B-scans are held in memory: worker processes would
         # only slow it down, whatever Lightning advises on a machine with many cores.
-        warnings.filterwarnings("ignore", message="The '(train|val)_dataloader' does not have many workers", category=PossibleUserWarning)
+        warnings.filterwarnings(
+            "ignore", message="The '(train|val)_dataloader' does not have many workers", category=PossibleUserWarning
+        )
         result = run_experiment(demo_config(dataset_dir, out / "runs", minutes))
 
     console.rule("3/4 segmenting held-out B-scans")
@@ -110,19 +116,26 @@ def run_demo(out: str | Path, minutes: float = 2.0, console: Console | None = No
     volume, truth = make_phantom_oct_volume(seed=1)
     reference = {name: truth.boundary_rows[:, k] for k, name in enumerate(DUKE_BOUNDARY_NAMES)}
     analysis = analyze_volume(
-        volume, load_model(result.training.best_checkpoint), model_name="demo_unet", reference_px=reference, reference_name="phantom truth"
+        volume,
+        load_model(result.training.best_checkpoint),
+        model_name="demo_unet",
+        reference_px=reference,
+        reference_name="phantom truth",
     )
     report = write_analysis(analysis, out / "volume_analysis")
     facts = summary(analysis)
     console.print(f"{volume.shape[0]} B-scans, {volume.shape[2]} A-scans each, {volume.bscan_spacing_mm()[0]:.2f} mm apart")
-    console.print("boundary error against the phantom's true layers (µm): " + ", ".join(
-        f"{name} {'n/a' if mad is None else f'{mad:.1f}'}" for name, mad in facts["boundary_mad_um"].items()
-    ))
+    console.print(
+        "boundary error against the phantom's true layers (µm): "
+        + ", ".join(f"{name} {'n/a' if mad is None else f'{mad:.1f}'}" for name, mad in facts["boundary_mad_um"].items())
+    )
     fovea_xy_mm = None if analysis.raster is None else analysis.raster.fovea_xy_mm
     if fovea_xy_mm is not None and facts.get("total_thickness_sector_mad_um") is not None:
         error_mm = float(np.hypot(*(np.subtract(fovea_xy_mm, truth.fovea_xy_mm))))
-        console.print(f"[bold]ETDRS {TOTAL_RETINA} thickness, mean |difference| to the truth over the 9 sectors: "
-                      f"{facts['total_thickness_sector_mad_um']:.1f} µm[/bold]; fovea found {error_mm * 1000:.0f} µm from the true centre")
+        console.print(
+            f"[bold]ETDRS {TOTAL_RETINA} thickness, mean |difference| to the truth over the 9 sectors: "
+            f"{facts['total_thickness_sector_mad_um']:.1f} µm[/bold]; fovea found {error_mm * 1000:.0f} µm from the true centre"
+        )
     for note in analysis.notes:
         console.print(f"note: {note}")
     console.print(f"[bold]report: {report}[/bold]")
@@ -132,7 +145,9 @@ def run_demo(out: str | Path, minutes: float = 2.0, console: Console | None = No
     if duke_volumes is not None and (duke_volumes / "Subject_06.vol").is_file():
         console.rule("Duke DME volume found: analysing Subject_06.vol with the shipped model")
         duke_report, duke_facts = analyze_file(duke_volumes / "Subject_06.vol", out / "duke_subject_06")
-        console.print(f"ETDRS {TOTAL_RETINA} thickness vs the manual layers, mean |difference|: {duke_facts['total_thickness_sector_mad_um']:.1f} µm")
+        console.print(
+            f"ETDRS {TOTAL_RETINA} thickness vs the manual layers, mean |difference|: {duke_facts['total_thickness_sector_mad_um']:.1f} µm"
+        )
         console.print(f"[bold]report: {duke_report}[/bold]")
         outputs["duke_report"] = duke_report
     return outputs

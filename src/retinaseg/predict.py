@@ -48,7 +48,9 @@ def collect_inputs(inputs: list[str | Path]) -> list[Path]:
 
 def _check_roi_size(roi_size: tuple[int, int] | None) -> None:
     if roi_size is not None and not all(1 <= int(side) <= MAX_IMAGE_SIDE for side in roi_size):
-        raise InputError("--roi-size", f"window sides must be whole numbers of pixels in 1..{MAX_IMAGE_SIDE}, got {tuple(roi_size)}")
+        raise InputError(
+            "--roi-size", f"window sides must be whole numbers of pixels in 1..{MAX_IMAGE_SIDE}, got {tuple(roi_size)}"
+        )
 
 
 def predict_files(
@@ -98,7 +100,8 @@ def predict_files(
     with staged_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as staging:
         write_image_atomic(staging / "legend.png", legend_image(class_names, palette))
         write_text_atomic(
-            staging / "palette.json", json.dumps({name: [int(v) for v in palette[k]] for k, name in enumerate(class_names)}, indent=2)
+            staging / "palette.json",
+            json.dumps({name: [int(v) for v in palette[k]] for k, name in enumerate(class_names)}, indent=2),
         )
         for path, image in track(images, description="segmenting"):
             network_input = torch.from_numpy(prepare_image(image, trained.preprocessing))[None]

@@ -51,8 +51,7 @@ class Sample:
             if arr is not None and arr.shape[:2] != shape:
                 raise InputError(
                     self.source or self.id,
-                    f"{name} size {arr.shape[1]}x{arr.shape[0]} does not match "
-                    f"image size {shape[1]}x{shape[0]} (WxH)",
+                    f"{name} size {arr.shape[1]}x{arr.shape[0]} does not match image size {shape[1]}x{shape[0]} (WxH)",
                 )
 
     @property
@@ -102,7 +101,7 @@ class SampleSet:
         """Distinct subject ids in first-seen order."""
         return list(dict.fromkeys(s.subject for s in self.samples))
 
-    def select_subjects(self, subjects: list[str]) -> "SampleSet":
+    def select_subjects(self, subjects: list[str]) -> SampleSet:
         """A new set holding only the samples of the given subjects."""
         wanted = set(subjects)
         return replace(self, samples=[s for s in self.samples if s.subject in wanted])

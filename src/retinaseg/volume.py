@@ -146,6 +146,7 @@ _SCALE_KINDS: dict[str, tuple[str, tuple[float, float]]] = {
 }
 ScaleKind = Literal["scale_x_mm", "scale_z_mm", "slo_pixel_mm", "bscan_spacing_mm"]
 
+
 @dataclass(frozen=True)
 class BScanGeometry:
     """Where one B-scan lies on the fundus (SLO) image.
@@ -215,9 +216,7 @@ def check_scale(value: float, kind: ScaleKind, where: str | os.PathLike[str], na
     if not low < value <= high:  # False for NaN
         # a pixel size of 1 mm or more read as micrometres would be plausible: say so
         hint = " (micrometres given as millimetres?)" if value >= 1.0 and low < value / 1000.0 <= high else ""
-        raise InputError(
-            where, f"{name or kind} = {value:g} mm is not in ({low:g}, {high:g}] mm, the plausible {what}{hint}"
-        )
+        raise InputError(where, f"{name or kind} = {value:g} mm is not in ({low:g}, {high:g}] mm, the plausible {what}{hint}")
     return value
 
 
@@ -436,7 +435,9 @@ class OctVolume:
         if counts:
             logger.warning(
                 "%s: %d device segmentation values outside the %d-row B-scans set to NaN (%s)",
-                self.source or "OCT volume", sum(counts.values()), height,
+                self.source or "OCT volume",
+                sum(counts.values()),
+                height,
                 ", ".join(f"{name} {count}" for name, count in counts.items()),
             )
             previous = self.metadata.get(DEVICE_LINES_OUTSIDE_KEY, {})
@@ -505,9 +506,7 @@ class OctVolume:
             phi0 = np.arctan2(offset[:, 1], offset[:, 0])
             turn = 1.0 if self.laterality == "OD" else -1.0
             phi = phi0[:, None] + turn * 2.0 * np.pi * fraction[None, :]
-            positions[circle] = centre[:, None, :] + radius[:, None, None] * np.stack(
-                [np.cos(phi), np.sin(phi)], axis=-1
-            )
+            positions[circle] = centre[:, None, :] + radius[:, None, None] * np.stack([np.cos(phi), np.sin(phi)], axis=-1)
         return positions
 
     def bscan_spacing_mm(self) -> np.ndarray:

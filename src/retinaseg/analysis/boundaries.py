@@ -203,13 +203,18 @@ def layer_surfaces(
         raise InputError("invalid", f"mask shape {invalid.shape} does not match the labels {labels.shape}")
     if labels.shape[0] > _BSCANS_PER_CHUNK:  # B-scans are independent; bound the working memory
         chunks = range(0, labels.shape[0], _BSCANS_PER_CHUNK)
-        return np.concatenate([
-            layer_surfaces(
-                labels[i : i + _BSCANS_PER_CHUNK], layer_classes, fluid_classes,
-                None if invalid is None else invalid[i : i + _BSCANS_PER_CHUNK], min_retina_px,
-            )
-            for i in chunks
-        ])
+        return np.concatenate(
+            [
+                layer_surfaces(
+                    labels[i : i + _BSCANS_PER_CHUNK],
+                    layer_classes,
+                    fluid_classes,
+                    None if invalid is None else invalid[i : i + _BSCANS_PER_CHUNK],
+                    min_retina_px,
+                )
+                for i in chunks
+            ]
+        )
     n_layers = len(layer_classes)
     height = labels.shape[1]
 

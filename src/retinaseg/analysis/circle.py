@@ -82,10 +82,7 @@ def finest_sectors(names: Sequence[str]) -> list[str]:
     # Coverage on 1° bins (centres 0.5 .. 359.5): every sector bound is a whole degree.
     bins = np.arange(360) + 0.5
     cover = {name: in_sector(bins, *CIRCLE_SECTORS[name]) for name in known}
-    return [
-        name for name in known
-        if not any(other != name and not (cover[other] & ~cover[name]).any() for other in known)
-    ]
+    return [name for name in known if not any(other != name and not (cover[other] & ~cover[name]).any() for other in known)]
 
 
 @dataclass(frozen=True, eq=False)

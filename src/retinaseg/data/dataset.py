@@ -101,9 +101,7 @@ class PatchDataset(Dataset):
         image = sample.image.transpose(1, 2, 0)
         label, fov = sample.label, sample.fov
         if self.patch_size is not None:
-            image, label, fov = random_crop(
-                image, label, fov, self.patch_size, rng, foreground_prob=self.foreground_crop_prob
-            )
+            image, label, fov = random_crop(image, label, fov, self.patch_size, rng, foreground_prob=self.foreground_crop_prob)
         if self.augment is not None:
             image, label, fov = self.augment(image, label, fov)
         return {

@@ -85,9 +85,7 @@ def normalize_image(
         low, high = stats.min(), stats.max()
     else:
         if not 0.0 <= low_pct < high_pct <= 100.0:
-            raise InputError(
-                "normalize", f"percentiles must satisfy 0 <= low_pct < high_pct <= 100, got {low_pct}, {high_pct}"
-            )
+            raise InputError("normalize", f"percentiles must satisfy 0 <= low_pct < high_pct <= 100, got {low_pct}, {high_pct}")
         low, high = np.percentile(stats, [low_pct, high_pct])
     if high <= low:
         return np.zeros(image.shape, dtype=np.float32)

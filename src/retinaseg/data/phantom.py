@@ -184,9 +184,7 @@ def labels_from_boundaries(boundary_rows: np.ndarray, height: int) -> np.ndarray
     """
     boundary_rows = np.asarray(boundary_rows, dtype=np.float64)
     if boundary_rows.ndim != 2 or not 1 <= boundary_rows.shape[0] <= 255:
-        raise InputError(
-            "boundary_rows", f"expected an (n, W) array with 1 <= n <= 255, got shape {boundary_rows.shape}"
-        )
+        raise InputError("boundary_rows", f"expected an (n, W) array with 1 <= n <= 255, got shape {boundary_rows.shape}")
     if int(height) != height or height < 1:
         raise InputError("height", f"must be a positive integer, got {height!r}")
     return boundaries_to_labels(boundary_rows + 1.0, int(height))
@@ -323,9 +321,7 @@ def make_phantom_set(
         ``"phantom_01_00"``, ... with ``spacing_um = (axial_um, lateral_um)``.
     """
     if int(n_subjects) != n_subjects or n_subjects < 1 or not 0.0 <= fluid_fraction <= 1.0:
-        raise InputError(
-            "phantom", f"need n_subjects >= 1 and 0 <= fluid_fraction <= 1, got {n_subjects}, {fluid_fraction}"
-        )
+        raise InputError("phantom", f"need n_subjects >= 1 and 0 <= fluid_fraction <= 1, got {n_subjects}, {fluid_fraction}")
     samples = []
     for i in range(int(n_subjects)):
         subject = f"phantom_{i + 1:02d}"
@@ -477,9 +473,7 @@ def _render(
         max(round(height * axial_um / _CHOROID_BLOB_UM[0]), 2),
         max(round(width * lateral_um / _CHOROID_BLOB_UM[1]), 2),
     )
-    texture = cv2.resize(
-        rng.uniform(0.6, 1.25, blobs).astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC
-    )
+    texture = cv2.resize(rng.uniform(0.6, 1.25, blobs).astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
     below_bm_um = (rows - boundaries[-1].astype(np.float32)) * axial_um
     choroid = _CHOROID_FLOOR + (_CHOROID_TOP - _CHOROID_FLOOR) * np.exp(-below_bm_um / _CHOROID_DECAY_UM) * texture
     level = np.where(label == 8, choroid, level)
@@ -536,7 +530,14 @@ def make_phantom_oct_volume(
     """
     rng = np.random.default_rng(seed)
     phantom = make_phantom_volume(
-        rng, n_bscans, height, width, bscan_spacing_um=bscan_spacing_um, with_fluid=with_fluid, axial_um=axial_um, lateral_um=lateral_um
+        rng,
+        n_bscans,
+        height,
+        width,
+        bscan_spacing_um=bscan_spacing_um,
+        with_fluid=with_fluid,
+        axial_um=axial_um,
+        lateral_um=lateral_um,
     )
     origin_mm, lateral_mm, spacing_mm = 1.0, lateral_um / 1000, bscan_spacing_um / 1000
     y_mm = origin_mm + (n_bscans - 1 - np.arange(n_bscans)) * spacing_mm

@@ -49,5 +49,5 @@ def relabel_from_config(sample_set: SampleSet, relabel_config: dict[str, Any] | 
         return sample_set
     missing = {"class_names", "map"} - set(relabel_config)
     if missing:
-        raise InputError(f"data.relabel.{sorted(missing)[0]}", "missing config key")
+        raise InputError(f"data.relabel.{min(missing)}", "missing config key")
     return relabel(sample_set, {int(k): int(v) for k, v in relabel_config["map"].items()}, list(relabel_config["class_names"]))

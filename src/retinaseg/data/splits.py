@@ -74,18 +74,14 @@ def split_by_subject(
     requested = dict(zip(SPLIT_NAMES, (train, val, test)))
     rest = [name for name, subjects in requested.items() if subjects is None or subjects == REST]
     if len(rest) > 1:
-        raise InputError(
-            f"splits.{rest[1]}", f"only one split may take the remaining subjects; {rest[0]!r} already does"
-        )
+        raise InputError(f"splits.{rest[1]}", f"only one split may take the remaining subjects; {rest[0]!r} already does")
     known = set(sample_set.subjects())
     listed: dict[str, list[str]] = {}
     for name, subjects in requested.items():
         if name in rest:
             continue
         if isinstance(subjects, str):
-            raise InputError(
-                f"splits.{name}", f"expected a list of subject ids or {REST!r}, got the string {subjects!r}"
-            )
+            raise InputError(f"splits.{name}", f"expected a list of subject ids or {REST!r}, got the string {subjects!r}")
         listed[name] = [_check_subject(s, name, known) for s in subjects]
     check_disjoint(listed)
     if rest:

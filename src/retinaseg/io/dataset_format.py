@@ -84,8 +84,13 @@ def _write_into(sample_set: SampleSet, folder: Path) -> None:
         (folder / sub).mkdir()
     entries = []
     for sample in sample_set.samples:
-        entry: dict[str, Any] = {"id": sample.id, "subject": sample.subject, "image": f"images/{sample.id}.png",
-                                 "label": None, "fov": None}
+        entry: dict[str, Any] = {
+            "id": sample.id,
+            "subject": sample.subject,
+            "image": f"images/{sample.id}.png",
+            "label": None,
+            "fov": None,
+        }
         write_image_atomic(folder / entry["image"], _storable_image(sample))
         if sample.label is not None:
             entry["label"] = f"labels/{sample.id}.png"

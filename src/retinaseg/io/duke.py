@@ -48,9 +48,7 @@ def _as_uint8(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
         return arr
     if arr.dtype.kind not in "biuf":
         raise InputError(path, f"{what} has unsupported dtype {arr.dtype}")
-    if arr.size and (
-        not np.isfinite(arr).all() or (arr != np.round(arr)).any() or arr.min() < 0 or arr.max() > 255
-    ):
+    if arr.size and (not np.isfinite(arr).all() or (arr != np.round(arr)).any() or arr.min() < 0 or arr.max() > 255):
         raise InputError(path, f"{what} must hold integers 0..255")
     return arr.astype(np.uint8)
 
@@ -63,9 +61,7 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
             version = np.lib.format.read_magic(handle)
             if version not in ((1, 0), (2, 0)):
                 raise InputError(path, f"unsupported .npy format version {version[0]}.{version[1]}")
-            read_header = (
-                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            )
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, _, dtype = read_header(handle)
         except (OSError, ValueError, EOFError, SyntaxError) as exc:  # numpy's answers to a broken header
             raise InputError(path, f"cannot read .npy header ({describe_exception(exc)})") from exc
@@ -240,9 +236,7 @@ def _read_duke_mat(path: Path, grader: int, crop: bool) -> tuple[list[Sample], d
         raise InputError(path, f"'images' must be H x W x N, got shape {images.shape}")
     height, width, num_bscans = images.shape
     if layers.shape != (_NUM_BOUNDARIES, width, num_bscans):
-        raise InputError(
-            path, f"'{layers_name}' must be {_NUM_BOUNDARIES} x {width} x {num_bscans}, got {layers.shape}"
-        )
+        raise InputError(path, f"'{layers_name}' must be {_NUM_BOUNDARIES} x {width} x {num_bscans}, got {layers.shape}")
     if fluid.shape != images.shape:
         raise InputError(path, f"'{fluid_name}' must be {height} x {width} x {num_bscans}, got {fluid.shape}")
     if layers.dtype.kind not in "biuf" or fluid.dtype.kind not in "biuf":

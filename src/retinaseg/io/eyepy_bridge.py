@@ -108,8 +108,14 @@ _E2E_EMPTY_ABOVE = 1.99
 _BLANK_LOCALIZER_KEY = "retinaseg_blank_localizer"
 _LAYER_ORIGIN = "retinaseg"
 _LATERALITY_NAMES: dict[str, Laterality] = {
-    "OD": "OD", "R": "OD", "RIGHT": "OD", "82": "OD",  # 82 = ord("R"): eyepy's E2E laterality
-    "OS": "OS", "L": "OS", "LEFT": "OS", "76": "OS",  # 76 = ord("L")
+    "OD": "OD",
+    "R": "OD",
+    "RIGHT": "OD",
+    "82": "OD",  # 82 = ord("R"): eyepy's E2E laterality
+    "OS": "OS",
+    "L": "OS",
+    "LEFT": "OS",
+    "76": "OS",  # 76 = ord("L")
 }
 # Lambdas: eyepy imports its importer modules lazily, on first attribute access.
 _EYEPY_LOADERS: dict[str, tuple[str, Callable[[Path], EyeVolume]]] = {
@@ -180,9 +186,7 @@ def _localizer_scale_mm(meta: Mapping[str, Any]) -> tuple[float, float] | None:
     return scale if all(math.isfinite(s) and s > 0 for s in scale) else None
 
 
-def _positions_mm(
-    points: np.ndarray, unit: object, localizer_scale: tuple[float, float] | None, where: str
-) -> np.ndarray:
+def _positions_mm(points: np.ndarray, unit: object, localizer_scale: tuple[float, float] | None, where: str) -> np.ndarray:
     """``(N, 2)`` B-scan start or end points converted to mm in the SLO frame."""
     if _is_degrees(unit):
         # eyepy: degrees from the centre of a 30° localizer (origin moved to its top-left corner)
@@ -291,8 +295,7 @@ def from_eyepy(ev: EyeVolume, source: str = "") -> OctVolume:
         raise InputError(where, f"{len(bscan_meta)} B-scan meta entries for {n} B-scans")
     localizer_scale = _localizer_scale_mm(ev.localizer.meta)
     start, end = (
-        _positions_mm(np.array([b[key] for b in bscan_meta], dtype=np.float64), bscan_meta[0]["pos_unit"],
-                      localizer_scale, where)
+        _positions_mm(np.array([b[key] for b in bscan_meta], dtype=np.float64), bscan_meta[0]["pos_unit"], localizer_scale, where)
         for key in ("start_pos", "end_pos")
     )
     if start.shape != (n, 2) or not (np.isfinite(start).all() and np.isfinite(end).all()):
@@ -372,11 +375,13 @@ def _localizer(volume: OctVolume) -> EyeEnface:
         scale_x, scale_y = volume.slo_scale_xy_mm
         return EyeEnface(volume.slo, EyeEnfaceMeta(scale_x=scale_x, scale_y=scale_y, scale_unit="mm", **meta))
     pixel_mm = volume.scale_x_mm
-    points = np.concatenate([
-        volume.ascan_positions_mm().reshape(-1, 2),
-        [g.start_xy_mm for g in volume.bscan_geometry],
-        [g.end_xy_mm for g in volume.bscan_geometry],
-    ])
+    points = np.concatenate(
+        [
+            volume.ascan_positions_mm().reshape(-1, 2),
+            [g.start_xy_mm for g in volume.bscan_geometry],
+            [g.end_xy_mm for g in volume.bscan_geometry],
+        ]
+    )
     cols, rows = (np.ceil(np.maximum(points.max(axis=0), 0.0) / pixel_mm).astype(int) + 1).tolist()
     meta[_BLANK_LOCALIZER_KEY] = True
     return EyeEnface(
@@ -385,9 +390,7 @@ def _localizer(volume: OctVolume) -> EyeEnface:
     )
 
 
-def _localizer_transform(
-    meta: EyeVolumeMeta, localizer_meta: EyeEnfaceMeta, shape: tuple[int, int, int]
-) -> AffineTransform:
+def _localizer_transform(meta: EyeVolumeMeta, localizer_meta: EyeEnfaceMeta, shape: tuple[int, int, int]) -> AffineTransform:
     """eyepy's map from B-scan A-scans to localizer pixels, also where eyepy's own fit has no answer.
 
     eyepy maps ``(x, y) = (A-scan c, r)``, ``r = N - 1 - i`` for B-scan ``i``
@@ -420,19 +423,24 @@ def _localizer_transform(
     n, _, width = shape
     scale = np.array([localizer_meta["scale_x"], localizer_meta["scale_y"]], dtype=np.float64)
     # ends[k, j]: start (j = 0) / end (j = 1) in pixels of the last (k = 0) and first (k = 1) B-scan
-    ends = np.array(
-        [[b["start_pos"], b["end_pos"]] for b in (meta["bscan_meta"][-1], meta["bscan_meta"][0])], dtype=np.float64
-    ) / scale
+    ends = (
+        np.array([[b["start_pos"], b["end_pos"]] for b in (meta["bscan_meta"][-1], meta["bscan_meta"][0])], dtype=np.float64)
+        / scale
+    )
     along = (ends[:, 1] - ends[:, 0]).mean(axis=0) / max(width - 1, 1)  # pixels per A-scan
     across = (ends[1] - ends[0]).mean(axis=0) / max(n - 1, 1)  # pixels per row
     # |sine| of the angle between the two steps: 0 where eyepy's fit is singular
     if abs(along[0] * across[1] - along[1] * across[0]) > 1e-6 * np.linalg.norm(along) * np.linalg.norm(across):
         return _compute_localizer_oct_transform(meta, localizer_meta, shape)
-    return AffineTransform(matrix=np.array([
-        [along[0], -along[1], ends[0, 0, 0]],
-        [along[1], along[0], ends[0, 0, 1]],
-        [0.0, 0.0, 1.0],
-    ]))
+    return AffineTransform(
+        matrix=np.array(
+            [
+                [along[0], -along[1], ends[0, 0, 0]],
+                [along[1], along[0], ends[0, 0, 1]],
+                [0.0, 0.0, 1.0],
+            ]
+        )
+    )
 
 
 def to_eyepy(volume: OctVolume, layers_px: Mapping[str, np.ndarray]) -> EyeVolume:

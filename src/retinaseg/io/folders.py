@@ -214,15 +214,11 @@ def subject_id(stem: str, pattern: str | re.Pattern[str] | None, where: str | os
 def _read_fov(path: Path, shape: tuple[int, int]) -> np.ndarray:
     fov = read_binary_mask(path)
     if fov.shape != shape:
-        raise InputError(
-            path, f"FOV size {fov.shape[1]}x{fov.shape[0]} differs from image {shape[1]}x{shape[0]} (WxH)"
-        )
+        raise InputError(path, f"FOV size {fov.shape[1]}x{fov.shape[0]} differs from image {shape[1]}x{shape[0]} (WxH)")
     return fov
 
 
-def _declared_classes(
-    class_names: list[str] | None, value_to_class: dict[int, int] | None, modality: Modality
-) -> list[str]:
+def _declared_classes(class_names: list[str] | None, value_to_class: dict[int, int] | None, modality: Modality) -> list[str]:
     """The class list of a folder, checked against ``value_to_class`` before any file is read."""
     if class_names is not None:
         class_names = check_class_names(class_names)
@@ -298,14 +294,8 @@ def load_image_mask_folder(
     """
     class_names = _declared_classes(class_names, value_to_class, modality)
     pattern = compile_subject_pattern(subject_pattern)
-    pairs = pair_image_masks(
-        images_dir, masks_dir, mask_suffix, mask_ext, image_ext=image_ext, strip_suffix=strip_suffix
-    )
-    fov_paths = (
-        dict(pair_image_masks(images_dir, fov_dir, fov_suffix, image_ext=image_ext))
-        if fov_dir is not None
-        else {}
-    )
+    pairs = pair_image_masks(images_dir, masks_dir, mask_suffix, mask_ext, image_ext=image_ext, strip_suffix=strip_suffix)
+    fov_paths = dict(pair_image_masks(images_dir, fov_dir, fov_suffix, image_ext=image_ext)) if fov_dir is not None else {}
     samples = []
     for image_path, mask_path in pairs:
         image = read_image(image_path)

@@ -221,9 +221,7 @@ def _bscan_headers(path: Path, stream: BinaryIO, layout: _Layout) -> np.ndarray:
         )
     num_seg = headers["num_seg"]
     if num_seg.min() < 0 or num_seg.max() > MAX_SEGMENTATION_LINES:
-        raise InputError(
-            path, f"B-scan NumSeg values {num_seg.min()}..{num_seg.max()} outside 0..{MAX_SEGMENTATION_LINES}"
-        )
+        raise InputError(path, f"B-scan NumSeg values {num_seg.min()}..{num_seg.max()} outside 0..{MAX_SEGMENTATION_LINES}")
     return headers
 
 
@@ -245,9 +243,7 @@ def _segmentation_lines(path: Path, stream: BinaryIO, layout: _Layout, headers: 
         )
     count = layout.num_bscans * max_seg * layout.size_x
     if count > MAX_OCT_VOXELS:
-        raise InputError(
-            path, f"{count} segmentation line values (NumSeg={max_seg}); at most {MAX_OCT_VOXELS} are read"
-        )
+        raise InputError(path, f"{count} segmentation line values (NumSeg={max_seg}); at most {MAX_OCT_VOXELS} are read")
     lines = np.empty((layout.num_bscans, max_seg, layout.size_x), dtype="<f4")
     for i in range(layout.num_bscans):
         _read_exactly(stream, layout.bscan(i) + off_seg, lines[i], path)
@@ -265,9 +261,7 @@ def _invalid_to_nan(path: Path, values: np.ndarray, what: str, index: tuple[int,
     non_finite = ~np.isfinite(values)
     if non_finite.any():
         n, where = int(non_finite.sum()), [*index, *np.argwhere(non_finite)[0].tolist()]
-        raise InputError(
-            path, f"{n} {what} values are NaN or infinite (first at index {where}); the invalid marker is FLT_MAX"
-        )
+        raise InputError(path, f"{n} {what} values are NaN or infinite (first at index {where}); the invalid marker is FLT_MAX")
     values[values > _INVALID_ABOVE] = np.nan
     return values.astype(np.float32, copy=False)
 
@@ -358,9 +352,7 @@ def read_vol(path: str | os.PathLike[str]) -> OctVolume:
             if not head_bytes.startswith(_FILE_MAGIC):
                 raise InputError(path, f"not a Heidelberg .vol file (magic {head_bytes[:12]!r}, expected HSF-OCT-1xx)")
             if len(head_bytes) < FILE_HEADER_BYTES:
-                raise InputError(
-                    path, f"truncated: {file_bytes} bytes, shorter than the {FILE_HEADER_BYTES}-byte .vol header"
-                )
+                raise InputError(path, f"truncated: {file_bytes} bytes, shorter than the {FILE_HEADER_BYTES}-byte .vol header")
             head = np.frombuffer(head_bytes, dtype=_FILE_HEADER)[0]
             _check_file_header(path, head, file_bytes)
             layout = _Layout(head)

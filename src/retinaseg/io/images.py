@@ -69,9 +69,7 @@ _MAX_SAMPLES = 4  # grey, grey+alpha, RGB, RGBA
 def _check_file(path: Path) -> Path:
     check_regular_file(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise InputError(
-            path, f"unsupported image type {path.suffix!r}; expected one of {', '.join(IMAGE_SUFFIXES)}"
-        )
+        raise InputError(path, f"unsupported image type {path.suffix!r}; expected one of {', '.join(IMAGE_SUFFIXES)}")
     if path.stat().st_size == 0:
         raise InputError(path, "empty file")
     return path
@@ -171,8 +169,9 @@ def _open_pillow(path: Path) -> Image.Image:
         # Raised while opening, before the size is known to us, for images
         # declaring more than twice Pillow's own limit (far above ours).
         raise InputError(
-            path, f"image declares more than {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels; "
-            f"at most {MAX_IMAGE_PIXELS // 1_000_000} Mpixel are read"
+            path,
+            f"image declares more than {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels; "
+            f"at most {MAX_IMAGE_PIXELS // 1_000_000} Mpixel are read",
         ) from None
     except _PILLOW_ERRORS as exc:
         raise InputError(path, f"cannot read image ({describe_exception(exc)})") from exc
@@ -189,9 +188,7 @@ def _read_pillow(path: Path) -> np.ndarray:
         # The tile list (holding the raw pixel layout) is emptied by load().
         rawmode = image.tile[0].args if image.tile and isinstance(image.tile[0].args, str) else ""
         if image.mode in ("RGB", "RGBA") and ";16" in rawmode:
-            raise InputError(
-                path, "16-bit colour PNG is not supported (Pillow reads it as 8-bit); save it as TIFF"
-            )
+            raise InputError(path, "16-bit colour PNG is not supported (Pillow reads it as 8-bit); save it as TIFF")
         try:
             image.load()
         except _PILLOW_ERRORS as exc:
@@ -267,9 +264,7 @@ def _is_binary(values: np.ndarray) -> bool:
     return set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}
 
 
-def check_value_to_class(
-    value_to_class: object, num_classes: int | None = None, where: str = "value_to_class"
-) -> dict[int, int]:
+def check_value_to_class(value_to_class: object, num_classes: int | None = None, where: str = "value_to_class") -> dict[int, int]:
     """Return ``value_to_class`` if it maps stored mask values to class ids, else raise :class:`InputError`.
 
     Parameters
@@ -289,14 +284,10 @@ def check_value_to_class(
     """
     top = MAX_CLASSES if num_classes is None else num_classes
     if not isinstance(value_to_class, dict) or not value_to_class:
-        raise InputError(
-            where, f"must map stored mask values to class ids, e.g. {{0: 0, 255: 1}}; got {value_to_class!r:.60}"
-        )
+        raise InputError(where, f"must map stored mask values to class ids, e.g. {{0: 0, 255: 1}}; got {value_to_class!r:.60}")
     for value, class_id in value_to_class.items():
         if not _is_count(value) or not _is_count(class_id) or class_id >= top:
-            raise InputError(
-                where, f"entry {value!r}: {class_id!r} must map an integer value >= 0 to a class id 0..{top - 1}"
-            )
+            raise InputError(where, f"entry {value!r}: {class_id!r} must map an integer value >= 0 to a class id 0..{top - 1}")
     return value_to_class
 
 
@@ -400,8 +391,9 @@ def read_label_image(
         return (arr > 0).astype(np.uint8)
     if values.size and (values[0] < 0 or values[-1] >= num_classes):
         raise InputError(
-            path, f"mask values {_list(values)} are not class ids 0..{num_classes - 1} of the {num_classes} "
-            "declared classes; declare class_names, or map the values with value_to_class"
+            path,
+            f"mask values {_list(values)} are not class ids 0..{num_classes - 1} of the {num_classes} "
+            "declared classes; declare class_names, or map the values with value_to_class",
         )
     return arr.astype(np.uint8)
 
@@ -436,8 +428,7 @@ def write_image_atomic(path: str | os.PathLike[str], array: np.ndarray) -> None:
     rgb = array.ndim == 3 and array.shape[2] == 3 and array.dtype == np.uint8
     if not (grey or rgb):
         raise InputError(
-            path, f"cannot write {array.dtype} array of shape {array.shape} as PNG "
-            "(need (H, W) uint8/uint16 or (H, W, 3) uint8)"
+            path, f"cannot write {array.dtype} array of shape {array.shape} as PNG (need (H, W) uint8/uint16 or (H, W, 3) uint8)"
         )
     image = Image.fromarray(np.ascontiguousarray(array))
     with atomic_path(path) as tmp:

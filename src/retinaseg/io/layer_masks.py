@@ -55,9 +55,7 @@ def _check_names(masks: dict[str, np.ndarray], priority: list[str], class_ids: d
     if len(set(priority)) != len(priority):
         raise InputError("priority", "names a mask more than once")
     if set(priority) != set(masks):
-        raise InputError(
-            "priority", f"must list each mask exactly once: masks {sorted(masks)}, priority {priority}"
-        )
+        raise InputError("priority", f"must list each mask exactly once: masks {sorted(masks)}, priority {priority}")
     missing = [name for name in priority if name not in class_ids]
     if missing:
         raise InputError("class_ids", f"no class id for {', '.join(missing)}")
@@ -186,22 +184,19 @@ def load_layer_mask_folder(
             mask_path = files[f"{stem}{suffix}"]
             masks[layer] = read_binary_mask(mask_path)
             if masks[layer].shape != image.shape[:2]:
-                raise InputError(
-                    mask_path, f"mask shape {masks[layer].shape} differs from image shape {image.shape[:2]}"
-                )
+                raise InputError(mask_path, f"mask shape {masks[layer].shape} differs from image shape {image.shape[:2]}")
         label, report = merge_layer_masks(masks, priority, class_ids)
         if report.conflict_pixels:
-            logger.warning("%s: %d pixels claimed by several layer masks %s",
-                           files[stem], report.conflict_pixels, report.conflicts_by_pair)
+            logger.warning(
+                "%s: %d pixels claimed by several layer masks %s", files[stem], report.conflict_pixels, report.conflicts_by_pair
+            )
         reports[stem] = report
         samples.append(Sample(id=stem, subject=stem, image=image, label=label, source=str(files[stem])))
 
     names_by_id: dict[int, list[str]] = {}
     for layer in priority:
         names_by_id.setdefault(class_ids[layer], []).append(layer)
-    class_names = ["background"] + [
-        "+".join(names_by_id.get(k, [f"class_{k}"])) for k in range(1, max(names_by_id) + 1)
-    ]
+    class_names = ["background"] + ["+".join(names_by_id.get(k, [f"class_{k}"])) for k in range(1, max(names_by_id) + 1)]
     return SampleSet(
         samples=samples,
         class_names=class_names,

@@ -89,8 +89,7 @@ def check_oct_size(n_bscans: int, rows: int, ascans: int, where: str | os.PathLi
     if min(n_bscans, rows, ascans) <= 0:
         raise InputError(where, f"OCT volume declares an empty size {n_bscans} x {rows} x {ascans}")
     voxels = n_bscans * rows * ascans  # Python integers: no overflow
-    if (n_bscans > MAX_OCT_BSCANS or rows > MAX_OCT_ROWS or ascans > MAX_OCT_ASCANS
-            or voxels > MAX_OCT_VOXELS):
+    if n_bscans > MAX_OCT_BSCANS or rows > MAX_OCT_ROWS or ascans > MAX_OCT_ASCANS or voxels > MAX_OCT_VOXELS:
         raise InputError(
             where,
             f"OCT volume declares {n_bscans} B-scans x {rows} rows x {ascans} A-scans; at most "
@@ -117,8 +116,8 @@ def check_class_names(class_names: object, where: str | os.PathLike[str] = "clas
     """
     if not isinstance(class_names, (list, tuple)):
         raise InputError(
-            where, f"must be a list of class names such as [background, vessel], got {type(class_names).__name__} "
-            f"{class_names!r:.60}"
+            where,
+            f"must be a list of class names such as [background, vessel], got {type(class_names).__name__} {class_names!r:.60}",
         )
     if not 2 <= len(class_names) <= MAX_CLASSES:
         raise InputError(where, f"must name 2 to {MAX_CLASSES} classes (background first), got {len(class_names)}")

@@ -90,16 +90,20 @@ def read_oct(
     if suffix not in OCT_FILE_SUFFIXES:
         raise InputError(
             path,
-            f"unknown OCT file type {path.suffix!r}; expected a folder of B-scan images or a "
-            f"{', '.join(OCT_FILE_SUFFIXES)} file",
+            f"unknown OCT file type {path.suffix!r}; expected a folder of B-scan images or a {', '.join(OCT_FILE_SUFFIXES)} file",
         )
-    given = [name for name, value in (("scale_x_mm", scale_x_mm), ("scale_z_mm", scale_z_mm),
-                                       ("bscan_spacing_mm", bscan_spacing_mm), ("laterality", laterality))
-             if value is not None]
+    given = [
+        name
+        for name, value in (
+            ("scale_x_mm", scale_x_mm),
+            ("scale_z_mm", scale_z_mm),
+            ("bscan_spacing_mm", bscan_spacing_mm),
+            ("laterality", laterality),
+        )
+        if value is not None
+    ]
     if given:
-        raise InputError(
-            path, f"{', '.join(given)} only apply to a folder of B-scan images; {suffix} files carry their own"
-        )
+        raise InputError(path, f"{', '.join(given)} only apply to a folder of B-scan images; {suffix} files carry their own")
     if suffix == ".vol":
         return read_vol(path)
     return read_eyepy_file(path)

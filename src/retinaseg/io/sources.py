@@ -106,8 +106,13 @@ def source_options(name: str) -> list[str]:
     return list(_option_parameters(name))
 
 
-_WORDS = {str: ("text", "text"), int: ("an integer", "integers"), float: ("a number", "numbers"),
-          bool: ("true or false", "true or false"), type(None): ("null", "null")}
+_WORDS = {
+    str: ("text", "text"),
+    int: ("an integer", "integers"),
+    float: ("a number", "numbers"),
+    bool: ("true or false", "true or false"),
+    type(None): ("null", "null"),
+}
 
 
 def _describe(hint: Any, plural: bool = False) -> str:
@@ -140,9 +145,7 @@ def _matches(value: Any, hint: Any) -> bool:
     if origin is list:
         return isinstance(value, list) and all(_matches(item, args[0]) for item in value)
     if origin is dict:
-        return isinstance(value, dict) and all(
-            _matches(key, args[0]) and _matches(item, args[1]) for key, item in value.items()
-        )
+        return isinstance(value, dict) and all(_matches(key, args[0]) and _matches(item, args[1]) for key, item in value.items())
     if origin is os.PathLike:
         return isinstance(value, os.PathLike)
     if hint is float:

@@ -47,7 +47,8 @@ def read_torch_file(path: str | os.PathLike[str], what: str = "checkpoint") -> d
     except pickle.UnpicklingError as err:
         if str(err).startswith(_RESTRICTED_REFUSAL):
             raise InputError(
-                path, f"refused: this {what} holds Python objects other than plain data and tensors, which could run code when loaded"
+                path,
+                f"refused: this {what} holds Python objects other than plain data and tensors, which could run code when loaded",
             ) from err
         raise InputError(path, f"not a retinaseg {what} ({describe_exception(err)})") from err
     except Exception as err:  # damaged archives and foreign files fail in many ways

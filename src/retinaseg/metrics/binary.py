@@ -22,9 +22,7 @@ from retinaseg.io.records import strict_json
 from retinaseg.metrics.segmentation import scores_from_confusion
 
 
-def _pixels(
-    prob: np.ndarray, target: np.ndarray, fov: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
+def _pixels(prob: np.ndarray, target: np.ndarray, fov: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Validate the inputs and return the FOV pixels as 1-D (prob, bool target)."""
     prob = np.asarray(prob)
     target = np.asarray(target)
@@ -224,9 +222,7 @@ def precision_recall_curve(
     return precision, recall, thresholds
 
 
-def best_f1_threshold(
-    prob: np.ndarray, target: np.ndarray, fov: np.ndarray | None = None
-) -> tuple[float, float]:
+def best_f1_threshold(prob: np.ndarray, target: np.ndarray, fov: np.ndarray | None = None) -> tuple[float, float]:
     """Threshold that maximises F1 on this image, searched over every distinct value.
 
     Choosing the threshold on the data it is then scored on is optimistic;

@@ -27,8 +27,7 @@ def _check_labels(name: str, label: np.ndarray, num_classes: int) -> np.ndarray:
     if label.size and (label.min() < 0 or label.max() >= num_classes):
         raise InputError(
             name,
-            f"class values must lie in 0..{num_classes - 1}, "
-            f"found {int(label.min())}..{int(label.max())}",
+            f"class values must lie in 0..{num_classes - 1}, found {int(label.min())}..{int(label.max())}",
         )
     return label
 
@@ -230,9 +229,7 @@ class SegmentationEvaluator:
         spacing: tuple[float | None, float | None] | None = None,
     ) -> None:
         if len(class_names) != num_classes:
-            raise InputError(
-                "class_names", f"{len(class_names)} names given for {num_classes} classes"
-            )
+            raise InputError("class_names", f"{len(class_names)} names given for {num_classes} classes")
         self.num_classes = num_classes
         self.class_names = list(class_names)
         known = spacing is not None and all(s is not None for s in spacing)
@@ -257,9 +254,7 @@ class SegmentationEvaluator:
         if pred.ndim != 3:
             raise InputError("pred", f"expected (H, W) or (N, H, W), got shape {pred.shape}")
         for i in range(pred.shape[0]):
-            cm = confusion_matrix(
-                pred[i], target[i], self.num_classes, None if mask is None else mask[i]
-            )
+            cm = confusion_matrix(pred[i], target[i], self.num_classes, None if mask is None else mask[i])
             self.confusion += cm
             self._dice_per_image.append(scores_from_confusion(cm)["dice"])
             self._hd95_per_image.append(hd95(pred[i], target[i], self.num_classes, self.spacing))

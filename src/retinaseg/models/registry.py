@@ -135,9 +135,7 @@ def list_models() -> list[ModelSpec]:
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 
 
-def build_model(
-    name: str, in_channels: int, num_classes: int, options: dict[str, Any] | None = None
-) -> nn.Module:
+def build_model(name: str, in_channels: int, num_classes: int, options: dict[str, Any] | None = None) -> nn.Module:
     """Build registered network ``name`` with ``options`` over its defaults."""
     spec = get_model_spec(name)
     return spec.builder(in_channels, num_classes, **spec.resolve(options))
@@ -201,6 +199,7 @@ def _option_type(default: Any) -> tuple[Callable[[Any], bool], str, str]:
     if isinstance(default, int):
         return (lambda value: isinstance(value, int) and not isinstance(value, bool)), "an integer", "integers"
     if isinstance(default, float):
+
         def accepts(value: Any) -> bool:
             return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 

@@ -246,7 +246,11 @@ class TrainedModel:
         payload = read_torch_file(path, what)
         file_format = payload.get("format")
         if file_format != WEIGHTS_FORMAT and (file_format not in _CHECKPOINT_LAYOUT_FORMATS or "hyper_parameters" not in payload):
-            problem = "no retinaseg weight-file header; a training checkpoint ends in .ckpt" if what == "weight file" else "no hyper_parameters and state_dict"
+            problem = (
+                "no retinaseg weight-file header; a training checkpoint ends in .ckpt"
+                if what == "weight file"
+                else "no hyper_parameters and state_dict"
+            )
             raise InputError(path, f"not a retinaseg {what} ({problem})")
         try:
             if file_format == WEIGHTS_FORMAT:
@@ -256,12 +260,18 @@ class TrainedModel:
             model = cls.from_config(
                 metadata["config"], metadata["class_names"], metadata["task"], Preprocessing(**metadata["preprocessing"])
             )
-            model.network.load_state_dict({key: value.float() if value.is_floating_point() else value for key, value in state_dict.items()})
-        except Exception as err:  # a foreign or edited file fails in the lookups, the constructors or load_state_dict, in many ways
+            model.network.load_state_dict(
+                {key: value.float() if value.is_floating_point() else value for key, value in state_dict.items()}
+            )
+        except (
+            Exception
+        ) as err:  # a foreign or edited file fails in the lookups, the constructors or load_state_dict, in many ways
             raise InputError(path, f"not a retinaseg {what} ({describe_exception(err)})") from err
         return model.eval()
 
 
 def _network_weights(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     """The network's entries of a training checkpoint's ``state_dict``, without their prefix (the loss may have others)."""
-    return {key.removeprefix(_CHECKPOINT_PREFIX): value for key, value in state_dict.items() if key.startswith(_CHECKPOINT_PREFIX)}
+    return {
+        key.removeprefix(_CHECKPOINT_PREFIX): value for key, value in state_dict.items() if key.startswith(_CHECKPOINT_PREFIX)
+    }

@@ -51,7 +51,10 @@ def _boundary_colours(boundary_names: Sequence[str], class_names: Sequence[str],
 
 
 def _stretch_and_note(
-    height_px: int, width_px: int, axial_um: float | None, lateral_um: float | None,
+    height_px: int,
+    width_px: int,
+    axial_um: float | None,
+    lateral_um: float | None,
     depth_exaggeration: float | None,
 ) -> tuple[float | None, str]:
     """Depth stretch factor (``None`` = no physical scale) and the words saying so."""
@@ -134,9 +137,7 @@ def plot_bscan_overlay(
     height, width = image.shape
     boundaries = np.asarray(boundaries_px, dtype=np.float64)
     if boundaries.ndim != 2 or boundaries.shape != (len(boundary_names), width):
-        raise InputError(
-            "boundaries_px", f"shape {boundaries.shape} must be ({len(boundary_names)} names, {width} A-scans)"
-        )
+        raise InputError("boundaries_px", f"shape {boundaries.shape} must be ({len(boundary_names)} names, {width} A-scans)")
     reference = None if reference_px is None else np.asarray(reference_px, dtype=np.float64)
     if reference is not None and (reference.ndim != 2 or reference.shape[1] != width):
         raise InputError("reference_px", f"shape {reference.shape} must be (R, {width} A-scans)")
@@ -187,6 +188,7 @@ def plot_bscan_overlay(
     ax.set_ylabel(ylabel)
     ax.set_title(f"{title} ({aspect_note})" if title else aspect_note.capitalize(), fontsize=10)
     if handles:
-        fig.legend(handles=handles, labels=names, loc="outside lower center",
-                   ncol=min(len(handles), 6), fontsize=7, frameon=False)
+        fig.legend(
+            handles=handles, labels=names, loc="outside lower center", ncol=min(len(handles), 6), fontsize=7, frameon=False
+        )
     return save_figure(fig, path)

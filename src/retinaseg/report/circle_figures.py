@@ -75,8 +75,7 @@ def plot_circle_profile(
     ax = fig.add_subplot()
     ax.plot(wrapped[order], thickness[order], color="#0072B2", linewidth=1.6, label=label)
     if reference is not None:
-        ax.plot(wrapped[order], reference[order], color="0.25", linewidth=1.2, linestyle="--",
-                label=reference_label)
+        ax.plot(wrapped[order], reference[order], color="0.25", linewidth=1.2, linestyle="--", label=reference_label)
     drawn = finest_sectors(list(sectors))
     for name in drawn:
         value = float(sectors[name])
@@ -86,13 +85,22 @@ def plot_circle_profile(
                 ax.plot([lo, hi], [value, value], color="#D55E00", linewidth=2.0, alpha=0.8)
         # the label goes on the widest piece, above the level (at the bottom when unknown)
         lo, hi = max(pieces, key=lambda piece: piece[1] - piece[0])
-        ax.annotate(f"{name} {value:.0f}" if np.isfinite(value) else f"{name} –",
-                    xy=((lo + hi) / 2, value if np.isfinite(value) else 0.0), xytext=(0, 4),
-                    textcoords="offset points", ha="center", va="bottom", fontsize=8, color="#A04000")
-    listed = [f"{name} {value:.0f} µm" if np.isfinite(value) else f"{name} –"
-              for name, value in sectors.items() if name not in drawn]
-    levels = np.concatenate([thickness, [] if reference is None else reference,
-                             np.asarray(list(sectors.values()), dtype=np.float64)])
+        ax.annotate(
+            f"{name} {value:.0f}" if np.isfinite(value) else f"{name} –",
+            xy=((lo + hi) / 2, value if np.isfinite(value) else 0.0),
+            xytext=(0, 4),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="#A04000",
+        )
+    listed = [
+        f"{name} {value:.0f} µm" if np.isfinite(value) else f"{name} –" for name, value in sectors.items() if name not in drawn
+    ]
+    levels = np.concatenate(
+        [thickness, [] if reference is None else reference, np.asarray(list(sectors.values()), dtype=np.float64)]
+    )
     top = float(np.nanmax(levels)) if np.isfinite(levels).any() else 0.0
     ax.set_ylim(0.0, 1.15 * top if top > 0 else 1.0)  # room for the sector labels above their levels
     for boundary in (45.0, 135.0, 225.0, 315.0):

@@ -130,9 +130,17 @@ def plot_thickness_map(
             ys += [etdrs_centre_xy_mm[1] - half, etdrs_centre_xy_mm[1] + half]
         view = (min(xs), max(xs), max(ys), min(ys))
     colour_map = matplotlib.colormaps[cmap].with_extremes(bad=(0, 0, 0, 0))
-    image = ax.imshow(np.ma.masked_invalid(values), extent=(left, right, bottom, top), origin="upper",
-                      cmap=colour_map, vmin=vmin, vmax=vmax, alpha=map_alpha, interpolation="nearest",
-                      aspect="equal")
+    image = ax.imshow(
+        np.ma.masked_invalid(values),
+        extent=(left, right, bottom, top),
+        origin="upper",
+        cmap=colour_map,
+        vmin=vmin,
+        vmax=vmax,
+        alpha=map_alpha,
+        interpolation="nearest",
+        aspect="equal",
+    )
     fig.colorbar(image, ax=ax, label=colorbar_label, shrink=0.85)
     if not finite.size:
         ax.text(0.5, 0.5, "no thickness values", transform=ax.transAxes, ha="center", color="0.3")
@@ -141,16 +149,29 @@ def plot_thickness_map(
         cx, cy = map(float, etdrs_centre_xy_mm)
         radii = [d / 2 for d in ETDRS_DIAMETERS_MM]
         for radius in radii:
-            ax.add_patch(Circle((cx, cy), radius, fill=False, edgecolor="white", linewidth=1.1,
-                                path_effects=THIN_OUTLINE))
+            ax.add_patch(Circle((cx, cy), radius, fill=False, edgecolor="white", linewidth=1.1, path_effects=THIN_OUTLINE))
         angles = np.deg2rad([45.0, 135.0, 225.0, 315.0])
         for a in angles:
-            ax.plot([cx + radii[0] * np.cos(a), cx + radii[-1] * np.cos(a)],
-                    [cy + radii[0] * np.sin(a), cy + radii[-1] * np.sin(a)],
-                    color="white", linewidth=1.1, path_effects=THIN_OUTLINE)
+            ax.plot(
+                [cx + radii[0] * np.cos(a), cx + radii[-1] * np.cos(a)],
+                [cy + radii[0] * np.sin(a), cy + radii[-1] * np.sin(a)],
+                color="white",
+                linewidth=1.1,
+                path_effects=THIN_OUTLINE,
+            )
         for letter, (x, y) in _etdrs_label_positions((cx, cy), laterality, radii[-1] + 0.35).items():
-            ax.text(x, y, letter, ha="center", va="center", fontsize=10, fontweight="bold", color="white",
-                    path_effects=OUTLINE, clip_on=True)
+            ax.text(
+                x,
+                y,
+                letter,
+                ha="center",
+                va="center",
+                fontsize=10,
+                fontweight="bold",
+                color="white",
+                path_effects=OUTLINE,
+                clip_on=True,
+            )
 
     ax.set_xlim(view[0], view[1])
     ax.set_ylim(view[2], view[3])  # y grows downwards, as in the SLO image

@@ -168,9 +168,7 @@ def overlay(
     return blended
 
 
-def legend_handles(
-    class_names: Sequence[str], palette: np.ndarray, classes: Sequence[int] | None = None
-) -> list[Patch]:
+def legend_handles(class_names: Sequence[str], palette: np.ndarray, classes: Sequence[int] | None = None) -> list[Patch]:
     """Matplotlib legend entries (coloured squares) for the given classes.
 
     Parameters
@@ -189,10 +187,7 @@ def legend_handles(
     """
     palette = np.asarray(palette, dtype=np.uint8)
     indices = range(len(class_names)) if classes is None else classes
-    return [
-        Patch(facecolor=palette[k] / 255.0, edgecolor="0.4", linewidth=0.5, label=class_names[k])
-        for k in indices
-    ]
+    return [Patch(facecolor=palette[k] / 255.0, edgecolor="0.4", linewidth=0.5, label=class_names[k]) for k in indices]
 
 
 def legend_image(class_names: Sequence[str], palette: np.ndarray, dpi: int = 100) -> np.ndarray:

@@ -110,8 +110,7 @@ def plot_confusion_matrix(
         for (i, j), v in np.ndenumerate(values):
             if np.isfinite(v):
                 text = f"{v:.2f}" if normalize else _compact(v)
-                ax.text(j, i, text, ha="center", va="center", fontsize=fontsize,
-                        color="white" if v > 0.6 * vmax else "black")
+                ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color="white" if v > 0.6 * vmax else "black")
     ticks = np.arange(n)
     ax.set_xticks(ticks, labels=class_names, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(ticks, labels=class_names)
@@ -163,15 +162,21 @@ def plot_pr_curve(
             p = f1 * r / (2 * r - f1)
         visible = (p >= 0) & (p <= 1.0) & (r >= f1 / 2)
         ax.plot(r[visible], p[visible], color="0.8", linewidth=0.8, zorder=1)
-        ax.annotate(f"F1={f1:.1f}", xy=(0.97, f1 * 0.97 / (2 * 0.97 - f1)), fontsize=7,
-                    color="0.5", ha="right", va="bottom")
-    ax.plot(recall[known][order], precision[known][order], color="#0072B2", linewidth=1.8,
-            label="precision-recall", zorder=2)
+        ax.annotate(f"F1={f1:.1f}", xy=(0.97, f1 * 0.97 / (2 * 0.97 - f1)), fontsize=7, color="0.5", ha="right", va="bottom")
+    ax.plot(recall[known][order], precision[known][order], color="#0072B2", linewidth=1.8, label="precision-recall", zorder=2)
     markers = iter("oDs^v<>")
     for label, (rec, prec) in (f1_points or {}).items():
         f1 = 2 * prec * rec / (prec + rec) if prec + rec > 0 else 0.0
-        ax.plot(rec, prec, linestyle="none", marker=next(markers, "o"), markersize=7,
-                markeredgecolor="black", label=f"{label} (F1 = {f1:.3f})", zorder=3)
+        ax.plot(
+            rec,
+            prec,
+            linestyle="none",
+            marker=next(markers, "o"),
+            markersize=7,
+            markeredgecolor="black",
+            label=f"{label} (F1 = {f1:.3f})",
+            zorder=3,
+        )
     ax.set_xlim(0.0, 1.0)
     ax.set_ylim(0.0, 1.02)
     ax.set_aspect("equal")
@@ -243,8 +248,10 @@ def plot_training_curves(metrics_csv_path: str | os.PathLike[str], path: str | o
         raise InputError(csv_path, "no loss or val_* columns to plot")
 
     fig = new_figure(10.0, 4.0)
-    panels = [(fig.add_subplot(1, 2, 1), losses, "Loss", "Training and validation loss"),
-              (fig.add_subplot(1, 2, 2), scores, "Score", "Validation scores")]
+    panels = [
+        (fig.add_subplot(1, 2, 1), losses, "Loss", "Training and validation loss"),
+        (fig.add_subplot(1, 2, 2), scores, "Score", "Validation scores"),
+    ]
     for ax, names, ylabel, title in panels:
         for name in names:
             x, y = _per_epoch(epoch, columns[name])
@@ -313,8 +320,13 @@ def plot_prediction_panel(
         ax.set_title(name)
         ax.set_axis_off()
     if shown:
-        fig.legend(handles=legend_handles(class_names, palette, shown), loc="outside lower center",
-                   ncol=min(len(shown), 6), fontsize=8, frameon=False)
+        fig.legend(
+            handles=legend_handles(class_names, palette, shown),
+            loc="outside lower center",
+            ncol=min(len(shown), 6),
+            fontsize=8,
+            frameon=False,
+        )
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)

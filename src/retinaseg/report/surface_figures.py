@@ -114,15 +114,20 @@ def surface_figure_html(
     where = "x %{x:.2f} mm<br>y %{y:.2f} mm<br>depth %{z:.3f} mm"
     for k, (name, depth) in enumerate(surfaces.items()):
         if k == 0 and colour_by_um is not None:
-            style = {"surfacecolor": np.asarray(colour_by_um, dtype=np.float64), "colorscale": "Viridis",
-                     "colorbar": {"title": {"text": "thickness (µm)"}, "len": 0.7}, "showscale": True}
+            style = {
+                "surfacecolor": np.asarray(colour_by_um, dtype=np.float64),
+                "colorscale": "Viridis",
+                "colorbar": {"title": {"text": "thickness (µm)"}, "len": 0.7},
+                "showscale": True,
+            }
             hover = f"{where}<br>%{{surfacecolor:.0f}} µm"
         else:
             colour = _SURFACE_COLOURS[k % len(_SURFACE_COLOURS)]
             style = {"colorscale": [[0, colour], [1, colour]], "showscale": False}
             hover = where
-        fig.add_trace(go.Surface(x=x, y=y, z=depth, name=name, showlegend=True,
-                                 hovertemplate=f"{name}<br>{hover}<extra></extra>", **style))
+        fig.add_trace(
+            go.Surface(x=x, y=y, z=depth, name=name, showlegend=True, hovertemplate=f"{name}<br>{hover}<extra></extra>", **style)
+        )
     stretch_note = f"depth ×{depth_exaggeration:g}"
     fig.update_layout(
         title={"text": f"{title} ({stretch_note})" if title else stretch_note},

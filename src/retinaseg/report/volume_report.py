@@ -76,8 +76,12 @@ def write_volume_report(result: AnalysisResult, folder: str | Path) -> Path:
     for k, note in enumerate(result.notes, 1):
         metadata[f"note {k}"] = note
     if raster is not None and raster.fovea_xy_mm is not None:
-        metadata["ETDRS centre (fovea)"] = f"x {raster.fovea_xy_mm[0]:.3f} mm, y {raster.fovea_xy_mm[1]:.3f} mm ({raster.fovea_source})"
-    return render_report(folder / "report.html", title=f"retinaseg analysis: {Path(volume.source).name}", metadata=metadata, sections=sections)
+        metadata["ETDRS centre (fovea)"] = (
+            f"x {raster.fovea_xy_mm[0]:.3f} mm, y {raster.fovea_xy_mm[1]:.3f} mm ({raster.fovea_source})"
+        )
+    return render_report(
+        folder / "report.html", title=f"retinaseg analysis: {Path(volume.source).name}", metadata=metadata, sections=sections
+    )
 
 
 def _overlay_indices(n: int) -> list[int]:
@@ -167,9 +171,7 @@ def _surfaces_mm(volume: OctVolume, segmentation: LayerSegmentation, raster: Ras
     return {segmentation.boundary_names[0]: depth[0], segmentation.boundary_names[-1]: depth[1]}
 
 
-def _surface_section(
-    volume: OctVolume, segmentation: LayerSegmentation, raster: RasterMeasures, figures: Path
-) -> ReportSection:
+def _surface_section(volume: OctVolume, segmentation: LayerSegmentation, raster: RasterMeasures, figures: Path) -> ReportSection:
     grid = raster.grid
     # every few grid cells is plenty for a 3D view and keeps the page small
     step = max(1, -(-max(grid.shape) // MAX_SURFACE_POINTS))
@@ -240,7 +242,11 @@ def _circle_section(
         images=[png],
         tables=[
             Table(["", *names], rows, caption="sector means (µm)"),
-            Table(["", *[str(h) for h in range(1, 13)]], clock, caption="clock hours (µm; 12 superior, 3 on the right of the fundus image)"),
+            Table(
+                ["", *[str(h) for h in range(1, 13)]],
+                clock,
+                caption="clock hours (µm; 12 superior, 3 on the right of the fundus image)",
+            ),
         ],
     )
 
@@ -250,11 +256,27 @@ def _agreement_section(
 ) -> ReportSection:
     name = reference.name
     boundary_rows = [[r.boundary, r.mad_um, r.bias_um, r.p95_abs_um, r.n_ascans] for r in reference.boundary_agreement]
-    tables = [Table(["boundary", "MAD (µm)", "bias (µm, + = ours deeper)", "95th pct |diff| (µm)", "A-scans"], boundary_rows, caption=f"boundaries: retinaseg vs {name}")]
+    tables = [
+        Table(
+            ["boundary", "MAD (µm)", "bias (µm, + = ours deeper)", "95th pct |diff| (µm)", "A-scans"],
+            boundary_rows,
+            caption=f"boundaries: retinaseg vs {name}",
+        )
+    ]
     images = []
     if raster is not None and raster.sector_agreement:
-        rows = [[r.layer, r.sector, r.ours_um, r.reference_um, r.difference_um] for r in raster.sector_agreement if r.layer == TOTAL_RETINA]
-        tables.append(Table(["layer", "sector", "retinaseg (µm)", f"{name} (µm)", "difference (µm)"], rows, caption=f"ETDRS {TOTAL_RETINA} thickness"))
+        rows = [
+            [r.layer, r.sector, r.ours_um, r.reference_um, r.difference_um]
+            for r in raster.sector_agreement
+            if r.layer == TOTAL_RETINA
+        ]
+        tables.append(
+            Table(
+                ["layer", "sector", "retinaseg (µm)", f"{name} (µm)", "difference (µm)"],
+                rows,
+                caption=f"ETDRS {TOTAL_RETINA} thickness",
+            )
+        )
         if TOTAL_RETINA in raster.reference_maps_um:
             images.append(
                 plot_thickness_map(

@@ -257,10 +257,15 @@ def validate_against_data(config: dict[str, Any], class_names: Sequence[str], im
     for key in ("metric_classes", "boundary_classes", "fluid_classes"):
         beyond = sorted(c for c in evaluation[key] or [] if c >= num_classes)
         if beyond:
-            raise InputError(f"evaluation.{key}", f"class ids {beyond} do not exist; the data has classes 0-{num_classes - 1} {list(class_names)}")
+            raise InputError(
+                f"evaluation.{key}",
+                f"class ids {beyond} do not exist; the data has classes 0-{num_classes - 1} {list(class_names)}",
+            )
     weights = config["loss"]["class_weights"]
     if weights is not None and len(weights) != num_classes:
-        raise InputError("loss.class_weights", f"needs one weight per class ({num_classes}: {list(class_names)}), got {len(weights)}")
+        raise InputError(
+            "loss.class_weights", f"needs one weight per class ({num_classes}: {list(class_names)}), got {len(weights)}"
+        )
     data = config["data"]
     smallest = tuple(min(size[axis] for size in image_sizes) for axis in (0, 1))
     patch = data["patch_size"]
@@ -271,7 +276,9 @@ def validate_against_data(config: dict[str, Any], class_names: Sequence[str], im
             f"{_smallest_input(config)} pixels per side; choose fewer levels",
         )
     if patch is not None and (patch[0] > smallest[0] or patch[1] > smallest[1]):
-        raise InputError("data.patch_size", f"{list(patch)} is larger than the smallest training image ({smallest[0]} x {smallest[1]})")
+        raise InputError(
+            "data.patch_size", f"{list(patch)} is larger than the smallest training image ({smallest[0]} x {smallest[1]})"
+        )
     if patch is None and data["batch_size"] > 1 and len(set(image_sizes)) > 1:
         raise InputError(
             "data.patch_size",
@@ -291,7 +298,9 @@ def validate_split(config: dict[str, Any]) -> None:
     split = config["data"]["split"]
     rest = [name for name, subjects in split.items() if subjects is None or subjects == "rest"]
     if len(rest) > 1:
-        raise InputError(f"data.split.{rest[1]}", f"only one split may take the remaining subjects (null or 'rest'); {rest[0]!r} does")
+        raise InputError(
+            f"data.split.{rest[1]}", f"only one split may take the remaining subjects (null or 'rest'); {rest[0]!r} does"
+        )
     owner: dict[str, str] = {}
     for name, subjects in split.items():
         for subject in [] if name in rest else subjects:
@@ -302,7 +311,9 @@ def validate_split(config: dict[str, Any]) -> None:
 def _check_plain(value: Any, key: str) -> None:
     """Only YAML's plain data, so the config can be saved as YAML and in checkpoints read without running code."""
     if type(value) not in _PLAIN_TYPES:
-        raise InputError(key or "config", f"must be plain data (text, numbers, true/false, lists, mappings), got a {type(value).__name__}")
+        raise InputError(
+            key or "config", f"must be plain data (text, numbers, true/false, lists, mappings), got a {type(value).__name__}"
+        )
     if isinstance(value, dict):
         for sub_key, sub_value in value.items():
             _check_plain(sub_key, key)
@@ -469,7 +480,12 @@ def _relabel(key: str, value: Any) -> None:
         if part not in ("class_names", "map"):
             raise InputError(f"{key}.{part}", unknown_name("config key", part, ["class_names", "map"]))
     names = value.get("class_names")
-    if not isinstance(names, (list, tuple)) or len(names) < 2 or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+    if (
+        not isinstance(names, (list, tuple))
+        or len(names) < 2
+        or not all(isinstance(n, str) and n for n in names)
+        or len(set(names)) != len(names)
+    ):
         raise InputError(f"{key}.class_names", f"must be a list of at least two distinct class names, got {names!r}")
     mapping = value.get("map")
     if not isinstance(mapping, dict) or not mapping:
@@ -501,7 +517,9 @@ def _smallest_input(config: dict[str, Any]) -> int:
 def _patch_fits_model(config: dict[str, Any]) -> None:
     patch, least = config["data"]["patch_size"], _smallest_input(config)
     if patch is not None and min(patch) < least:
-        raise InputError("data.patch_size", f"{list(patch)} is too small for this model, which needs at least {least} pixels per side")
+        raise InputError(
+            "data.patch_size", f"{list(patch)} is too small for this model, which needs at least {least} pixels per side"
+        )
 
 
 def _validation_rounds(config: dict[str, Any]) -> None:

@@ -51,7 +51,9 @@ class SegmentationModule(L.LightningModule):
         self.trained_model = TrainedModel.from_config(config, class_names, task, Preprocessing(**preprocessing))
         self.model = self.trained_model.network
         self.loss = build_loss(config["loss"]["name"], config["loss"]["class_weights"])
-        self.register_buffer("_val_confusion", torch.zeros(len(class_names), len(class_names), dtype=torch.long), persistent=False)
+        self.register_buffer(
+            "_val_confusion", torch.zeros(len(class_names), len(class_names), dtype=torch.long), persistent=False
+        )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.loss(self.model(batch["image"]), batch["label"])
@@ -100,4 +102,3 @@ class SegmentationModule(L.LightningModule):
             )
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor}}
         return optimizer  # scheduler "none"
-

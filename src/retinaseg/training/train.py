@@ -164,7 +164,9 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
     )
     val_set = WholeImageDataset(prepare_samples(splits["val"], preprocessing, data["fov"]))
     loader_args = {"num_workers": data["num_workers"], "persistent_workers": data["num_workers"] > 0}
-    train_loader = DataLoader(train_set, batch_size=data["batch_size"], shuffle=True, drop_last=len(train_set) > data["batch_size"], **loader_args)
+    train_loader = DataLoader(
+        train_set, batch_size=data["batch_size"], shuffle=True, drop_last=len(train_set) > data["batch_size"], **loader_args
+    )
     val_loader = DataLoader(val_set, batch_size=1, **loader_args)
 
     module = SegmentationModule(config, sample_set.class_names, sample_set.task, preprocessing.to_dict())
@@ -211,14 +213,18 @@ def check_run_folder(config: dict[str, Any], *, resume: str | Path | None = None
     run_dir = runs_dir / config["name"]
     data_root = resolve_data_path(config["data"]["root"])
     if data_root.is_dir() and runs_dir.resolve().is_relative_to(data_root.resolve()):
-        raise InputError("output.runs_dir", f"{runs_dir} is inside the input data folder {data_root}; choose a folder outside the data")
+        raise InputError(
+            "output.runs_dir", f"{runs_dir} is inside the input data folder {data_root}; choose a folder outside the data"
+        )
     if run_dir.is_symlink():
         raise InputError(run_dir, "run folder is a symbolic link; pick another name (--set name=...)")
     if run_dir.is_dir() and any(run_dir.iterdir()):
         if resume is None and not overwrite:
             raise InputError(run_dir, "run folder exists; pick another name (--set name=...), --resume it or --overwrite")
         if not written_by_retinaseg(run_dir):
-            raise InputError(run_dir, f"was not written by retinaseg train (no {MARKER_NAME}); refusing to write into it, pick another name")
+            raise InputError(
+                run_dir, f"was not written by retinaseg train (no {MARKER_NAME}); refusing to write into it, pick another name"
+            )
     check_output_dir(run_dir, overwrite=True, inputs=[data_root])
     return run_dir
 
@@ -236,9 +242,15 @@ def check_resume(path: str | Path, config: dict[str, Any]) -> dict[str, Any]:
     payload = read_torch_file(path, "checkpoint")
     missing = [key for key in _RESUME_KEYS if key not in payload]
     if missing:
-        raise InputError(path, f"not a training checkpoint of retinaseg train (no {missing[0]!r}); only a .ckpt of a run can be resumed")
+        raise InputError(
+            path, f"not a training checkpoint of retinaseg train (no {missing[0]!r}); only a .ckpt of a run can be resumed"
+        )
     stored, wanted = _stored_model(payload), config["model"]
-    if not isinstance(stored, dict) or stored.get("name") != wanted["name"] or _resolved_options(stored) != _resolved_options(wanted):
+    if (
+        not isinstance(stored, dict)
+        or stored.get("name") != wanted["name"]
+        or _resolved_options(stored) != _resolved_options(wanted)
+    ):
         raise InputError(path, f"was trained with model {stored}, the config asks for {wanted}; resume with the run's own config")
     return payload
 
@@ -311,11 +323,16 @@ def _resolved_options(model_cfg: dict[str, Any]) -> dict[str, Any] | None:
 def _check_weights_fit(path: str | Path, state_dict: Any, module: SegmentationModule) -> None:
     """The stored weights have the shapes of ``module``'s, so Lightning can load them (classes, channels)."""
     expected = {key: tuple(value.shape) for key, value in module.state_dict().items()}
-    found = {key: tuple(value.shape) for key, value in state_dict.items() if isinstance(value, torch.Tensor)} if isinstance(state_dict, dict) else {}
+    found = (
+        {key: tuple(value.shape) for key, value in state_dict.items() if isinstance(value, torch.Tensor)}
+        if isinstance(state_dict, dict)
+        else {}
+    )
     if found != expected:
         differing = sorted(set(expected) ^ set(found)) or sorted(key for key in expected if expected[key] != found[key])
         raise InputError(
-            path, f"its weights do not fit the configured model and data (first difference: {differing[0]}); classes or channels differ"
+            path,
+            f"its weights do not fit the configured model and data (first difference: {differing[0]}); classes or channels differ",
         )
 
 
@@ -335,7 +352,10 @@ def _lightning_quiet(resuming: bool) -> Iterator[None]:
         with warnings.catch_warnings():
             # Lightning 2.6 builds torch's LeafSpec for every set of data loaders; torch 2.13 deprecates it.
             warnings.filterwarnings(
-                "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning, module=r"lightning\."
+                "ignore",
+                message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                category=FutureWarning,
+                module=r"lightning\.",
             )
             if resuming:
                 # A resumed run replaces the checkpoints in its own folder on purpose.
