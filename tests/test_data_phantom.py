@@ -1,13 +1,11 @@
-"""The synthetic OCT phantom: anatomy, labels, determinism and speed."""
+"""The synthetic OCT phantom: anatomy, labels, determinism."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
 
-from retinaseg.conventions import DUKE_CLASS_NAMES, DUKE_FLUID_CLASS
+from retinaseg.conventions import DUKE_AXIAL_UM, DUKE_CLASS_NAMES, DUKE_FLUID_CLASS
 from retinaseg.data.phantom import (
     labels_from_boundaries,
     make_phantom_bscan,
@@ -16,7 +14,6 @@ from retinaseg.data.phantom import (
 )
 from retinaseg.errors import InputError
 
-AXIAL_UM = 3.87
 # Plausible healthy macular thickness ranges (um) of classes 1..7 away from the fovea.
 THICKNESS_RANGE_UM = {
     1: (5, 60),  # RNFL, thinner temporally, thicker nasally
@@ -31,7 +28,7 @@ THICKNESS_RANGE_UM = {
 
 def _thickness_um(label: np.ndarray, cls: int) -> np.ndarray:
     """Per-column thickness of one class in micrometres."""
-    return (label == cls).sum(axis=0) * AXIAL_UM
+    return (label == cls).sum(axis=0) * DUKE_AXIAL_UM
 
 
 def test_labels_from_boundaries_hand_example():
@@ -120,16 +117,6 @@ def test_appearance_matches_oct_reflectivity_order():
     assert mean[5] < 70 and mean[6] > 120  # ONL dark, ISE bright
 
 
-def test_bscan_is_fast():
-    rng = np.random.default_rng(0)
-    timings = []
-    for _ in range(5):
-        start = time.perf_counter()
-        make_phantom_bscan(rng, 496, 512)
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 0.05
-
-
 def test_too_shallow_a_bscan_is_rejected():
     with pytest.raises(InputError, match="1 mm"):
         make_phantom_bscan(np.random.default_rng(0), height=128)
@@ -139,7 +126,7 @@ def test_volume_fovea_is_a_2d_pit():
     volume = make_phantom_volume(np.random.default_rng(1), n_bscans=9, bscan_spacing_um=150.0)
     assert volume.images.shape == volume.labels.shape == (9, 496, 512)
     assert volume.boundary_rows.shape == (9, 8, 512)
-    assert volume.bscan_spacing_um == 150.0 and volume.axial_um == AXIAL_UM
+    assert volume.bscan_spacing_um == 150.0 and volume.axial_um == DUKE_AXIAL_UM
     col = round(volume.fovea_col)
     inner_um = np.array([sum(_thickness_um(lab, cls)[col] for cls in (1, 2, 3, 4)) for lab in volume.labels])
     centre = round(volume.fovea_bscan)

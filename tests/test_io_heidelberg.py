@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import struct
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -215,19 +214,17 @@ def test_hostile_files_raise_input_error(genuine_bytes: bytes, tmp_path: Path, c
     assert message in text and str(path) in text and "\n" not in text
 
 
-def test_huge_bscan_count_fails_fast_without_allocating(genuine_bytes: bytes, tmp_path: Path) -> None:
+def test_huge_bscan_count_fails_without_allocating(genuine_bytes: bytes, tmp_path: Path) -> None:
     path = tmp_path / "huge.vol"
     path.write_bytes(bytes(patch_bytes("<i", 16, 10**9)(bytearray(genuine_bytes))))
     tracemalloc.start()
-    began = time.perf_counter()
     try:
         with pytest.raises(InputError, match="NumBScans=1000000000"):
             read_vol(path)
-        elapsed = time.perf_counter() - began
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 50 * 2**20 and elapsed < 1.0
+    assert peak < 50 * 2**20
 
 
 def test_trailing_bytes_are_accepted(genuine_bytes: bytes, tmp_path: Path) -> None:
@@ -437,7 +434,7 @@ def test_volumes_without_signal_are_refused(tmp_path: Path, value: float, messag
         ({48: 30_000, 52: 30_000}, "30000 x 30000"),  # SLO of 900 MB: the image limits apply
     ],
 )
-def test_sparse_files_declaring_gigabytes_fail_fast(tmp_path: Path, header: dict, message: str) -> None:
+def test_sparse_files_declaring_gigabytes_fail_without_allocating(tmp_path: Path, header: dict, message: str) -> None:
     head = bytearray(_synthetic_vol()[:2048])
     for offset, value in header.items():
         struct.pack_into("<i", head, offset, value)
@@ -446,15 +443,13 @@ def test_sparse_files_declaring_gigabytes_fail_fast(tmp_path: Path, header: dict
         stream.write(head)
         stream.truncate(8 * 2**30)  # sparse: as large as the header needs, holding nothing
     tracemalloc.start()
-    began = time.perf_counter()
     try:
         with pytest.raises(InputError, match=message):
             read_vol(path)
-        elapsed = time.perf_counter() - began
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 10 * 2**20 and elapsed < 1.0
+    assert peak < 10 * 2**20
 
 
 @pytest.mark.parametrize("name", ["x.vol", "x.e2e"])
