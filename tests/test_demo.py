@@ -37,6 +37,6 @@ def test_demo_runs_end_to_end_and_can_rerun(tmp_path: Path, monkeypatch: pytest.
 
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
     (tmp_path / "results.csv").write_text("someone's results")
-    with pytest.raises(InputError, match="not made by the demo"):
+    with pytest.raises(InputError, match="not written by retinaseg"):
         run_demo(tmp_path, minutes=0.01)
     assert (tmp_path / "results.csv").read_text() == "someone's results"

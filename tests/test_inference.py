@@ -13,7 +13,7 @@ import tifffile
 import torch
 import yaml
 
-from retinaseg.conventions import DUKE_CLASS_NAMES
+from retinaseg.conventions import DUKE_CLASS_NAMES, DUKE_FLUID_CLASS, DUKE_LAYER_CLASSES
 from retinaseg.data.phantom import make_phantom_set
 from retinaseg.errors import InputError
 from retinaseg.evaluate import evaluate_model
@@ -29,7 +29,7 @@ from retinaseg.training.train import train
 from conftest import file_contents
 
 SPLIT = {"train": ["phantom_01", "phantom_02"], "val": ["phantom_03"], "test": ["phantom_04"]}
-BOUNDARY_CLASSES = [1, 2, 3, 4, 5, 6, 7, 8]
+BOUNDARY_CLASSES = list(DUKE_LAYER_CLASSES)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "trainer.accelerator=cpu",
             "trainer.max_epochs=1",
             f"evaluation.boundary_classes={BOUNDARY_CLASSES}",
-            "evaluation.fluid_classes=[9]",
+            f"evaluation.fluid_classes=[{DUKE_FLUID_CLASS}]",
             f"output.runs_dir={tmp_path_factory.mktemp('runs')}",
         ],
     )

@@ -335,6 +335,24 @@ def test_from_eyepy_e2e_conventions() -> None:
     np.testing.assert_allclose(volume.slo_scale_xy_mm, (30 / 96 * E2E_MM_PER_DEG,) * 2)
 
 
+def test_from_eyepy_e2e_circle_scan_pitch_follows_the_circumference() -> None:
+    """eyepy gives an E2E circle as start point and centre: the A-scans run along 2 pi r, not r."""
+    width, radius_deg = 768, 6.0
+    bscan_meta = [
+        eyepy.EyeBscanMeta(start_pos=(radius_deg, 0.0), end_pos=(0.0, 0.0), pos_unit="°", scale_y=0.0039, scan_pattern=2)
+    ]
+    meta = eyepy.EyeVolumeMeta(
+        scale_x=1, scale_y=1, scale_z=0, scale_unit="px", bscan_meta=bscan_meta, laterality="76", intensity_transform="e2e"
+    )
+    localizer = eyepy.EyeEnface(
+        np.zeros((96, 96), np.uint8), eyepy.EyeEnfaceMeta(scale_x=30 / 96, scale_y=30 / 96, scale_unit="°", laterality="76")
+    )
+    data = np.random.default_rng(0).uniform(0.01, 0.5, (1, 8, width)).astype(np.float32)
+    volume = from_eyepy(eyepy.EyeVolume(data, meta, localizer=localizer), source="circle.e2e")
+    assert volume.scan_pattern == 2 and volume.bscan_geometry[0].is_circle
+    assert volume.scale_x_mm == pytest.approx(2 * np.pi * radius_deg * E2E_MM_PER_DEG / width)
+
+
 # --- hostile and unusable inputs ---------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -112,3 +113,17 @@ def test_foreign_and_damaged_files_are_named_not_trusted(tmp_path: Path) -> None
     torch.save(torch.zeros(3), tensor_only)
     with pytest.raises(InputError, match="holds a Tensor, not a dict"):
         read_torch_file(tensor_only)
+
+
+def test_a_file_describing_a_huge_network_is_refused_before_allocating(tmp_path: Path) -> None:
+    """Its config asks for billions of parameters while it holds a few bytes of weights."""
+    small = load_model("duke_layers_unet")
+    path = small.save_pretrained(tmp_path / "small.pt")
+    payload = torch.load(path, weights_only=True)
+    metadata = json.loads(payload["metadata"])
+    metadata["config"]["model"]["options"]["base_channels"] = 1_000_000
+    payload["metadata"] = json.dumps(metadata)
+    torch.save(payload, tmp_path / "huge.pt")
+    # Built for real, this network would need terabytes; the refusal comes from its shapes alone.
+    with pytest.raises(InputError, match="weights do not fit the network the file describes"):
+        load_model(tmp_path / "huge.pt", "cpu")

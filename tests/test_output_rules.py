@@ -15,7 +15,17 @@ import pytest
 
 from retinaseg.errors import InputError
 from retinaseg.io.images import write_image_atomic
-from retinaseg.io.output import MARKER_NAME, check_output_dir, check_output_file, remove_stale_staging, staged_output_dir
+from retinaseg.io.output import (
+    ANALYSIS,
+    MARKER_NAME,
+    TRAINING_RUN,
+    check_output_dir,
+    check_output_file,
+    mark_output_dir,
+    remove_stale_staging,
+    replaced_on_success,
+    staged_output_dir,
+)
 
 from conftest import file_contents
 
@@ -67,22 +77,73 @@ def test_a_folder_retinaseg_did_not_write_is_never_replaced(tmp_path: Path) -> N
     theirs.mkdir()
     (theirs / "dataset.json").write_text("{}")  # looks like ours, but has no marker
     before = file_contents(theirs)
-    with pytest.raises(InputError, match="not written by retinaseg"), staged_output_dir(theirs, overwrite=True) as staging:
+    with (
+        pytest.raises(InputError, match="not written by retinaseg"),
+        staged_output_dir(theirs, ANALYSIS, overwrite=True) as staging,
+    ):
         (staging / "new.txt").write_text("new")
     assert file_contents(theirs) == before and sorted(p.name for p in tmp_path.iterdir()) == ["results"]
 
 
 def test_a_folder_retinaseg_wrote_is_replaced_with_overwrite_only(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    with staged_output_dir(out) as staging:
+    with staged_output_dir(out, ANALYSIS) as staging:
         (staging / "first.txt").write_text("1")
     assert (out / MARKER_NAME).is_file()
     with pytest.raises(InputError, match="--overwrite"):
-        check_output_dir(out)
-    with staged_output_dir(out, overwrite=True) as staging:
+        check_output_dir(out, ANALYSIS)
+    with staged_output_dir(out, ANALYSIS, overwrite=True) as staging:
         (staging / "second.txt").write_text("2")
     assert sorted(p.name for p in out.iterdir()) == [MARKER_NAME, "second.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging or old folder left
+
+
+def test_only_the_same_kind_of_output_is_replaced(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    mark_output_dir(run, TRAINING_RUN)
+    (run / "best.ckpt").write_bytes(b"weights")
+    with pytest.raises(InputError, match="holds a retinaseg training run, not a analysis"):
+        check_output_dir(run, ANALYSIS, overwrite=True)
+    check_output_dir(run, TRAINING_RUN, overwrite=True)
+
+
+def test_the_model_file_counts_as_an_input(tmp_path: Path, run_cli: RunCli) -> None:
+    scans = _bscan_folder(tmp_path / "bscans")
+    run = tmp_path / "run"
+    run.mkdir()
+    mark_output_dir(run, ANALYSIS)  # even a folder of the right kind
+    (run / "model.pt").write_bytes(b"the weights the user trained")
+    before = file_contents(run)
+    code, _, stderr = run_cli("analyze", scans, "--model", run / "model.pt", "--out", run, "--overwrite", *FOLDER_OPTIONS)
+    assert code == 2 and "contains the input" in _one_error_line(stderr)
+    assert file_contents(run) == before
+
+
+def test_a_symbolic_link_is_never_written_through(tmp_path: Path) -> None:
+    target = tmp_path / "theirs"
+    target.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    with pytest.raises(InputError, match="symbolic link"):
+        check_output_dir(link, ANALYSIS, overwrite=True)
+    assert list(target.iterdir()) == []
+
+
+def test_a_replaced_folder_comes_back_when_the_new_one_fails(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.ckpt").write_bytes(b"old weights")
+    before = file_contents(run)
+    with pytest.raises(RuntimeError), replaced_on_success(run, TRAINING_RUN):
+        run.mkdir()
+        (run / "partial.ckpt").write_bytes(b"half")
+        raise RuntimeError("training crashed")
+    assert file_contents(run) == before and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    with replaced_on_success(run, TRAINING_RUN):
+        run.mkdir()
+        (run / "best.ckpt").write_bytes(b"new weights")
+    assert (run / "best.ckpt").read_bytes() == b"new weights" and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
 @pytest.mark.parametrize("relative", [".", "..", "/", "~"])
@@ -93,7 +154,7 @@ def test_root_home_current_folder_and_its_parents_are_refused(
     work.mkdir()
     monkeypatch.chdir(work)
     with pytest.raises(InputError, match="root, home or current folder"):
-        check_output_dir(Path(relative).expanduser(), overwrite=True)
+        check_output_dir(Path(relative).expanduser(), ANALYSIS, overwrite=True)
 
 
 def test_an_existing_file_is_never_replaced(tmp_path: Path, run_cli: RunCli) -> None:
@@ -126,7 +187,7 @@ def test_out_inside_proc_is_one_line(tmp_path: Path, run_cli: RunCli) -> None:
     code, _, stderr = run_cli("analyze", scans, "--out", "/proc/retinaseg-analysis", *FOLDER_OPTIONS)
     assert code == 2 and "cannot write here" in _one_error_line(stderr)
     with pytest.raises(InputError, match="cannot write here"):
-        check_output_dir("/proc/self/retinaseg")
+        check_output_dir("/proc/self/retinaseg", ANALYSIS)
 
 
 def _refusal_without_torch(*args: str) -> tuple[int, str, bool]:
@@ -187,7 +248,7 @@ def test_staging_folders_of_killed_runs_are_removed_on_the_next_run(tmp_path: Pa
     running = _staging_of_process(tmp_path / ".out.writing-live01", os.getpid())  # a run still going
     unmarked = tmp_path / ".out.writing-user"  # not ours
     unmarked.mkdir()
-    with staged_output_dir(tmp_path / "out") as staging:
+    with staged_output_dir(tmp_path / "out", ANALYSIS) as staging:
         (staging / "result.txt").write_text("done")
     assert not dead_writing.exists() and not dead_old.exists()
     assert running.is_dir() and unmarked.is_dir()

@@ -161,12 +161,12 @@ def test_free_form_sections_take_their_components_options() -> None:
         [
             *REQUIRED,
             "data.source=chase_db1",
-            "data.options={annotator: 2}",
+            "data.options={annotator: 2ndHO}",
             "data.augment={elastic: true, p: 0.3}",
             "model.options={depth: 5, dropout: 0.1}",
         ],
     )
-    assert config["data"]["options"] == {"annotator": 2}
+    assert config["data"]["options"] == {"annotator": "2ndHO"}
     assert config["data"]["augment"] == {"elastic": True, "p": 0.3}
     assert config["model"]["options"] == {"depth": 5, "dropout": 0.1}
 

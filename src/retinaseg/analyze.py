@@ -50,7 +50,7 @@ from retinaseg.conventions import (
 )
 from retinaseg.errors import InputError
 from retinaseg.io.model_files import resolve_model_file
-from retinaseg.io.output import check_output_dir
+from retinaseg.io.output import ANALYSIS, check_output_dir
 from retinaseg.io.records import strict_json, write_csv, write_json
 from retinaseg.numeric import finite_mean
 from retinaseg.volume import CIRCLE_PATTERN, DEVICE_LINES_OUTSIDE_KEY, OctVolume
@@ -401,7 +401,8 @@ def _measure_raster(
     if fovea_xy_mm is None:
         inner = [name for name in _FOVEA_LAYERS if name in maps_um]
         search = maps_um[TOTAL_RETINA] if not inner else np.sum([maps_um[name] for name in inner], axis=0)
-        centre = tuple(float(v) for v in positions.reshape(-1, 2).mean(axis=0))
+        centre_x, centre_y = positions.reshape(-1, 2).mean(axis=0)
+        centre = (float(centre_x), float(centre_y))
         try:
             fovea, source = find_fovea(search, grid, centre), "automatic"
         except InputError as err:
@@ -498,24 +499,22 @@ def write_analysis(
     out_dir = Path(out_dir)
     stem = Path(result.volume.source).stem or "scan"
     segmentation, raster, reference = result.segmentation, result.raster, result.reference
-    with staged_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as staging:
-        np.savez_compressed(
-            staging / "boundaries.npz",
-            boundaries_px=segmentation.boundaries_px.astype(np.float32),
-            boundary_names=np.array(segmentation.boundary_names),
-            ascan_positions_mm=result.volume.ascan_positions_mm(),
-            axial_um=result.volume.axial_um,
+    with staged_output_dir(out_dir, ANALYSIS, overwrite=overwrite, inputs=inputs) as staging:
+        # Name -> array as one mapping: numpy's stubs would match a ** of arrays against allow_pickle too.
+        boundary_arrays: dict[str, Any] = {
+            "boundaries_px": segmentation.boundaries_px.astype(np.float32),
+            "boundary_names": np.array(segmentation.boundary_names),
+            "ascan_positions_mm": result.volume.ascan_positions_mm(),
+            "axial_um": result.volume.axial_um,
             **{f"thickness_um/{name}": values.astype(np.float32) for name, values in segmentation.thickness_um.items()},
-        )
+        }
+        np.savez_compressed(staging / "boundaries.npz", **boundary_arrays)
         if raster is not None:
-            fovea = {} if raster.fovea_xy_mm is None else {"fovea_xy_mm": np.array(raster.fovea_xy_mm)}
-            np.savez_compressed(
-                staging / "thickness_maps.npz",
-                x_mm=raster.grid.x_mm,
-                y_mm=raster.grid.y_mm,
-                **fovea,
-                **{name: values.astype(np.float32) for name, values in raster.maps_um.items()},
-            )
+            map_arrays: dict[str, Any] = {"x_mm": raster.grid.x_mm, "y_mm": raster.grid.y_mm}
+            if raster.fovea_xy_mm is not None:
+                map_arrays["fovea_xy_mm"] = np.array(raster.fovea_xy_mm)
+            map_arrays.update({name: values.astype(np.float32) for name, values in raster.maps_um.items()})
+            np.savez_compressed(staging / "thickness_maps.npz", **map_arrays)
             if raster.etdrs:
                 write_csv(staging / "etdrs.csv", as_records(raster.etdrs))
             if raster.sector_agreement:
@@ -591,9 +590,10 @@ def analyze_file(
     """
     from retinaseg.io.oct_files import read_oct
 
-    check_output_dir(out_dir, overwrite=overwrite, inputs=[path])
     _check_options(batch_size, device, fovea_xy_mm)
     model_file = resolve_model_file(model)
+    inputs = [path, model_file]  # the model may lie in an output folder of retinaseg, e.g. its training run
+    check_output_dir(out_dir, ANALYSIS, overwrite=overwrite, inputs=inputs)
     volume = read_oct(path, **(read_options or {}))
     if fovea_xy_mm is not None:
         _check_fovea_in_scan(fovea_xy_mm, volume)
@@ -608,5 +608,5 @@ def analyze_file(
     if coverage < _LOW_COVERAGE:
         note = f"retina measured in only {100 * coverage:.0f}% of the A-scans: check the B-scan overlays"
         result = dataclasses.replace(result, notes=(*result.notes, note))
-    report = write_analysis(result, out_dir, overwrite=overwrite, inputs=[path])
+    report = write_analysis(result, out_dir, overwrite=overwrite, inputs=inputs)
     return report, summary(result)

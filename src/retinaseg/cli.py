@@ -114,12 +114,11 @@ def convert(
 ) -> None:
     """Convert a dataset into retinaseg's standard on-disk layout."""
     from retinaseg.io.dataset_format import write_dataset
-    from retinaseg.io.output import check_output_dir
-    from retinaseg.io.sources import check_options, load_source, parse_options
+    from retinaseg.io.output import DATASET, check_output_dir
+    from retinaseg.io.sources import load_source, parse_options
 
     options = parse_options(option or [])
-    check_options(source, options)
-    check_output_dir(out, overwrite=overwrite, inputs=[root])
+    check_output_dir(out, DATASET, overwrite=overwrite, inputs=[root])
     sample_set = load_source(source, root, **options)
     write_dataset(sample_set, out, overwrite=overwrite, inputs=[root])
     console.print(

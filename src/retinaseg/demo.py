@@ -22,17 +22,16 @@ from rich.console import Console
 
 from retinaseg.analysis.thickness import TOTAL_RETINA
 from retinaseg.analyze import analyze_file, analyze_volume, summary, write_analysis
-from retinaseg.conventions import DUKE_BOUNDARY_NAMES
+from retinaseg.conventions import DUKE_BOUNDARY_NAMES, DUKE_FLUID_CLASS, DUKE_LAYER_CLASSES
 from retinaseg.data.phantom import make_phantom_oct_volume, make_phantom_set
-from retinaseg.errors import InputError
 from retinaseg.experiment import run_experiment
 from retinaseg.inference.checkpoint import load_model
 from retinaseg.io.dataset_format import write_dataset
+from retinaseg.io.output import DEMO, check_output_dir, mark_output_dir
 from retinaseg.io.paths import find_dataset
 from retinaseg.predict import predict_files
 from retinaseg.training.config import load_config
 
-_MARKER = ".retinaseg-demo"
 _SUBJECTS = [f"phantom_{i:02d}" for i in range(1, 9)]
 
 
@@ -54,8 +53,8 @@ def demo_config(dataset_dir: Path, runs_dir: Path, minutes: float) -> dict:
         "trainer.max_time_minutes": minutes,
         "trainer.patience": 80,
         "evaluation.metric_classes": list(range(1, 8)),
-        "evaluation.boundary_classes": list(range(1, 9)),
-        "evaluation.fluid_classes": [9],
+        "evaluation.boundary_classes": list(DUKE_LAYER_CLASSES),
+        "evaluation.fluid_classes": [DUKE_FLUID_CLASS],
         "output.runs_dir": str(runs_dir),
     }
     return load_config(
@@ -71,13 +70,12 @@ def run_demo(out: str | Path, minutes: float = 2.0, console: Console | None = No
     """
     console = console or Console()
     out = Path(out)
+    check_output_dir(out, DEMO, overwrite=True)  # only an earlier demo's folder is replaced
     if out.exists() and any(out.iterdir()):
-        if not (out / _MARKER).exists():
-            raise InputError(out, "folder exists and was not made by the demo; choose another --out")
         console.print(f"replacing the previous demo output in {out}")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / _MARKER).touch()
+    mark_output_dir(out, DEMO)
 
     console.rule("1/4 synthetic OCT B-scans")
     # B-scans binned 2x2 (7.74 µm axial, 46 µm lateral, 5.9 mm wide) so a CPU trains in minutes.
@@ -104,6 +102,8 @@ def run_demo(out: str | Path, minutes: float = 2.0, console: Console | None = No
     predictions = out / "predictions"
     predict_files(result.training.best_checkpoint, test_images, predictions, probabilities=False)
 
+    if result.test_metrics is None:  # the demo has a test split and runs in one process, so it is always tested
+        raise RuntimeError("the demo run was not tested")
     scores = result.test_metrics["summary"]
     console.print(f"\n[bold]Mean Dice over the 7 layers on held-out phantom subjects: {scores['mean_dice']:.3f}[/bold]")
     if scores.get("mean_boundary_mad_um") is not None:

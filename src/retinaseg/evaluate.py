@@ -13,7 +13,8 @@ from retinaseg.analysis.boundaries import boundaries_from_labels, boundary_mad
 from retinaseg.data.dataset import prepare_samples
 from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_model
-from retinaseg.io.output import check_output_dir, staged_output_dir
+from retinaseg.io.model_files import resolve_model_file
+from retinaseg.io.output import EVALUATION, check_output_dir, staged_output_dir
 from retinaseg.io.paths import resolve_data_path
 from retinaseg.io.records import strict_json, write_json
 from retinaseg.metrics.binary import BinaryEvaluator
@@ -60,11 +61,12 @@ def evaluate_model(
         ``boundaries`` (OCT layer boundary errors when configured).
     """
     out_dir = Path(out_dir)
-    check_output_dir(out_dir, overwrite=overwrite, inputs=[model])  # fail before the long part
-    trained = load_model(model, device)
+    model_file = resolve_model_file(model)
+    check_output_dir(out_dir, EVALUATION, overwrite=overwrite, inputs=[model_file])  # fail before the long part
+    trained = load_model(model_file, device)
     config = config or trained.config
-    inputs = [model, resolve_data_path(config["data"]["root"])]
-    check_output_dir(out_dir, overwrite=overwrite, inputs=inputs)
+    inputs = [model_file, resolve_data_path(config["data"]["root"])]
+    check_output_dir(out_dir, EVALUATION, overwrite=overwrite, inputs=inputs)
     sample_set, splits = load_splits(config)
     if split not in splits:
         raise InputError("--split", f"unknown split {split!r}; use train, val or test")
@@ -124,7 +126,7 @@ def evaluate_model(
     metrics["summary"] = summary
     metrics = strict_json(metrics)
 
-    with staged_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as staging:
+    with staged_output_dir(out_dir, EVALUATION, overwrite=overwrite, inputs=inputs) as staging:
         write_json(staging / "metrics.json", metrics)
         plot_confusion_matrix(np.asarray(seg_result["confusion_matrix"]), class_names, staging / "confusion_matrix.png")
         if binary is not None:

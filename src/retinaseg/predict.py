@@ -11,6 +11,7 @@ binary tasks or ``NAME_probabilities.npy`` (float16, ``(C, H, W)``) otherwise.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,12 @@ from retinaseg.io.atomic import atomic_path, write_text_atomic
 from retinaseg.io.folders import image_files
 from retinaseg.io.images import read_image, write_image_atomic
 from retinaseg.io.limits import MAX_IMAGE_SIDE, check_regular_file
-from retinaseg.io.output import check_output_dir, staged_output_dir
+from retinaseg.io.model_files import resolve_model_file
+from retinaseg.io.output import PREDICTION, check_output_dir, staged_output_dir
 from retinaseg.report.palette import colorize, legend_image, overlay, palette_for
 
 
-def collect_inputs(inputs: list[str | Path]) -> list[Path]:
+def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
     """Image files named directly or found (non-recursively) in named folders."""
     files: list[Path] = []
     for item in map(Path, inputs):
@@ -55,7 +57,7 @@ def _check_roi_size(roi_size: tuple[int, int] | None) -> None:
 
 def predict_files(
     model: str | Path,
-    inputs: list[str | Path],
+    inputs: Sequence[str | Path],
     out_dir: str | Path,
     *,
     probabilities: bool = False,
@@ -89,15 +91,17 @@ def predict_files(
     """
     out_dir = Path(out_dir)
     files = collect_inputs(inputs)
-    check_output_dir(out_dir, overwrite=overwrite, inputs=inputs)
+    model_file = resolve_model_file(model)
+    sources = [*inputs, model_file]
+    check_output_dir(out_dir, PREDICTION, overwrite=overwrite, inputs=sources)
     _check_roi_size(roi_size)
     images = [(path, read_image(path)) for path in files]  # fail on a bad file before any work
-    trained = load_model(model, device)
+    trained = load_model(model_file, device)
     class_names = trained.class_names
     palette = palette_for(class_names)
 
     written = []
-    with staged_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as staging:
+    with staged_output_dir(out_dir, PREDICTION, overwrite=overwrite, inputs=sources) as staging:
         write_image_atomic(staging / "legend.png", legend_image(class_names, palette))
         write_text_atomic(
             staging / "palette.json",

@@ -285,8 +285,8 @@ def check_geometry(
     high = np.maximum(start, end).max(axis=0)
     if circle.any():
         index = np.flatnonzero(circle)
-        centre = np.array([geometry[i].circle_centre_xy_mm for i in index], dtype=np.float64)
-        radius = np.array([geometry[i].circle_radius_mm for i in index], dtype=np.float64)
+        centre = np.array([geometry[int(i)].circle_centre_xy_mm for i in index], dtype=np.float64)
+        radius = np.array([geometry[int(i)].circle_radius_mm for i in index], dtype=np.float64)
         if not (np.isfinite(centre).all() and np.isfinite(radius).all() and (radius > 0).all()):
             raise InputError(where, "circle scan with a zero or non-finite radius (start point equals centre?)")
         stored = np.hypot(*(start[index] - centre).T)

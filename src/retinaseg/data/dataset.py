@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from retinaseg.data.geometry import random_crop
 from retinaseg.data.preprocess import Preprocessing, field_of_view, prepare_image
+from retinaseg.errors import InputError
 from retinaseg.types import SampleSet
 
 
@@ -37,16 +38,26 @@ class PreparedSample:
 
 
 def prepare_samples(sample_set: SampleSet, settings: Preprocessing, fov_mode: str = "auto") -> list[PreparedSample]:
-    """Preprocess every labelled sample once, so epochs only crop and augment."""
-    return [
-        PreparedSample(
-            id=s.id,
-            image=prepare_image(s.image, settings),
-            label=s.label.astype(np.int64),
-            fov=field_of_view(s, fov_mode, sample_set.modality),
+    """Preprocess every labelled sample once, so epochs only crop and augment.
+
+    Raises
+    ------
+    InputError
+        A sample without a label map.
+    """
+    prepared = []
+    for s in sample_set.samples:
+        if s.label is None:
+            raise InputError(s.source or s.id, "sample has no label map; training and evaluation need labelled samples")
+        prepared.append(
+            PreparedSample(
+                id=s.id,
+                image=prepare_image(s.image, settings),
+                label=s.label.astype(np.int64),
+                fov=field_of_view(s, fov_mode, sample_set.modality),
+            )
         )
-        for s in sample_set.samples
-    ]
+    return prepared
 
 
 class PatchDataset(Dataset):
@@ -101,7 +112,11 @@ class PatchDataset(Dataset):
         image = sample.image.transpose(1, 2, 0)
         label, fov = sample.label, sample.fov
         if self.patch_size is not None:
-            image, label, fov = random_crop(image, label, fov, self.patch_size, rng, foreground_prob=self.foreground_crop_prob)
+            image, cut_label, cut_fov = random_crop(
+                image, label, fov, self.patch_size, rng, foreground_prob=self.foreground_crop_prob
+            )
+            assert cut_label is not None and cut_fov is not None  # random_crop cuts every array it is given
+            label, fov = cut_label, cut_fov
         if self.augment is not None:
             image, label, fov = self.augment(image, label, fov)
         return {

@@ -247,7 +247,7 @@ def random_crop(
     tuple
         ``(image, label, fov)`` patches, ``None`` where the input was ``None``.
     """
-    h, w = (size, size) if np.isscalar(size) else size
+    h, w = (size, size) if isinstance(size, int | float | np.number) else size
     h, w = _check_shape((h, w))
     if not 0.0 <= foreground_prob <= 1.0:
         raise InputError("foreground_prob", f"must lie in [0, 1], got {foreground_prob}")
@@ -255,10 +255,12 @@ def random_crop(
     for a in arrays[1:]:
         if a.shape[:2] != image.shape[:2]:
             raise InputError("random_crop", f"mask shape {a.shape[:2]} does not match image shape {image.shape[:2]}")
-    image, label, fov = (None if a is None else pad_to_shape(a, (h, w))[0] for a in (image, label, fov))
+    image = pad_to_shape(image, (h, w))[0]
+    label, fov = (None if a is None else pad_to_shape(a, (h, w))[0] for a in (label, fov))
     top, left = _crop_origin(image.shape[:2], (h, w), label, fov, rng, foreground_prob)
     window = (slice(top, top + h), slice(left, left + w))
-    return tuple(None if a is None else a[window].copy() for a in (image, label, fov))  # type: ignore[return-value]
+    label, fov = (None if a is None else a[window].copy() for a in (label, fov))
+    return image[window].copy(), label, fov
 
 
 def _crop_origin(

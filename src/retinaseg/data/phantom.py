@@ -49,7 +49,7 @@ from retinaseg.errors import InputError
 from retinaseg.io.display import reflectance_from_display
 from retinaseg.io.duke import boundaries_to_labels
 from retinaseg.types import Sample, SampleSet
-from retinaseg.volume import BScanGeometry, OctVolume
+from retinaseg.volume import BScanGeometry, Laterality, OctVolume
 
 # Typical healthy macular thickness (um) of classes 1..7 away from the fovea.
 _LAYER_UM = np.array([25.0, 70.0, 35.0, 25.0, 90.0, 20.0, 35.0])
@@ -510,7 +510,7 @@ def make_phantom_oct_volume(
     axial_um: float = 7.74,
     lateral_um: float = 46.0,
     with_fluid: bool = True,
-    laterality: str = "OD",
+    laterality: Laterality = "OD",
 ) -> tuple[OctVolume, PhantomTruth]:
     """A phantom raster volume with its scan geometry, as a device would store it.
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from retinaseg.errors import InputError
-from retinaseg.types import SampleSet
+from retinaseg.types import SampleSet, Task
 
 
 def relabel(sample_set: SampleSet, mapping: dict[int, int], class_names: list[str]) -> SampleSet:
@@ -39,7 +39,7 @@ def relabel(sample_set: SampleSet, mapping: dict[int, int], class_names: list[st
             missing = sorted(set(np.unique(sample.label[new_label < 0]).tolist()))
             raise InputError("data.relabel.map", f"class ids {missing} of {sample.source or sample.id} are not mapped")
         samples.append(replace(sample, label=new_label.astype(np.uint8)))
-    task = "binary" if len(class_names) == 2 else "multiclass"
+    task: Task = "binary" if len(class_names) == 2 else "multiclass"
     return replace(sample_set, samples=samples, class_names=list(class_names), task=task)
 
 

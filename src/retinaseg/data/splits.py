@@ -78,7 +78,7 @@ def split_by_subject(
     known = set(sample_set.subjects())
     listed: dict[str, list[str]] = {}
     for name, subjects in requested.items():
-        if name in rest:
+        if subjects is None or subjects == REST:  # the one "rest" split, filled below
             continue
         if isinstance(subjects, str):
             raise InputError(f"splits.{name}", f"expected a list of subject ids or {REST!r}, got the string {subjects!r}")

@@ -7,6 +7,8 @@ class probabilities.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import torch
 from rich.progress import track
@@ -20,7 +22,8 @@ from retinaseg.volume import OctVolume
 def network_images(volume: OctVolume) -> np.ndarray:
     """The 8-bit B-scans a model sees: ``(N, H, W)`` uint8.
 
-    ``round(255 * r ** 0.25)`` of the linear reflectance ``r``, with invalid
+    ``round(255 * r ** gamma)`` of the linear reflectance ``r``, ``gamma``
+    being :data:`~retinaseg.conventions.SPECTRALIS_DISPLAY_GAMMA`, with invalid
     pixels set to :data:`~retinaseg.conventions.INVALID_DISPLAY_VALUE`.
     """
     images = volume.display_bscans(SPECTRALIS_DISPLAY_GAMMA)
@@ -56,7 +59,7 @@ def segment_volume(
     """
     images = network_images(volume)
     labels = np.empty(images.shape, dtype=np.uint8)
-    starts = range(0, len(images), max(1, int(batch_size)))
+    starts: Iterable[int] = range(0, len(images), max(1, int(batch_size)))
     if progress:
         starts = track(starts, description=f"segmenting {len(images)} B-scans")
     for start in starts:

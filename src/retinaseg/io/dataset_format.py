@@ -41,7 +41,7 @@ import numpy as np
 from retinaseg.errors import InputError
 from retinaseg.io.images import read_binary_mask, read_image, write_image_atomic
 from retinaseg.io.limits import check_class_names
-from retinaseg.io.output import staged_output_dir
+from retinaseg.io.output import DATASET, staged_output_dir
 from retinaseg.io.records import read_json, write_json
 from retinaseg.types import Sample, SampleSet
 
@@ -162,7 +162,7 @@ def write_dataset(
         raise InputError(out_dir, f"duplicate sample ids: {', '.join(duplicates[:5])}")
     for sample in sample_set.samples:
         _check_sample(sample, len(sample_set.class_names))
-    with staged_output_dir(out_dir, overwrite=overwrite, inputs=inputs) as staging:
+    with staged_output_dir(out_dir, DATASET, overwrite=overwrite, inputs=inputs) as staging:
         _write_into(sample_set, staging)
     return out_dir
 

@@ -199,14 +199,14 @@ def _positions_mm(points: np.ndarray, unit: object, localizer_scale: tuple[float
     raise InputError(where, f"B-scan positions in unit {unit!r} cannot be converted to mm")
 
 
-def _scales_mm(meta: Mapping[str, Any], length_mm: np.ndarray, width: int, where: str) -> tuple[float, float]:
-    """A-scan pitch and axial pixel size in mm (E2E: from the B-scan length and per-B-scan scale_y)."""
+def _scales_mm(meta: Mapping[str, Any], path_mm: np.ndarray, width: int, where: str) -> tuple[float, float]:
+    """A-scan pitch and axial pixel size in mm (E2E: from the length of the B-scans' path and per-B-scan scale_y)."""
     unit = meta.get("scale_unit")
     factor = _mm_per_unit(unit)
     if factor is not None:
         scale_x, scale_z = float(meta["scale_x"]) * factor, float(meta["scale_y"]) * factor
     elif meta.get("intensity_transform") == "e2e" and meta["bscan_meta"][0].get("scale_y") is not None:
-        scale_x, scale_z = float(np.mean(length_mm)) / width, float(meta["bscan_meta"][0]["scale_y"])
+        scale_x, scale_z = float(np.mean(path_mm)) / width, float(meta["bscan_meta"][0]["scale_y"])
     else:
         raise InputError(where, f"no physical pixel size (scale unit {unit!r}); retinaseg measures in mm")
     return (
@@ -301,11 +301,12 @@ def from_eyepy(ev: EyeVolume, source: str = "") -> OctVolume:
     if start.shape != (n, 2) or not (np.isfinite(start).all() and np.isfinite(end).all()):
         raise InputError(where, "B-scan start/end positions are not finite (x, y) pairs")
     length_mm = np.linalg.norm(end - start, axis=1)
-    scale_x_mm, scale_z_mm = _scales_mm(meta, length_mm, width, where)
-
     pattern = meta.get("scan_pattern", bscan_meta[0].get("scan_pattern"))
     scan_pattern = check_scan_pattern(pattern, where) if pattern is not None else (1 if n == 1 else 3)
     circle = scan_pattern == CIRCLE_PATTERN
+    # A circle B-scan's A-scans run along its circumference; start to end is its radius.
+    path_mm = 2.0 * np.pi * length_mm if circle else length_mm
+    scale_x_mm, scale_z_mm = _scales_mm(meta, path_mm, width, where)
     geometry = [
         BScanGeometry(
             start_xy_mm=(float(s[0]), float(s[1])),

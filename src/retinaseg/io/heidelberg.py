@@ -30,10 +30,11 @@ Patient name, id and birth date are not read into the result.
 
 from __future__ import annotations
 
+import io
 import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
@@ -180,10 +181,10 @@ def _check_file_header(path: Path, head: np.void, file_bytes: int) -> None:
     check_scan_pattern(int(head["scan_pattern"]), path)
 
 
-def _read_exactly(stream: BinaryIO, offset: int, out: np.ndarray, path: Path) -> None:
+def _read_exactly(stream: io.BufferedIOBase, offset: int, out: np.ndarray, path: Path) -> None:
     """Fill the contiguous array ``out`` with the bytes of the file at ``offset``."""
     stream.seek(offset)
-    if stream.readinto(memoryview(out).cast("B")) != out.nbytes:
+    if stream.readinto(out.data.cast("B")) != out.nbytes:
         raise InputError(path, f"file shrank while reading (no {out.nbytes} bytes at offset {offset})")
 
 
@@ -202,7 +203,7 @@ class _Layout:
         return self.first_bscan + index * self.stride
 
 
-def _bscan_headers(path: Path, stream: BinaryIO, layout: _Layout) -> np.ndarray:
+def _bscan_headers(path: Path, stream: io.BufferedIOBase, layout: _Layout) -> np.ndarray:
     """The fixed 256-byte B-scan headers, checked (magic, size, NumSeg)."""
     headers = np.empty(layout.num_bscans, dtype=_BSCAN_HEADER)
     for i in range(layout.num_bscans):
@@ -225,7 +226,7 @@ def _bscan_headers(path: Path, stream: BinaryIO, layout: _Layout) -> np.ndarray:
     return headers
 
 
-def _segmentation_lines(path: Path, stream: BinaryIO, layout: _Layout, headers: np.ndarray) -> np.ndarray:
+def _segmentation_lines(path: Path, stream: io.BufferedIOBase, layout: _Layout, headers: np.ndarray) -> np.ndarray:
     """Raw segmentation lines ``(N, max NumSeg, W)`` float32; NaN past a B-scan's own NumSeg."""
     num_seg = headers["num_seg"]
     max_seg = int(num_seg.max())
@@ -266,7 +267,7 @@ def _invalid_to_nan(path: Path, values: np.ndarray, what: str, index: tuple[int,
     return values.astype(np.float32, copy=False)
 
 
-def _pixels(path: Path, stream: BinaryIO, layout: _Layout) -> np.ndarray:
+def _pixels(path: Path, stream: io.BufferedIOBase, layout: _Layout) -> np.ndarray:
     """Reflectance ``(N, SizeZ, SizeX)`` float32 in [0, 1], NaN invalid; read and checked B-scan by B-scan."""
     # Read straight into the result and convert in place: the volume is held in memory once.
     reflectance = np.empty((layout.num_bscans, layout.size_z, layout.size_x), dtype="<f4")

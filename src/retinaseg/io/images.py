@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from retinaseg.errors import InputError, describe_exception
 from retinaseg.io.atomic import atomic_path
@@ -157,7 +157,7 @@ def _pillow_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))  # CMYK, YCbCr, LAB, HSV
 
 
-def _open_pillow(path: Path) -> Image.Image:
+def _open_pillow(path: Path) -> ImageFile.ImageFile:
     """Open an image with Pillow, which reads only the header, and check its declared size."""
     try:
         with warnings.catch_warnings():
@@ -292,7 +292,7 @@ def check_value_to_class(value_to_class: object, num_classes: int | None = None,
 
 
 def _is_count(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and bool(value >= 0)
 
 
 def _stored_values(path: Path) -> tuple[np.ndarray, bool]:

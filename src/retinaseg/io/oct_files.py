@@ -81,6 +81,13 @@ def read_oct(
         sizes above the OCT limits (an ``.eye`` archive from its directory,
         before eyepy unpacks it); anything :class:`OctVolume` finds
         implausible. The message names the path and the problem in one line.
+
+    Notes
+    -----
+    Sizes are checked from headers before any pixel is decoded for ``.vol``,
+    ``.eye`` and image folders. E2E files and the images of a HEYEX XML
+    export are decoded by eyepy, which has no such checks: their sizes are
+    checked only after eyepy has read them.
     """
     path = Path(path)
     if path.is_dir():

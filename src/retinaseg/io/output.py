@@ -6,7 +6,10 @@ output. Every folder written this way carries a marker file
 (:data:`MARKER_NAME`), and the rules that protect a user's data are:
 
 - an existing, non-empty folder is replaced only with ``overwrite`` *and* only
-  if it holds the marker, i.e. retinaseg wrote it;
+  if it holds the marker of the same kind of output, i.e. retinaseg wrote it
+  and the same kind of command did (an analysis never replaces a training run,
+  whose checkpoints may be what it was run with);
+- a symbolic link is never replaced (it points at someone's data);
 - the destination is never the file system root, the home folder, the
   current folder or one of its parents, and never is or contains an input of
   the command;
@@ -19,6 +22,7 @@ into the same destination.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -36,16 +40,33 @@ MARKER_NAME = ".retinaseg-output.json"
 
 _STAGING_KINDS = ("writing", "old")
 
+# Kinds of output, recorded in the marker: a command replaces only its own kind.
+ANALYSIS = "analysis"
+PREDICTION = "prediction"
+EVALUATION = "evaluation"
+DATASET = "dataset"
+TRAINING_RUN = "training run"
+DEMO = "demo"
 
-def mark_output_dir(folder: str | os.PathLike[str]) -> None:
-    """Write the marker that says retinaseg made ``folder`` (and which process)."""
-    record = {"written_by": "retinaseg", "host": socket.gethostname(), "pid": os.getpid()}
+
+def mark_output_dir(folder: str | os.PathLike[str], kind: str) -> None:
+    """Write the marker that says retinaseg made ``folder``, what ``kind`` of output it is, and which process."""
+    record = {"written_by": "retinaseg", "kind": kind, "host": socket.gethostname(), "pid": os.getpid()}
     write_json(Path(folder) / MARKER_NAME, record)
 
 
-def written_by_retinaseg(folder: str | os.PathLike[str]) -> bool:
-    """Whether ``folder`` holds the marker of :func:`mark_output_dir`."""
-    return (Path(folder) / MARKER_NAME).is_file()
+def _marker(folder: Path) -> dict | None:
+    try:
+        record = json.loads((folder / MARKER_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("written_by") == "retinaseg" else None
+
+
+def output_kind(folder: str | os.PathLike[str]) -> str | None:
+    """The kind recorded by :func:`mark_output_dir` in ``folder``, or ``None`` if retinaseg did not write it."""
+    record = _marker(Path(folder))
+    return None if record is None else str(record.get("kind"))
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -76,6 +97,7 @@ def _check_location(out_dir: Path, inputs: Iterable[str | os.PathLike[str]]) -> 
 
 def check_output_dir(
     out_dir: str | os.PathLike[str],
+    kind: str,
     *,
     overwrite: bool = False,
     inputs: Iterable[str | os.PathLike[str]] = (),
@@ -88,6 +110,9 @@ def check_output_dir(
     ----------
     out_dir
         Destination folder.
+    kind
+        What the command writes (``"analysis"``, ``"training run"`` ...):
+        only a folder marked with the same kind may be replaced.
     overwrite
         Allow replacing an existing, non-empty folder written by retinaseg.
     inputs
@@ -96,6 +121,8 @@ def check_output_dir(
     """
     out_dir = Path(out_dir)
     _check_location(out_dir, inputs)
+    if out_dir.is_symlink():
+        raise InputError(out_dir, "is a symbolic link; refusing to write through it, name a new folder")
     if not out_dir.exists():
         return
     if not out_dir.is_dir():
@@ -103,10 +130,13 @@ def check_output_dir(
     if any(out_dir.iterdir()):
         if not overwrite:
             raise InputError(out_dir, "folder exists and is not empty; choose another output or pass --overwrite")
-        if not written_by_retinaseg(out_dir):
+        found = output_kind(out_dir)
+        if found is None:
             raise InputError(
                 out_dir, f"was not written by retinaseg (no {MARKER_NAME}); refusing to replace it, choose another output"
             )
+        if found != kind:
+            raise InputError(out_dir, f"holds a retinaseg {found}, not a {kind}; refusing to replace it, choose another output")
 
 
 def check_output_file(path: str | os.PathLike[str], *, inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
@@ -123,15 +153,15 @@ def check_output_file(path: str | os.PathLike[str], *, inputs: Iterable[str | os
 
 def _process_gone(folder: Path) -> bool:
     """Whether the process recorded in ``folder``'s marker ran on this host and has ended."""
+    record = _marker(folder)
+    if record is None or record.get("host") != socket.gethostname():
+        return False  # not ours, or written on another machine sharing this folder
     try:
-        record = json.loads((folder / MARKER_NAME).read_text())
-        if record.get("host") != socket.gethostname():
-            return False
         os.kill(int(record["pid"]), 0)
     except ProcessLookupError:
         return True
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False  # unreadable marker or a live process we may not signal: leave it alone
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # unreadable pid or a live process we may not signal: leave it alone
     return False
 
 
@@ -146,7 +176,7 @@ def remove_stale_staging(out_dir: str | os.PathLike[str]) -> list[Path]:
         return []
     removed = []
     for kind in _STAGING_KINDS:
-        for folder in out_dir.parent.glob(f".{out_dir.name}.{kind}-*"):
+        for folder in out_dir.parent.glob(f".{glob.escape(out_dir.name)}.{kind}-*"):
             if folder.is_dir() and not folder.is_symlink() and _process_gone(folder):
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder)
@@ -154,35 +184,60 @@ def remove_stale_staging(out_dir: str | os.PathLike[str]) -> list[Path]:
 
 
 @contextmanager
+def replaced_on_success(folder: str | os.PathLike[str], kind: str) -> Iterator[None]:
+    """Set an existing ``folder`` aside while the block writes a new one in its place.
+
+    When the block succeeds the old folder is deleted; when it fails (or is
+    interrupted), what the block wrote there is deleted and the old folder is
+    put back. Callers check first that ``folder`` may be replaced.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        yield
+        return
+    old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-"))
+    os.replace(folder, old)
+    marker = old / MARKER_NAME
+    original = marker.read_bytes() if marker.is_file() else None
+    mark_output_dir(old, kind)  # as this live process's, so no other run cleans it up meanwhile
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        if original is None:
+            marker.unlink()
+        else:
+            marker.write_bytes(original)
+        os.replace(old, folder)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
 def staged_output_dir(
     out_dir: str | os.PathLike[str],
+    kind: str,
     *,
     overwrite: bool = False,
     inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> Iterator[Path]:
     """Yield an empty temporary folder that becomes ``out_dir`` on success.
 
-    ``overwrite`` and ``inputs`` as for :func:`check_output_dir`, which runs
-    first: nothing is written when it refuses. The folder receives the marker.
+    ``kind``, ``overwrite`` and ``inputs`` as for :func:`check_output_dir`,
+    which runs first: nothing is written when it refuses. The folder
+    receives the marker of ``kind``.
     """
     out_dir = Path(out_dir)
     inputs = list(inputs)
-    check_output_dir(out_dir, overwrite=overwrite, inputs=inputs)
+    check_output_dir(out_dir, kind, overwrite=overwrite, inputs=inputs)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(out_dir)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.writing-"))
     try:
-        mark_output_dir(staging)
+        mark_output_dir(staging, kind)
         yield staging
-        if out_dir.exists():
-            # A folder cannot be renamed over a non-empty one: move the old one
-            # aside first, then delete it once the new one is in place.
-            check_output_dir(out_dir, overwrite=overwrite, inputs=inputs)  # it may have appeared meanwhile
-            old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old-"))
-            os.replace(out_dir, old)
-            os.replace(staging, out_dir)
-            shutil.rmtree(old)
-        else:
+        check_output_dir(out_dir, kind, overwrite=overwrite, inputs=inputs)  # it may have appeared meanwhile
+        with replaced_on_success(out_dir, kind):
             os.replace(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -32,7 +32,7 @@ def find_dataset(name: str) -> Path | None:
     return None
 
 
-def resolve_data_path(path: str | Path) -> Path:
+def resolve_data_path(path: str | os.PathLike[str]) -> Path:
     """Resolve a config's data path.
 
     Absolute paths and paths that exist relative to the current directory are

@@ -101,11 +101,6 @@ def _option_parameters(name: str) -> dict[str, inspect.Parameter]:
     return {p.name: p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
-def source_options(name: str) -> list[str]:
-    """Option names accepted by source ``name`` (all parameters after ``root``)."""
-    return list(_option_parameters(name))
-
-
 _WORDS = {
     str: ("text", "text"),
     int: ("an integer", "integers"),
@@ -155,7 +150,7 @@ def _matches(value: Any, hint: Any) -> bool:
     return isinstance(value, origin or hint)
 
 
-def check_options(name: str, options: dict[str, Any]) -> None:
+def check_options(name: str, options: dict[str, Any], prefix: str = "") -> None:
     """Check the options of source ``name`` before anything is read.
 
     Parameters
@@ -164,6 +159,8 @@ def check_options(name: str, options: dict[str, Any]) -> None:
         A source name (a key of :data:`SOURCES`).
     options
         Option name -> value, as a config or :func:`parse_options` gives them.
+    prefix
+        Put before option names in messages (``"data.options."`` in a config).
 
     Raises
     ------
@@ -181,14 +178,14 @@ def check_options(name: str, options: dict[str, Any]) -> None:
         hints = {}
     for option, value in options.items():
         if option not in parameters:
-            raise InputError(option, unknown_name(f"{name} source option", option, parameters))
+            raise InputError(f"{prefix}{option}", unknown_name(f"{name} source option", option, parameters))
         hint = hints.get(option, Any)
         if not _matches(value, hint):
-            raise InputError(option, f"must be {_describe(hint)}, got {value!r:.60}")
+            raise InputError(f"{prefix}{option}", f"must be {_describe(hint)}, got {value!r:.60}")
     missing = [p.name for p in parameters.values() if p.default is p.empty and p.name not in options]
     if missing:
         hint = hints.get(missing[0], Any)
-        raise InputError(missing[0], f"source {name!r} needs this option ({_describe(hint)})")
+        raise InputError(f"{prefix}{missing[0]}", f"source {name!r} needs this option ({_describe(hint)})")
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:

@@ -300,6 +300,7 @@ class BinaryEvaluator:
         precision, recall, f1 = _pr(self._pos, self._neg)
         at_threshold = {"threshold": float(self.threshold), **_scores_from_counts(*self._counts)}
         k = _best(f1)
+        best: dict[str, float | None]
         if k is not None:
             counts = (tp[k], fp[k], n_pixels - n_pos - fp[k], n_pos - tp[k])
             best = {"threshold": float(_grid(self.n_bins)[k]), **_scores_from_counts(*counts)}

@@ -232,8 +232,8 @@ class SegmentationEvaluator:
             raise InputError("class_names", f"{len(class_names)} names given for {num_classes} classes")
         self.num_classes = num_classes
         self.class_names = list(class_names)
-        known = spacing is not None and all(s is not None for s in spacing)
-        self.spacing = (float(spacing[0]), float(spacing[1])) if known else None
+        row_um, col_um = (None, None) if spacing is None else spacing
+        self.spacing = (float(row_um), float(col_um)) if row_um is not None and col_um is not None else None
         self.confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
         self._dice_per_image: list[np.ndarray] = []
         self._hd95_per_image: list[np.ndarray] = []

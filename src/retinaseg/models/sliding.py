@@ -53,6 +53,10 @@ def infer_logits(
         padded, spec = pad_to_multiple(image.detach().cpu().numpy(), size_multiple, mode="reflect", axes=(-2, -1))
         return crop_to_original(network(torch.from_numpy(padded).to(image.device)), spec)
     roi = tuple(-(-int(s) // size_multiple) * size_multiple for s in roi_size)
-    return sliding_window_inference(
+    logits = sliding_window_inference(
         image, roi, sw_batch_size, network, overlap=overlap, mode="gaussian", padding_mode="replicate"
     )
+    # MONAI returns what the network returns; a tuple or dict only for networks with several outputs.
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"the network must return one tensor of logits, got a {type(logits).__name__}")
+    return logits

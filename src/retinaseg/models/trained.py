@@ -257,9 +257,9 @@ class TrainedModel:
                 metadata, state_dict = json.loads(payload["metadata"]), payload["state_dict"]
             else:
                 metadata, state_dict = payload["hyper_parameters"], _network_weights(payload["state_dict"])
-            model = cls.from_config(
-                metadata["config"], metadata["class_names"], metadata["task"], Preprocessing(**metadata["preprocessing"])
-            )
+            preprocessing = Preprocessing(**metadata["preprocessing"])
+            _check_weights_fit(metadata["config"]["model"], preprocessing.in_channels, len(metadata["class_names"]), state_dict)
+            model = cls.from_config(metadata["config"], metadata["class_names"], metadata["task"], preprocessing)
             model.network.load_state_dict(
                 {key: value.float() if value.is_floating_point() else value for key, value in state_dict.items()}
             )
@@ -268,6 +268,24 @@ class TrainedModel:
         ) as err:  # a foreign or edited file fails in the lookups, the constructors or load_state_dict, in many ways
             raise InputError(path, f"not a retinaseg {what} ({describe_exception(err)})") from err
         return model.eval()
+
+
+def _check_weights_fit(
+    model_config: Mapping[str, Any], in_channels: int, num_classes: int, state_dict: Mapping[str, Any]
+) -> None:
+    """Refuse weights that do not fit the network a file describes, before that network is allocated.
+
+    The network is built on PyTorch's ``meta`` device (no memory), so a file
+    whose config asks for a huge network but holds small weights costs
+    nothing; memory stays bounded by what the file really holds.
+    """
+    with torch.device("meta"):
+        expected = build_model(model_config["name"], in_channels, num_classes, model_config["options"]).state_dict()
+    for key in sorted(expected.keys() | state_dict.keys()):
+        want = tuple(expected[key].shape) if key in expected else None
+        got = tuple(state_dict[key].shape) if key in state_dict else None
+        if want != got:
+            raise ValueError(f"weights do not fit the network the file describes ({key}: network {want}, file {got})")
 
 
 def _network_weights(state_dict: Mapping[str, Any]) -> dict[str, Any]:

@@ -47,7 +47,9 @@ class UNet(nn.Module):
         if not 2 <= depth <= 6:
             raise ValueError(f"U-Net depth must be 2-6, got {depth}")
         act = ("relu", {"inplace": True})
-        norm_arg: str | tuple | None = {"batch": "batch", "instance": ("instance", {"affine": True}), "none": None}[norm]
+        norm_choice: str | tuple | None = {"batch": "batch", "instance": ("instance", {"affine": True}), "none": None}[norm]
+        # MONAI annotates the blocks' norm as str | tuple, but their Convolution takes None: no normalisation.
+        norm_arg: str | tuple = norm_choice  # type: ignore[assignment]
         widths = [base_channels * 2**level for level in range(depth)]
         self.stem = TwoConv(2, in_channels, widths[0], act, norm_arg, bias=True, dropout=dropout)
         self.downs = nn.ModuleList(

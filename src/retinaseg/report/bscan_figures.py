@@ -11,6 +11,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 from matplotlib.colors import to_hex
@@ -38,16 +39,24 @@ from retinaseg.report.plots import new_figure, save_figure
 _MIN_BSCAN_ASPECT = 1.0 / 3.0
 
 
+class _LineStyle(TypedDict):
+    """Keyword arguments of ``Axes.plot`` / ``Line2D`` for one line style."""
+
+    color: str
+    linewidth: float
+    linestyle: tuple[float, Sequence[float]]
+
+
 def _boundary_colours(boundary_names: Sequence[str], class_names: Sequence[str], palette: np.ndarray) -> list[str]:
     """Colour of each boundary line: the colour of the layer whose upper edge it is
     (Duke boundary names whose layer is among ``class_names``), so that lines, overlay
     and legend agree; distinct colours otherwise."""
     layer_of = {b: DUKE_CLASS_NAMES[c] for b, c in zip(DUKE_BOUNDARY_NAMES, DUKE_LAYER_CLASSES)}
     if all(layer_of.get(name) in class_names for name in boundary_names):
-        rgb = [palette[list(class_names).index(layer_of[name])] for name in boundary_names]
+        rgb = palette[[list(class_names).index(layer_of[name]) for name in boundary_names]]
     else:
         rgb = palette_for(["-", *boundary_names])[1:]
-    return [to_hex(np.asarray(c) / 255.0) for c in rgb]
+    return [to_hex((float(r) / 255.0, float(g) / 255.0, float(b) / 255.0)) for r, g, b in rgb]
 
 
 def _stretch_and_note(
@@ -150,6 +159,7 @@ def plot_bscan_overlay(
         shown_ratio = height / width
         xlabel, ylabel = "A-scan", "Row (px)"
     else:
+        assert axial_um is not None and lateral_um is not None  # a stretch comes only with both scales
         x_scale, z_scale = lateral_um / 1000.0, axial_um / 1000.0
         shown_ratio = stretch * height * z_scale / (width * x_scale)
         xlabel, ylabel = "Lateral position (mm)", "Depth (mm)"
@@ -171,7 +181,7 @@ def plot_bscan_overlay(
         handles.append(line)
         names.append(name)
     if reference is not None and reference.size:
-        dash = {"color": "white", "linewidth": 1.0, "linestyle": (0, (3, 3))}
+        dash: _LineStyle = {"color": "white", "linewidth": 1.0, "linestyle": (0, (3, 3))}
         for rows in reference:
             # white dashes over a black line: visible on dark and bright pixels alike
             ax.plot(x, rows * z_scale, color="black", linewidth=1.4)

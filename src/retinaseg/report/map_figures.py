@@ -117,6 +117,7 @@ def plot_thickness_map(
     fig = new_figure(6.8, 5.8)
     ax = fig.add_subplot()
     if slo is not None:
+        assert slo_scale_xy_mm is not None  # refused above
         sx, sy = slo_scale_xy_mm
         slo_rgb = to_rgb8(slo)
         slo_extent = (0.0, slo_rgb.shape[1] * sx, slo_rgb.shape[0] * sy, 0.0)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -65,13 +66,20 @@ def palette_for(class_names: Sequence[str]) -> np.ndarray:
         return BINARY_PALETTE.copy()
     n_fg = max(len(names) - 1, 0)
     if n_fg <= 10:
-        colours = matplotlib.colormaps["tab10"].colors[:n_fg]
+        colours = _listed_colours("tab10")[:n_fg]
     elif n_fg <= 20:
-        colours = matplotlib.colormaps["tab20"].colors[:n_fg]
+        colours = _listed_colours("tab20")[:n_fg]
     else:
         colours = matplotlib.colormaps["turbo"](np.linspace(0.05, 0.95, n_fg))[:, :3]
     rgb = np.rint(np.asarray(colours, dtype=np.float64).reshape(-1, 3) * 255).astype(np.uint8)
     return np.concatenate([np.zeros((min(len(names), 1), 3), dtype=np.uint8), rgb])
+
+
+def _listed_colours(name: str) -> np.ndarray:
+    """The colours of a listed (qualitative) matplotlib colour map, one row each."""
+    cmap = matplotlib.colormaps[name]
+    assert isinstance(cmap, ListedColormap), f"{name} is not a listed colour map"
+    return np.asarray(cmap.colors, dtype=np.float64)
 
 
 def colorize(label: np.ndarray, palette: np.ndarray) -> np.ndarray:

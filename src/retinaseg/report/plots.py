@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from retinaseg.errors import InputError
 from retinaseg.io.atomic import atomic_path
@@ -263,7 +264,9 @@ def plot_training_curves(metrics_csv_path: str | os.PathLike[str], path: str | o
         ax.grid(True, linewidth=0.4, alpha=0.5)
         if ax.lines:
             ax.legend(fontsize=8)
-            ax.xaxis.get_major_locator().set_params(integer=True)
+            locator = ax.xaxis.get_major_locator()
+            if isinstance(locator, MaxNLocator):  # the default AutoLocator is one
+                locator.set_params(integer=True)
         else:
             ax.text(0.5, 0.5, "no values logged", transform=ax.transAxes, ha="center", color="0.5")
     return save_figure(fig, path)
@@ -308,8 +311,8 @@ def plot_prediction_panel(
     panels = [("Image", to_rgb8(image)), ("Prediction", overlay(image, pred, palette, alpha))]
     if target is not None:
         panels.append(("Reference", overlay(image, target, palette, alpha)))
-    shown = np.unique(np.concatenate([np.ravel(pred)] + ([] if target is None else [np.ravel(target)])))
-    shown = [int(k) for k in shown if k != 0]
+    present = np.unique(np.concatenate([np.ravel(pred)] + ([] if target is None else [np.ravel(target)])))
+    shown = [int(k) for k in present if k != 0]
 
     height, width = panels[0][1].shape[:2]
     panel_in = 4.0

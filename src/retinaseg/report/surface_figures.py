@@ -177,9 +177,9 @@ def plot_surfaces_png(
     if colour_by_um is not None:
         values = np.asarray(colour_by_um, dtype=np.float64)
         finite = values[np.isfinite(values)]
-        norm = Normalize(*(finite.min(), finite.max()) if finite.size else (0.0, 1.0))
-        mapper = ScalarMappable(norm=norm, cmap="viridis")
-        colours = mapper.to_rgba(np.nan_to_num(values, nan=norm.vmin))
+        vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        mapper = ScalarMappable(norm=Normalize(vmin, vmax), cmap="viridis")
+        colours = mapper.to_rgba(np.nan_to_num(values, nan=vmin))
         fig.colorbar(mapper, ax=ax, label="Thickness (µm)", shrink=0.6)
     for k, (name, depth) in enumerate(surfaces.items()):
         if k == 0 and colours is not None:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import yaml
 
@@ -27,7 +27,9 @@ from retinaseg.data.augment import AugmentConfig
 from retinaseg.data.normalize import NORMALIZE_METHODS
 from retinaseg.data.preprocess import CHANNEL_MODES
 from retinaseg.errors import InputError, unknown_name
-from retinaseg.io.sources import SOURCES, source_options
+from retinaseg.io.atomic import write_text_atomic
+from retinaseg.io.limits import check_class_names
+from retinaseg.io.sources import SOURCES, check_options
 from retinaseg.models.registry import (
     check_model_options,
     list_models,
@@ -87,7 +89,9 @@ MONITORS = ("val_dice", "val_loss")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("cosine", "plateau", "none")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
+LightningPrecision = Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true"]
+"""The precision names of Lightning's ``Trainer`` that a config may choose."""
+PRECISIONS: tuple[str, ...] = ("auto", *get_args(LightningPrecision))
 """Lightning's precision names; ``auto`` is ours (see :func:`retinaseg.training.train.precision_for`)."""
 FOV_MODES = ("auto", "none")
 MAX_NAME_LENGTH = 128
@@ -125,7 +129,7 @@ _Loader.add_implicit_resolver(
 )
 
 FREE_FORM = {("data", "options"), ("data", "augment"), ("data", "relabel"), ("model", "options")}
-REQUIRED = [("name",), ("data", "source"), ("data", "root")]
+REQUIRED: list[tuple[str, ...]] = [("name",), ("data", "source"), ("data", "root")]
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -161,23 +165,23 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise InputError(item, "override must look like key.sub=value")
         _set_path(user, key.split("."), yaml.load(value, Loader=_Loader) if value else None)
     config = _merge(copy.deepcopy(DEFAULTS), user, ())
-    for key in REQUIRED:
-        if _get_path(config, key) is None:
-            raise InputError(".".join(key), f"missing config key (in {path or 'overrides'})")
+    for required in REQUIRED:
+        if _get_path(config, required) is None:
+            raise InputError(".".join(required), f"missing config key (in {path or 'overrides'})")
     validate_config(config)
     return config
 
 
 def save_config(config: dict[str, Any], path: str | Path) -> None:
-    """Write the resolved config as YAML."""
-    Path(path).write_text(yaml.safe_dump(config, sort_keys=False))
+    """Write the resolved config as YAML, atomically."""
+    write_text_atomic(path, yaml.safe_dump(config, sort_keys=False))
 
 
 def _merge(base: dict[str, Any], user: dict[str, Any], prefix: tuple[str, ...]) -> dict[str, Any]:
     for key, value in user.items():
         where = (*prefix, key)
         if key not in base:
-            raise InputError(".".join(where), f"unknown config key; known here: {', '.join(base)}")
+            raise InputError(".".join(where), unknown_name("config key", key, list(base)))
         if where in FREE_FORM:
             if value is not None and not isinstance(value, dict):
                 raise InputError(".".join(where), "must be a mapping")
@@ -200,9 +204,10 @@ def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
 
 
 def _get_path(tree: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    value: Any = tree
     for key in keys:
-        tree = tree.get(key) if isinstance(tree, dict) else None
-    return tree
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 # --- validation ----------------------------------------------------------------------------------
@@ -479,14 +484,7 @@ def _relabel(key: str, value: Any) -> None:
     for part in value:
         if part not in ("class_names", "map"):
             raise InputError(f"{key}.{part}", unknown_name("config key", part, ["class_names", "map"]))
-    names = value.get("class_names")
-    if (
-        not isinstance(names, (list, tuple))
-        or len(names) < 2
-        or not all(isinstance(n, str) and n for n in names)
-        or len(set(names)) != len(names)
-    ):
-        raise InputError(f"{key}.class_names", f"must be a list of at least two distinct class names, got {names!r}")
+    names = check_class_names(value.get("class_names"), f"{key}.class_names")
     mapping = value.get("map")
     if not isinstance(mapping, dict) or not mapping:
         raise InputError(f"{key}.map", f"must be a mapping of old class id to new class id, got {mapping!r}")
@@ -498,10 +496,7 @@ def _relabel(key: str, value: Any) -> None:
 def _source_options(config: dict[str, Any]) -> None:
     data = config["data"]
     _mapping("data.options", data["options"])
-    accepted = source_options(data["source"])
-    for option in data["options"] or {}:
-        if option not in accepted:
-            raise InputError(f"data.options.{option}", unknown_name(f"{data['source']} source option", option, accepted))
+    check_options(data["source"], dict(data["options"] or {}), prefix="data.options.")
 
 
 def _model(config: dict[str, Any]) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
 import torch
+from torch.optim.lr_scheduler import CosineAnnealingLR, ReduceLROnPlateau
 
 from retinaseg.data.preprocess import Preprocessing
 from retinaseg.metrics.segmentation import scores_from_confusion
 from retinaseg.models.trained import TrainedModel
+from retinaseg.numeric import finite_mean
 from retinaseg.training.losses import build_loss
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
@@ -44,6 +46,9 @@ class SegmentationModule(L.LightningModule):
     model
         Its network, registered here: checkpoints hold its weights under ``model.``.
     """
+
+    _val_confusion: torch.Tensor
+    """Confusion matrix of the validation round so far (a buffer: it follows the module's device)."""
 
     def __init__(self, config: dict[str, Any], class_names: list[str], task: str, preprocessing: dict[str, Any]) -> None:
         super().__init__()
@@ -79,7 +84,7 @@ class SegmentationModule(L.LightningModule):
         dice = scores_from_confusion(confusion.cpu().numpy().astype(np.int64))["dice"]
         # Every process holds the same reduced value; sync_dist only silences Lightning's warning.
         metric_classes = list(self.trained_model.evaluation.metric_classes)
-        self.log("val_dice", float(np.nanmean(dice[metric_classes])), prog_bar=True, sync_dist=True)
+        self.log("val_dice", finite_mean(dice[metric_classes]), prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self) -> Any:
         # Names and values were checked by validate_config before training.
@@ -87,18 +92,21 @@ class SegmentationModule(L.LightningModule):
         opt_cfg, sched_cfg = config["optimizer"], config["scheduler"]
         optimizer = _OPTIMIZERS[opt_cfg["name"]](self.parameters(), lr=opt_cfg["lr"], weight_decay=opt_cfg["weight_decay"])
         if sched_cfg["name"] == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=config["trainer"]["max_epochs"], eta_min=sched_cfg["min_lr"]
-            )
-            return {"optimizer": optimizer, "lr_scheduler": scheduler}
+            cosine = CosineAnnealingLR(optimizer, T_max=config["trainer"]["max_epochs"], eta_min=sched_cfg["min_lr"])
+            return {"optimizer": optimizer, "lr_scheduler": cosine}
         if sched_cfg["name"] == "plateau":
             monitor = config["trainer"]["monitor"]
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            plateau = ReduceLROnPlateau(
                 optimizer,
-                mode="min" if monitor == "val_loss" else "max",
+                mode=monitor_mode(monitor),
                 factor=sched_cfg["factor"],
                 patience=sched_cfg["patience"],
                 min_lr=sched_cfg["min_lr"],
             )
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": monitor}}
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": monitor}}
         return optimizer  # scheduler "none"
+
+
+def monitor_mode(monitor: str) -> Literal["min", "max"]:
+    """Whether the monitored validation metric improves downwards (``"min"``: the loss) or upwards (``"max"``)."""
+    return "min" if monitor == "val_loss" else "max"

@@ -21,14 +21,14 @@ import csv
 import io
 import logging
 import os
-import shutil
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard, get_args
 
 import lightning as L
 import torch
@@ -43,25 +43,22 @@ from torch.utils.data import DataLoader
 
 from retinaseg.data.augment import build_augmentation
 from retinaseg.data.dataset import PatchDataset, WholeImageDataset, prepare_samples
-from retinaseg.errors import InputError, describe_exception
+from retinaseg.errors import InputError, describe_exception, unknown_name
 from retinaseg.io.atomic import write_text_atomic
-from retinaseg.io.output import (
-    MARKER_NAME,
-    check_output_dir,
-    mark_output_dir,
-    written_by_retinaseg,
-)
+from retinaseg.io.output import TRAINING_RUN, check_output_dir, mark_output_dir, replaced_on_success
 from retinaseg.io.paths import resolve_data_path
 from retinaseg.io.torch_files import read_torch_file
 from retinaseg.models import count_parameters
 from retinaseg.models.registry import get_model_spec
 from retinaseg.training.config import (
+    PRECISIONS,
+    LightningPrecision,
     save_config,
     validate_against_data,
     validate_config,
 )
 from retinaseg.training.data import load_splits, resolve_preprocessing
-from retinaseg.training.module import SegmentationModule
+from retinaseg.training.module import SegmentationModule, monitor_mode
 
 _RESUME_KEYS = ("state_dict", "hyper_parameters", "optimizer_states", "lr_schedulers", "loops", "callbacks", "epoch")
 """What Lightning needs to continue a run; a weight file (``export-model``) has only the first two."""
@@ -101,13 +98,25 @@ class TrainResult:
     is_main_process: bool = True
 
 
-def precision_for(requested: str) -> str:
-    """``auto``: bf16 mixed precision on GPUs that have it, else full float32."""
-    if requested != "auto":
-        return requested
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16-mixed"
-    return "32-true"
+def precision_for(requested: str) -> LightningPrecision:
+    """``auto``: bf16 mixed precision on GPUs that have it, else full float32; other names as they are.
+
+    Raises
+    ------
+    InputError
+        ``requested`` is not one of :data:`~retinaseg.training.config.PRECISIONS`.
+    """
+    if requested == "auto":
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return "bf16-mixed"
+        return "32-true"
+    if not _is_lightning_precision(requested):
+        raise InputError("trainer.precision", unknown_name("precision", requested, PRECISIONS))
+    return requested
+
+
+def _is_lightning_precision(name: str) -> TypeGuard[LightningPrecision]:
+    return name in get_args(LightningPrecision)
 
 
 def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: bool = False) -> TrainResult:
@@ -142,7 +151,12 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
     L.seed_everything(config["seed"], workers=True, verbose=False)
     monitor = config["trainer"]["monitor"]
     checkpoint = ModelCheckpoint(
-        dirpath=run_dir, filename="best", monitor=monitor, mode=_mode(monitor), save_last=True, enable_version_counter=False
+        dirpath=run_dir,
+        filename="best",
+        monitor=monitor,
+        mode=monitor_mode(monitor),
+        save_last=True,
+        enable_version_counter=False,
     )
     with _lightning_quiet(resuming=resume is not None):
         trainer = _build_trainer(config, run_dir, checkpoint)
@@ -170,14 +184,17 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
     val_loader = DataLoader(val_set, batch_size=1, **loader_args)
 
     module = SegmentationModule(config, sample_set.class_names, sample_set.task, preprocessing.to_dict())
-    if stored is not None:
+    if resume is not None and stored is not None:
         _check_weights_fit(resume, stored["state_dict"], module)
-    if is_launcher and resume is None and run_dir.exists():
-        # Checked again: the folder may have changed while the data was read.
-        check_output_dir(run_dir, overwrite=overwrite, inputs=[resolve_data_path(data["root"])])
-        shutil.rmtree(run_dir)
+    replacing = is_launcher and resume is None and run_dir.exists()
+    if replacing:  # checked again: the folder may have changed while the data was read
+        check_output_dir(run_dir, TRAINING_RUN, overwrite=overwrite, inputs=[resolve_data_path(data["root"])])
     started = time.perf_counter()
-    with _lightning_quiet(resuming=resume is not None):
+    # The old run is kept aside until the new one has finished, and comes back if it fails.
+    with (
+        replaced_on_success(run_dir, TRAINING_RUN) if replacing else nullcontext(),
+        _lightning_quiet(resuming=resume is not None),
+    ):
         trainer.fit(module, train_loader, val_loader, ckpt_path=None if resume is None else str(resume), weights_only=True)
     train_seconds = time.perf_counter() - started
     return TrainResult(
@@ -216,16 +233,9 @@ def check_run_folder(config: dict[str, Any], *, resume: str | Path | None = None
         raise InputError(
             "output.runs_dir", f"{runs_dir} is inside the input data folder {data_root}; choose a folder outside the data"
         )
-    if run_dir.is_symlink():
-        raise InputError(run_dir, "run folder is a symbolic link; pick another name (--set name=...)")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        if resume is None and not overwrite:
-            raise InputError(run_dir, "run folder exists; pick another name (--set name=...), --resume it or --overwrite")
-        if not written_by_retinaseg(run_dir):
-            raise InputError(
-                run_dir, f"was not written by retinaseg train (no {MARKER_NAME}); refusing to write into it, pick another name"
-            )
-    check_output_dir(run_dir, overwrite=True, inputs=[data_root])
+    if run_dir.is_dir() and any(run_dir.iterdir()) and resume is None and not overwrite:
+        raise InputError(run_dir, "run folder exists; pick another name (--set name=...), --resume it or --overwrite")
+    check_output_dir(run_dir, TRAINING_RUN, overwrite=True, inputs=[data_root])
     return run_dir
 
 
@@ -273,7 +283,7 @@ def _build_trainer(config: dict[str, Any], run_dir: Path, checkpoint: ModelCheck
     callbacks: list[Callback] = [
         _RunFolder(run_dir, config),
         checkpoint,
-        EarlyStopping(monitor=monitor, mode=_mode(monitor), patience=trainer_cfg["patience"]),
+        EarlyStopping(monitor=monitor, mode=monitor_mode(monitor), patience=trainer_cfg["patience"]),
         EpochTable(run_dir / "metrics.csv"),
         _EpochSetter(),
         RichProgressBar(),
@@ -286,7 +296,7 @@ def _build_trainer(config: dict[str, Any], run_dir: Path, checkpoint: ModelCheck
             strategy=trainer_cfg["strategy"],
             precision=precision_for(trainer_cfg["precision"]),
             max_epochs=trainer_cfg["max_epochs"],
-            max_time=None if max_time is None else {"minutes": float(max_time)},
+            max_time=None if max_time is None else timedelta(minutes=float(max_time)),
             check_val_every_n_epoch=trainer_cfg["check_val_every_n_epoch"],
             limit_train_batches=trainer_cfg["limit_train_batches"],
             deterministic=trainer_cfg["deterministic"],
@@ -299,10 +309,6 @@ def _build_trainer(config: dict[str, Any], run_dir: Path, checkpoint: ModelCheck
         )
     except (MisconfigurationException, ValueError, TypeError) as err:  # combinations only Lightning knows, e.g. fsdp on a CPU
         raise InputError("trainer", f"Lightning refuses these settings ({describe_exception(err)})") from err
-
-
-def _mode(monitor: str) -> str:
-    return "min" if monitor == "val_loss" else "max"
 
 
 def _stored_model(payload: dict[str, Any]) -> Any:
@@ -381,7 +387,7 @@ class _RunFolder(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            mark_output_dir(self.run_dir)
+            mark_output_dir(self.run_dir, TRAINING_RUN)
             save_config(self.config, self.run_dir / "config.yaml")
 
 
@@ -425,7 +431,10 @@ class _EpochSetter(Callback):
     """Gives the patch dataset the epoch number so crops change every epoch."""
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        trainer.train_dataloader.dataset.set_epoch(trainer.current_epoch)
+        loader = trainer.train_dataloader
+        if loader is None:  # Lightning sets up the training data before the first epoch starts
+            raise RuntimeError("the training epoch started without a training data loader")
+        loader.dataset.set_epoch(trainer.current_epoch)
 
 
 def _global_rank() -> int:
