@@ -1,12 +1,13 @@
-"""NaN-safe mean."""
+"""NaN-safe mean and the number kinds config and file checks accept."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pytest
 
-from retinaseg.numeric import finite_mean
+from retinaseg.numeric import finite_mean, is_finite_number, is_integer, is_number
 
 
 def test_finite_mean_skips_nan_and_infinities() -> None:
@@ -17,3 +18,23 @@ def test_finite_mean_skips_nan_and_infinities() -> None:
 def test_finite_mean_of_nothing_finite_is_nan() -> None:
     assert math.isnan(finite_mean([]))
     assert math.isnan(finite_mean([np.nan, np.inf]))
+
+
+@pytest.mark.parametrize(
+    ("value", "integer", "number", "finite"),
+    [
+        (3, True, True, True),
+        (np.int64(3), True, True, True),
+        (2**70, True, True, True),
+        (True, False, False, False),
+        (np.bool_(True), False, False, False),
+        (2.5, False, True, True),
+        (np.float32(2.5), False, True, True),
+        (float("nan"), False, True, False),
+        (float("inf"), False, True, False),
+        ("3", False, False, False),
+        (None, False, False, False),
+    ],
+)
+def test_number_kinds(value: object, integer: bool, number: bool, finite: bool) -> None:
+    assert (is_integer(value), is_number(value), is_finite_number(value)) == (integer, number, finite)

@@ -43,6 +43,7 @@ from retinaseg.io.images import read_binary_mask, read_image, write_image_atomic
 from retinaseg.io.limits import check_class_names
 from retinaseg.io.output import DATASET, staged_output_dir
 from retinaseg.io.records import read_json, write_json
+from retinaseg.numeric import is_finite_number
 from retinaseg.types import Sample, SampleSet
 
 FORMAT_NAME = "retinaseg-dataset"
@@ -185,11 +186,7 @@ def _member_path(folder: Path, relative: str, key: str, where: str, manifest: Pa
 def _spacing(value: Any, where: str, manifest: Path) -> tuple[float | None, float | None] | None:
     if value is None:
         return None
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0) for v in value)
-    ):
+    if not isinstance(value, list) or len(value) != 2 or not all(v is None or (is_finite_number(v) and v > 0) for v in value):
         raise InputError(manifest, f"{where}spacing_um must be null or [row_um, col_um] (positive or null)")
     return (value[0], value[1])
 

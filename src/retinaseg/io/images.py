@@ -53,6 +53,7 @@ from retinaseg.io.limits import (
     check_image_size,
     check_regular_file,
 )
+from retinaseg.numeric import is_integer
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", ".gif", ".jpg", ".jpeg", ".bmp")
 """File suffixes (lower case) accepted by :func:`read_image`."""
@@ -286,13 +287,9 @@ def check_value_to_class(value_to_class: object, num_classes: int | None = None,
     if not isinstance(value_to_class, dict) or not value_to_class:
         raise InputError(where, f"must map stored mask values to class ids, e.g. {{0: 0, 255: 1}}; got {value_to_class!r:.60}")
     for value, class_id in value_to_class.items():
-        if not _is_count(value) or not _is_count(class_id) or class_id >= top:
+        if not (is_integer(value) and is_integer(class_id) and value >= 0 and 0 <= class_id < top):
             raise InputError(where, f"entry {value!r}: {class_id!r} must map an integer value >= 0 to a class id 0..{top - 1}")
     return value_to_class
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and bool(value >= 0)
 
 
 def _stored_values(path: Path) -> tuple[np.ndarray, bool]:

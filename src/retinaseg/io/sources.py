@@ -26,6 +26,7 @@ from retinaseg.io.duke import load_duke_mat, load_duke_npy
 from retinaseg.io.folders import load_chase_db1, load_drive, load_image_mask_folder
 from retinaseg.io.paths import resolve_data_path
 from retinaseg.io.vgg_json import load_vgg_json
+from retinaseg.numeric import is_integer, is_number
 from retinaseg.types import Modality, SampleSet
 
 
@@ -144,9 +145,9 @@ def _matches(value: Any, hint: Any) -> bool:
     if origin is os.PathLike:
         return isinstance(value, os.PathLike)
     if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return is_number(value)
     if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return is_integer(value)
     return isinstance(value, origin or hint)
 
 

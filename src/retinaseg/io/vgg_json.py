@@ -38,6 +38,7 @@ from retinaseg.io.folders import compile_subject_pattern, subject_id
 from retinaseg.io.images import image_size, read_image
 from retinaseg.io.limits import check_class_names, check_image_size
 from retinaseg.io.records import read_json
+from retinaseg.numeric import is_number
 from retinaseg.types import Modality, Sample, SampleSet
 
 _VIA2_KEY = "_via_img_metadata"
@@ -118,7 +119,7 @@ def _numbers(shape: dict[str, Any], keys: tuple[str, ...], where: str, json_path
 def _is_number(value: Any) -> bool:
     """A JSON number usable as a pixel coordinate (finite, within :data:`_MAX_COORDINATE`)."""
     # abs() first: converting integers beyond 2**63 to floats can overflow.
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= _MAX_COORDINATE
+    return is_number(value) and abs(value) <= _MAX_COORDINATE
 
 
 def _draw_region(

@@ -8,7 +8,6 @@ network's :attr:`ModelSpec.size_multiple`; callers pad with
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from retinaseg.errors import InputError, describe_exception, unknown_name
+from retinaseg.numeric import is_finite_number, is_integer
 
 Builder = Callable[..., nn.Module]
 
@@ -197,13 +197,9 @@ def _option_type(default: Any) -> tuple[Callable[[Any], bool], str, str]:
     if isinstance(default, bool):
         return (lambda value: isinstance(value, bool)), "true or false", "true/false values"
     if isinstance(default, int):
-        return (lambda value: isinstance(value, int) and not isinstance(value, bool)), "an integer", "integers"
+        return is_integer, "an integer", "integers"
     if isinstance(default, float):
-
-        def accepts(value: Any) -> bool:
-            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-        return accepts, "a finite number", "finite numbers"
+        return is_finite_number, "a finite number", "finite numbers"
     kind = type(default)
     return (lambda value: isinstance(value, kind)), f"a {kind.__name__}", f"{kind.__name__} values"
 

@@ -35,6 +35,7 @@ from retinaseg.models.registry import (
     list_models,
     model_size_multiple,
 )
+from retinaseg.numeric import is_finite_number, is_integer
 from retinaseg.training.losses import LOSS_NAMES
 
 DEFAULTS: dict[str, Any] = {
@@ -328,20 +329,12 @@ def _check_plain(value: Any, key: str) -> None:
             _check_plain(item, key)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _integer(low: int, high: int | None = None) -> Check:
     """An integer ``>= low`` (and ``<= high``)."""
     bounds = f">= {low}" if high is None else f"from {low} to {high}"
 
     def check(key: str, value: Any) -> None:
-        if not _is_int(value) or value < low or (high is not None and value > high):
+        if not is_integer(value) or value < low or (high is not None and value > high):
             raise InputError(key, f"must be an integer {bounds}, got {value!r}")
 
     return check
@@ -355,7 +348,7 @@ def _number(low: float, high: float | None = None, *, low_open: bool = False, hi
         bounds = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
     def check(key: str, value: Any) -> None:
-        inside = _is_number(value) and (value > low if low_open else value >= low)
+        inside = is_finite_number(value) and (value > low if low_open else value >= low)
         if inside and high is not None:
             inside = value < high if high_open else value <= high
         if not inside:
@@ -404,12 +397,12 @@ def _run_name(key: str, value: Any) -> None:
 
 
 def _size_pair(key: str, value: Any) -> None:
-    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_is_int(v) and v >= 1 for v in value):
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(is_integer(v) and v >= 1 for v in value):
         raise InputError(key, f"must be [height, width], two integers >= 1, got {value!r}")
 
 
 def _class_ids(key: str, value: Any) -> None:
-    if not isinstance(value, (list, tuple)) or not all(_is_int(v) and v >= 0 for v in value) or len(set(value)) != len(value):
+    if not isinstance(value, (list, tuple)) or not all(is_integer(v) and v >= 0 for v in value) or len(set(value)) != len(value):
         raise InputError(key, f"must be a list of distinct class ids (integers >= 0), got {value!r}")
 
 
@@ -421,7 +414,12 @@ def _some_class_ids(key: str, value: Any) -> None:
 
 
 def _class_weights(key: str, value: Any) -> None:
-    if not isinstance(value, (list, tuple)) or not value or not all(_is_number(v) and v >= 0 for v in value) or not any(value):
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(is_finite_number(v) and v >= 0 for v in value)
+        or not any(value)
+    ):
         raise InputError(key, f"must be a list of finite numbers >= 0, one per class, not all 0, got {value!r}")
 
 
@@ -433,7 +431,7 @@ def _subjects(key: str, value: Any) -> None:
 
 
 def _devices(key: str, value: Any) -> None:
-    if value != "auto" and not (_is_int(value) and value >= 1):
+    if value != "auto" and not (is_integer(value) and value >= 1):
         raise InputError(key, f"must be an integer >= 1 or 'auto', got {value!r}")
 
 
@@ -447,7 +445,7 @@ def _strategy(key: str, value: Any) -> None:
 
 
 def _batch_limit(key: str, value: Any) -> None:
-    if not (_is_int(value) and value >= 1) and not (isinstance(value, float) and 0 < value <= 1):
+    if not (is_integer(value) and value >= 1) and not (isinstance(value, float) and 0 < value <= 1):
         raise InputError(key, f"must be a number of batches (integer >= 1) or a fraction in (0, 1], got {value!r}")
 
 
@@ -489,7 +487,7 @@ def _relabel(key: str, value: Any) -> None:
     if not isinstance(mapping, dict) or not mapping:
         raise InputError(f"{key}.map", f"must be a mapping of old class id to new class id, got {mapping!r}")
     for old, new in mapping.items():
-        if not (_is_int(old) and 0 <= old <= 255 and _is_int(new) and 0 <= new < len(names)):
+        if not (is_integer(old) and 0 <= old <= 255 and is_integer(new) and 0 <= new < len(names)):
             raise InputError(f"{key}.map", f"maps class ids 0-255 to new ids 0-{len(names) - 1}; got {old!r}: {new!r}")
 
 
