@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from retinaseg.conventions import DUKE_BOUNDARY_NAMES
 from retinaseg.demo import run_demo
 from retinaseg.errors import InputError
 
@@ -21,16 +22,7 @@ def test_demo_runs_end_to_end_and_can_rerun(tmp_path: Path, monkeypatch: pytest.
     assert (out / "runs" / "demo_unet" / "test" / "metrics.json").is_file()
     assert sorted(p.name for p in (out / "predictions").glob("*_classes.png"))
     assert outputs["report"] == out / "volume_analysis" / "report.html" and outputs["report"].is_file()
-    assert set(outputs["volume_summary"]["boundary_mad_um"]) == {
-        "ILM",
-        "NFL/GCL",
-        "IPL/INL",
-        "INL/OPL",
-        "OPL/ONL",
-        "ISM/ISE",
-        "ISE/OS",
-        "BM",
-    }
+    assert set(outputs["volume_summary"]["boundary_mad_um"]) == set(DUKE_BOUNDARY_NAMES)
     assert "duke_report" not in outputs
     run_demo(out, minutes=0.02)  # its own earlier output is replaced
 

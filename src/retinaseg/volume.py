@@ -312,6 +312,25 @@ def check_geometry(
         )
 
 
+def check_reflectance_range(reflectance: np.ndarray, where: str | os.PathLike[str], context: str = "") -> None:
+    """Refuse linear reflectance outside ``[0, 1]`` (NaN, the invalid marker, is allowed).
+
+    Parameters
+    ----------
+    reflectance
+        Reflectance of any shape.
+    where
+        File named in the message; ``context`` (e.g. ``"B-scan 3: "``) is put before the problem.
+    """
+    outside = (reflectance < 0) | (reflectance > 1)  # NaN compares False
+    if outside.any():
+        raise InputError(
+            where,
+            f"{context}{int(outside.sum())} pixel values outside [0, 1] (min {np.nanmin(reflectance):.4g}, "
+            f"max {np.nanmax(reflectance):.4g}); not raw reflectance",
+        )
+
+
 def check_signal(reflectance: np.ndarray, where: str | os.PathLike[str]) -> None:
     """Refuse B-scans with nothing to segment: no valid pixel, or every valid pixel 0 or every one 1.
 

@@ -84,6 +84,7 @@ from skimage.transform import AffineTransform
 from retinaseg.errors import InputError, describe_exception
 from retinaseg.io.atomic import atomic_path
 from retinaseg.io.display import luminance, reflectance_from_display
+from retinaseg.io.heidelberg import VOL_INVALID_ABOVE, VOL_INVALID_MARKER
 from retinaseg.io.limits import MAX_OCT_VOXELS, check_oct_size
 from retinaseg.volume import (
     CIRCLE_PATTERN,
@@ -91,6 +92,7 @@ from retinaseg.volume import (
     Laterality,
     OctVolume,
     check_geometry,
+    check_reflectance_range,
     check_scale,
     check_scan_pattern,
     check_signal,
@@ -102,8 +104,6 @@ E2E_MM_PER_DEG = 0.2896
 E2E_LOCALIZER_FIELD_DEG = 30.0
 """Localizer field eyepy assumes for E2E; positions are in degrees from its centre."""
 
-_VOL_INVALID = np.finfo(np.float32).max
-_VOL_INVALID_ABOVE = 1e30
 _E2E_EMPTY_ABOVE = 1.99
 _BLANK_LOCALIZER_KEY = "retinaseg_blank_localizer"
 _LAYER_ORIGIN = "retinaseg"
@@ -134,17 +134,11 @@ def _reflectance_from_eyepy(raw: np.ndarray, transform: str, where: str) -> np.n
         if raw.dtype.kind not in "fiu":
             raise InputError(where, f"{raw.dtype} B-scan data are not reflectance values")
         values = raw.astype(np.float32, copy=False)
-        limit = _VOL_INVALID_ABOVE if transform == "vol" else _E2E_EMPTY_ABOVE
+        limit = VOL_INVALID_ABOVE if transform == "vol" else _E2E_EMPTY_ABOVE
         reflectance = np.where(~np.isfinite(values) | (values > limit), np.float32(np.nan), values)
         if transform == "e2e":
             return np.clip(reflectance, 0.0, 1.0)
-        outside = (reflectance < 0) | (reflectance > 1)  # NaN compares False
-        if outside.any():
-            raise InputError(
-                where,
-                f"{int(outside.sum())} B-scan values outside [0, 1] (min {np.nanmin(reflectance):.4g}, "
-                f"max {np.nanmax(reflectance):.4g}); not raw .vol reflectance",
-            )
+        check_reflectance_range(reflectance, where)
         return reflectance
     if transform == "default":
         if raw.dtype == np.uint16:
@@ -220,7 +214,7 @@ def _quality(value: object) -> float:
         quality = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return math.nan
-    return quality if math.isfinite(quality) and quality < _VOL_INVALID_ABOVE else math.nan
+    return quality if math.isfinite(quality) and quality < VOL_INVALID_ABOVE else math.nan
 
 
 def _slo_uint8(image: np.ndarray) -> np.ndarray:
@@ -339,7 +333,7 @@ def from_eyepy(ev: EyeVolume, source: str = "") -> OctVolume:
         rows = np.asarray(layer.data, dtype=np.float32)
         if rows.shape != (n, width):
             raise InputError(where, f"layer {name!r} has shape {rows.shape}, expected {(n, width)}")
-        layers[name] = np.where(rows > _VOL_INVALID_ABOVE, np.float32(np.nan), rows)
+        layers[name] = np.where(rows > VOL_INVALID_ABOVE, np.float32(np.nan), rows)
 
     metadata: dict[str, Any] = {
         "reader": f"eyepy {eyepy.__version__}",
@@ -483,7 +477,7 @@ def to_eyepy(volume: OctVolume, layers_px: Mapping[str, np.ndarray]) -> EyeVolum
     for name, rows in layers_px.items():
         if np.shape(rows) != (n, width):
             raise ValueError(f"layer {name!r} has shape {np.shape(rows)}, expected {(n, width)}")
-    raw = np.where(np.isnan(volume.reflectance), _VOL_INVALID, volume.reflectance).astype(np.float32)
+    raw = np.where(np.isnan(volume.reflectance), VOL_INVALID_MARKER, volume.reflectance).astype(np.float32)
     bscan_meta = [
         EyeBscanMeta(
             start_pos=g.start_xy_mm,

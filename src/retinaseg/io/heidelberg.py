@@ -51,6 +51,7 @@ from retinaseg.volume import (
     BScanGeometry,
     OctVolume,
     check_geometry,
+    check_reflectance_range,
     check_scale,
     check_scan_pattern,
     check_signal,
@@ -61,8 +62,11 @@ BSCAN_FIXED_HEADER_BYTES = 256
 MAX_SEGMENTATION_LINES = 64
 """More lines than any known export (19 with OCTA); larger counts mean a corrupt header."""
 
-_INVALID_ABOVE = 1e30
-_INVALID_MARKER = np.finfo(np.float32).max
+VOL_INVALID_MARKER = np.finfo(np.float32).max
+"""What ``.vol`` files store for invalid pixels, lines and qualities (FLT_MAX)."""
+
+VOL_INVALID_ABOVE = 1e30
+"""Stored values above this are the invalid marker (tolerant of rounding)."""
 _FIELD_NAMES = {"scale_x": "ScaleX", "scale_z": "ScaleZ", "scale_x_slo": "ScaleXSlo", "scale_y_slo": "ScaleYSlo"}
 _FILE_MAGIC = b"HSF-OCT-"
 _BSCAN_MAGIC = b"HSF-BS-"
@@ -249,7 +253,7 @@ def _segmentation_lines(path: Path, stream: io.BufferedIOBase, layout: _Layout, 
     for i in range(layout.num_bscans):
         _read_exactly(stream, layout.bscan(i) + off_seg, lines[i], path)
     # B-scans with fewer lines than the most: the rest of their block is not segmentation.
-    lines[np.arange(max_seg)[None, :] >= num_seg[:, None]] = _INVALID_MARKER
+    lines[np.arange(max_seg)[None, :] >= num_seg[:, None]] = VOL_INVALID_MARKER
     return _invalid_to_nan(path, lines, "segmentation line")
 
 
@@ -263,7 +267,7 @@ def _invalid_to_nan(path: Path, values: np.ndarray, what: str, index: tuple[int,
     if non_finite.any():
         n, where = int(non_finite.sum()), [*index, *np.argwhere(non_finite)[0].tolist()]
         raise InputError(path, f"{n} {what} values are NaN or infinite (first at index {where}); the invalid marker is FLT_MAX")
-    values[values > _INVALID_ABOVE] = np.nan
+    values[values > VOL_INVALID_ABOVE] = np.nan
     return values.astype(np.float32, copy=False)
 
 
@@ -274,20 +278,14 @@ def _pixels(path: Path, stream: io.BufferedIOBase, layout: _Layout) -> np.ndarra
     for i, bscan in enumerate(reflectance):
         _read_exactly(stream, layout.bscan(i) + layout.hdr_size, bscan, path)
         _invalid_to_nan(path, bscan, "pixel", (i,))
-        outside = (bscan < 0) | (bscan > 1)  # NaN compares False
-        if outside.any():
-            raise InputError(
-                path,
-                f"B-scan {i}: {int(outside.sum())} pixel values outside [0, 1] "
-                f"(min {np.nanmin(bscan):.4g}, max {np.nanmax(bscan):.4g}); not raw reflectance",
-            )
+        check_reflectance_range(bscan, path, f"B-scan {i}: ")
     return reflectance.astype(np.float32, copy=False)
 
 
 def _geometry(blocks: np.ndarray, circle: bool) -> list[BScanGeometry]:
     points = np.stack([blocks["start_x"], blocks["start_y"], blocks["end_x"], blocks["end_y"]], axis=1)
     radius = np.hypot(points[:, 0] - points[:, 2], points[:, 1] - points[:, 3])
-    quality = np.where(blocks["quality"] > _INVALID_ABOVE, np.nan, blocks["quality"])
+    quality = np.where(blocks["quality"] > VOL_INVALID_ABOVE, np.nan, blocks["quality"])
     return [
         BScanGeometry(
             start_xy_mm=(float(sx), float(sy)),
