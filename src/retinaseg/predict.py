@@ -10,7 +10,6 @@ binary tasks or ``NAME_probabilities.npy`` (float16, ``(C, H, W)``) otherwise.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,12 +20,13 @@ from rich.progress import track
 from retinaseg.data.preprocess import prepare_image
 from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_model
-from retinaseg.io.atomic import atomic_path, write_text_atomic
+from retinaseg.io.atomic import atomic_path
 from retinaseg.io.folders import image_files
-from retinaseg.io.images import read_image, write_image_atomic
+from retinaseg.io.images import image_size, read_image, write_image_atomic
 from retinaseg.io.limits import MAX_IMAGE_SIDE, check_regular_file
 from retinaseg.io.model_files import resolve_model_file
 from retinaseg.io.output import PREDICTION, check_output_dir, staged_output_dir
+from retinaseg.io.records import write_json
 from retinaseg.report.palette import colorize, legend_image, overlay, palette_for
 
 
@@ -95,7 +95,8 @@ def predict_files(
     sources = [*inputs, model_file]
     check_output_dir(out_dir, PREDICTION, overwrite=overwrite, inputs=sources)
     _check_roi_size(roi_size)
-    images = [(path, read_image(path)) for path in files]  # fail on a bad file before any work
+    for path in files:  # headers only: fail on a foreign or oversized file before any work
+        image_size(path)
     trained = load_model(model_file, device)
     class_names = trained.class_names
     palette = palette_for(class_names)
@@ -103,11 +104,9 @@ def predict_files(
     written = []
     with staged_output_dir(out_dir, PREDICTION, overwrite=overwrite, inputs=sources) as staging:
         write_image_atomic(staging / "legend.png", legend_image(class_names, palette))
-        write_text_atomic(
-            staging / "palette.json",
-            json.dumps({name: [int(v) for v in palette[k]] for k, name in enumerate(class_names)}, indent=2),
-        )
-        for path, image in track(images, description="segmenting"):
+        write_json(staging / "palette.json", {name: [int(v) for v in palette[k]] for k, name in enumerate(class_names)})
+        for path in track(files, description="segmenting"):
+            image = read_image(path)  # one at a time: memory holds one image, not all of them
             network_input = torch.from_numpy(prepare_image(image, trained.preprocessing))[None]
             probs = trained.predict(network_input, roi_size=roi_size, probabilities=True)[0].cpu().numpy()
             classes = probs.argmax(axis=0).astype(np.uint8)

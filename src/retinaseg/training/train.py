@@ -146,7 +146,7 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
     is_launcher = _global_rank() == 0
     if is_launcher:  # DDP's other processes start when rank 0 has already made the folder
         check_run_folder(config, resume=resume, overwrite=overwrite)
-    stored = None if resume is None else check_resume(resume, config)
+    stored_shapes = None if resume is None else check_resume(resume, config)
     check_hardware(config["trainer"])
     L.seed_everything(config["seed"], workers=True, verbose=False)
     monitor = config["trainer"]["monitor"]
@@ -184,8 +184,8 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
     val_loader = DataLoader(val_set, batch_size=1, **loader_args)
 
     module = SegmentationModule(config, sample_set.class_names, sample_set.task, preprocessing.to_dict())
-    if resume is not None and stored is not None:
-        _check_weights_fit(resume, stored["state_dict"], module)
+    if resume is not None and stored_shapes is not None:
+        _check_weights_fit(resume, stored_shapes, module)
     replacing = is_launcher and resume is None and run_dir.exists()
     if replacing:  # checked again: the folder may have changed while the data was read
         check_output_dir(run_dir, TRAINING_RUN, overwrite=overwrite, inputs=[resolve_data_path(data["root"])])
@@ -239,8 +239,10 @@ def check_run_folder(config: dict[str, Any], *, resume: str | Path | None = None
     return run_dir
 
 
-def check_resume(path: str | Path, config: dict[str, Any]) -> dict[str, Any]:
-    """The contents of a checkpoint to resume, read without running code from it, if it fits ``config``.
+def check_resume(path: str | Path, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The weight shapes of a checkpoint to resume, read without running code from it, if it fits ``config``.
+
+    Only the shapes are kept: Lightning reads the file again to resume.
 
     Raises
     ------
@@ -262,7 +264,10 @@ def check_resume(path: str | Path, config: dict[str, Any]) -> dict[str, Any]:
         or _resolved_options(stored) != _resolved_options(wanted)
     ):
         raise InputError(path, f"was trained with model {stored}, the config asks for {wanted}; resume with the run's own config")
-    return payload
+    state_dict = payload["state_dict"]
+    if not isinstance(state_dict, dict):
+        raise InputError(path, "not a training checkpoint of retinaseg train (its state_dict is not a mapping)")
+    return {key: tuple(value.shape) for key, value in state_dict.items() if isinstance(value, torch.Tensor)}
 
 
 def check_hardware(trainer_cfg: dict[str, Any]) -> None:
@@ -326,14 +331,9 @@ def _resolved_options(model_cfg: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-def _check_weights_fit(path: str | Path, state_dict: Any, module: SegmentationModule) -> None:
-    """The stored weights have the shapes of ``module``'s, so Lightning can load them (classes, channels)."""
+def _check_weights_fit(path: str | Path, found: dict[str, tuple[int, ...]], module: SegmentationModule) -> None:
+    """The stored weight shapes ``found`` are ``module``'s, so Lightning can load them (classes, channels)."""
     expected = {key: tuple(value.shape) for key, value in module.state_dict().items()}
-    found = (
-        {key: tuple(value.shape) for key, value in state_dict.items() if isinstance(value, torch.Tensor)}
-        if isinstance(state_dict, dict)
-        else {}
-    )
     if found != expected:
         differing = sorted(set(expected) ^ set(found)) or sorted(key for key in expected if expected[key] != found[key])
         raise InputError(
