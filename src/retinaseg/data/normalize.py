@@ -14,7 +14,7 @@ and a gamma curve; here that is :func:`to_grey`, :func:`clahe` and
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
@@ -23,7 +23,7 @@ from retinaseg.errors import InputError
 from retinaseg.io.display import luminance
 
 NormalizeMethod = Literal["percentile", "minmax", "zscore", "none"]
-NORMALIZE_METHODS: tuple[str, ...] = ("percentile", "minmax", "zscore", "none")
+NORMALIZE_METHODS: tuple[str, ...] = get_args(NormalizeMethod)
 
 GreyChannel = Literal["green", "red", "blue", "luminance"]
 _RGB_INDEX = {"red": 0, "green": 1, "blue": 2}

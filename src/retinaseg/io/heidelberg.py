@@ -67,7 +67,6 @@ VOL_INVALID_MARKER = np.finfo(np.float32).max
 
 VOL_INVALID_ABOVE = 1e30
 """Stored values above this are the invalid marker (tolerant of rounding)."""
-_FIELD_NAMES = {"scale_x": "ScaleX", "scale_z": "ScaleZ", "scale_x_slo": "ScaleXSlo", "scale_y_slo": "ScaleYSlo"}
 _FILE_MAGIC = b"HSF-OCT-"
 _BSCAN_MAGIC = b"HSF-BS-"
 
