@@ -12,6 +12,7 @@ import torch
 from retinaseg.data.preprocess import Preprocessing
 from retinaseg.errors import InputError
 from retinaseg.models import build_model, count_parameters, list_models, model_size_multiple
+from retinaseg.models.profile import multiply_accumulates
 from retinaseg.models.trained import TrainedModel
 from retinaseg.training.config import load_config
 
@@ -125,3 +126,11 @@ def test_a_file_of_another_kind_is_named(tmp_path: Path) -> None:
         InputError, match="not a retinaseg weight file .ValueError: weights do not fit the network the file describes"
     ):
         TrainedModel.from_pretrained(path)
+
+
+def test_multiply_accumulates_grow_with_the_pixels_and_count_the_padding() -> None:
+    options = {"depth": 3, "base_channels": 4}
+    small = multiply_accumulates("unet", 1, 2, 16, 16, options)
+    assert small > 0
+    assert multiply_accumulates("unet", 1, 2, 32, 32, options) == 4 * small  # fully convolutional
+    assert multiply_accumulates("unet", 1, 2, 13, 15, options) == small  # padded to 16 x 16 first

@@ -28,6 +28,9 @@ app = typer.Typer(
 )
 console = Console()
 
+#: B-scan size the model table is profiled on (rows, A-scans): a Spectralis macular B-scan.
+_PROFILE_BSCAN = (496, 512)
+
 
 @app.command(epilog="Example: retinaseg train configs/duke_unet.yaml --set trainer.max_epochs=5 --set name=quick")
 def train(
@@ -138,17 +141,29 @@ def export_model(
     console.print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)")
 
 
-@app.command(epilog="Example: retinaseg models")
-def models() -> None:
-    """List the registered networks with parameter counts and input-size constraints."""
-    from retinaseg.models import build_model, count_parameters, list_models
+@app.command(epilog="Example: retinaseg models --measure")
+def models(
+    measure: Annotated[bool, typer.Option(help="Also measure CPU latency per B-scan (builds and runs every model).")] = False,
+) -> None:
+    """List the registered networks: family, parameters, multiply-accumulates per B-scan, input-size constraint."""
+    import torch
 
-    table = Table(title="retinaseg models (parameters for 1 input channel, 10 classes, default options)")
-    for column in ("name", "parameters", "input H, W multiple of", "default options", "description"):
-        table.add_column(column)
+    from retinaseg.models import build_model, count_parameters, list_models
+    from retinaseg.models.profile import cpu_latency_s, multiply_accumulates
+
+    height, width = _PROFILE_BSCAN
+    table = Table(title=f"retinaseg models (1 input channel, 10 classes, default options; a {height}x{width} B-scan)")
+    columns = ["name", "family", "parameters", "GMACs", "H, W multiple of", "description"]
+    for column in [*columns[:5], *(["CPU s"] if measure else [])]:
+        table.add_column(column, no_wrap=True)  # names and numbers are never cut; the description wraps
+    table.add_column(columns[5])
     for spec in list_models():
-        parameters = count_parameters(build_model(spec.name, 1, 10))
-        table.add_row(spec.name, f"{parameters:,}", str(spec.size_multiple(spec.defaults)), str(spec.defaults), spec.description)
+        with torch.device("meta"):  # counts need no memory
+            parameters = count_parameters(build_model(spec.name, 1, 10))
+        macs = multiply_accumulates(spec.name, 1, 10, height, width)
+        latency = [f"{cpu_latency_s(spec.name, 1, 10, height, width):.2f}"] if measure else []
+        multiple = str(spec.size_multiple(spec.defaults))
+        table.add_row(spec.name, spec.family, f"{parameters:,}", f"{macs / 1e9:.1f}", multiple, *latency, spec.description)
     console.print(table)
 
 

@@ -10,6 +10,7 @@ from retinaseg.models.registry import register_model
 
 @register_model(
     "basic_unet",
+    family="U-Net (MONAI)",
     description="MONAI BasicUNet: 5 levels, instance norm, LeakyReLU",
     defaults={"features": [32, 32, 64, 128, 256, 32], "dropout": 0.0},
     size_multiple=lambda options: 16,
@@ -26,6 +27,7 @@ def build_basic_unet(in_channels: int, num_classes: int, **options) -> nn.Module
 
 @register_model(
     "attention_unet",
+    family="U-Net (MONAI)",
     description="MONAI AttentionUnet (Oktay et al. 2018): attention-gated skip connections",
     defaults={"channels": [16, 32, 64, 128, 256], "dropout": 0.0},
     size_multiple=lambda options: 2 ** (len(options["channels"]) - 1),
@@ -44,6 +46,7 @@ def build_attention_unet(in_channels: int, num_classes: int, **options) -> nn.Mo
 
 @register_model(
     "dynunet",
+    family="U-Net (MONAI)",
     description="MONAI DynUNet (nnU-Net style): residual blocks, instance norm",
     defaults={"filters": [32, 64, 128, 256, 320], "res_block": True},
     size_multiple=lambda options: 2 ** (len(options["filters"]) - 1),

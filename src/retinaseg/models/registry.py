@@ -8,6 +8,8 @@ network's :attr:`ModelSpec.size_multiple`; callers pad with
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +36,9 @@ class ModelSpec:
         ``builder(in_channels, num_classes, **options) -> nn.Module``.
     description
         One line for ``retinaseg models``.
+    family
+        The kind of network, for comparisons (``"U-Net"``, ``"FCN"``,
+        ``"DeepLab"``, ``"MONAI"`` ...).
     defaults
         Default options; a config may override any of them and no others.
     size_multiple
@@ -55,6 +60,7 @@ class ModelSpec:
     name: str
     builder: Builder
     description: str
+    family: str = "other"
     defaults: dict[str, Any] = field(default_factory=dict)
     size_multiple: Callable[[dict[str, Any]], int] = lambda options: 1
     limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
@@ -97,6 +103,7 @@ def register_model(
     name: str,
     *,
     description: str,
+    family: str = "other",
     defaults: dict[str, Any] | None = None,
     size_multiple: Callable[[dict[str, Any]], int] | None = None,
     limits: dict[str, tuple[float | None, float | None]] | None = None,
@@ -111,6 +118,7 @@ def register_model(
             name=name,
             builder=builder,
             description=description,
+            family=family,
             defaults=dict(defaults or {}),
             size_multiple=size_multiple or (lambda options: 1),
             limits=dict(limits or {}),
@@ -204,6 +212,14 @@ def _option_type(default: Any) -> tuple[Callable[[Any], bool], str, str]:
     return (lambda value: isinstance(value, kind)), f"a {kind.__name__}", f"{kind.__name__} values"
 
 
+#: Modules of this package that hold no network builders.
+_NOT_NETWORK_MODULES = frozenset({"registry", "trained", "sliding", "profile"})
+
+
 def _load_builtin_models() -> None:
-    # Importing the modules runs their @register_model decorators.
-    from retinaseg.models import monai_nets, unet  # noqa: F401
+    """Import every network module of this package: importing runs their ``@register_model`` decorators."""
+    import retinaseg.models as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name not in _NOT_NETWORK_MODULES:
+            importlib.import_module(f"{package.__name__}.{module.name}")

@@ -73,6 +73,7 @@ class UNet(nn.Module):
 
 @register_model(
     "unet",
+    family="U-Net",
     description="U-Net, 2-6 levels (depth), width doubling per level from base_channels",
     defaults={"depth": 4, "base_channels": 32, "norm": "batch", "dropout": 0.0},
     size_multiple=lambda options: 2 ** (options["depth"] - 1),
