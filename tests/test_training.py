@@ -25,7 +25,7 @@ from retinaseg.training.losses import LOSS_NAMES, build_loss
 from conftest import file_contents
 
 REQUIRED = ["name=run", "data.source=retinaseg", "data.root=somewhere"]
-EPOCH_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "lr", "elapsed_s"]
+EPOCH_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "val_iou", "val_accuracy", "lr", "elapsed_s"]
 # Duke classes 1-7 and fluid (9) are retina; vitreous (0) and choroid (8) are not.
 RETINA_RELABEL = {
     "class_names": ["background", "retina"],
@@ -213,11 +213,11 @@ def test_perfect_prediction_gives_zero_loss(name: str) -> None:
     assert build_loss(name)(_confident_logits(target, 3), target).item() == pytest.approx(0.0, abs=1e-4)
 
 
-@pytest.mark.parametrize("name", ["dice", "jaccard"])
-def test_overlap_losses_are_one_for_a_wrong_prediction(name: str) -> None:
+@pytest.mark.parametrize(("name", "expected"), [("dice", 1.0), ("jaccard", 1.0), ("dice_jaccard", 2.0)])
+def test_overlap_losses_for_a_wrong_prediction(name: str, expected: float) -> None:
     # Every class occurs and every pixel is predicted as the next class: no overlap, Dice = IoU = 0.
     target = torch.arange(3).repeat_interleave(16).view(1, 6, 8)
-    assert build_loss(name)(_confident_logits((target + 1) % 3, 3), target).item() == pytest.approx(1.0, abs=1e-4)
+    assert build_loss(name)(_confident_logits((target + 1) % 3, 3), target).item() == pytest.approx(expected, abs=1e-4)
 
 
 def test_unknown_loss_is_named() -> None:

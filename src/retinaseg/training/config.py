@@ -60,12 +60,12 @@ DEFAULTS: dict[str, Any] = {
     },
     "model": {"name": "unet", "options": {}},
     "loss": {"name": "dice_ce", "class_weights": None},
-    "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4},
+    "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9},  # momentum: sgd only
     "scheduler": {"name": "cosine", "patience": 5, "factor": 0.5, "min_lr": 1e-6},
     "trainer": {
         "max_epochs": 100,
         "max_time_minutes": None,
-        "monitor": "val_dice",  # val_dice | val_loss
+        "monitor": "val_dice",  # val_dice | val_iou | val_accuracy | val_loss
         "patience": 20,  # early stopping, in validation rounds
         "check_val_every_n_epoch": 1,
         "accelerator": "auto",
@@ -86,8 +86,8 @@ DEFAULTS: dict[str, Any] = {
     "output": {"runs_dir": "runs"},
 }
 
-MONITORS = ("val_dice", "val_loss")
-OPTIMIZERS = ("adam", "adamw")
+MONITORS = ("val_dice", "val_iou", "val_accuracy", "val_loss")
+OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "plateau", "none")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 LightningPrecision = Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true"]
@@ -549,6 +549,7 @@ _RULES: dict[str, Check] = {
     "optimizer.name": _choice("optimizer", OPTIMIZERS),
     "optimizer.lr": _number(0, low_open=True),
     "optimizer.weight_decay": _number(0),
+    "optimizer.momentum": _number(0, 1, high_open=True),
     "scheduler.name": _optional(_choice("scheduler", SCHEDULERS)),
     "scheduler.patience": _integer(0),
     "scheduler.factor": _number(0, 1, low_open=True, high_open=True),

@@ -11,7 +11,7 @@ from torch import nn
 
 from retinaseg.errors import InputError, unknown_name
 
-LOSS_NAMES = ("ce", "bce", "dice", "dice_ce", "jaccard")
+LOSS_NAMES = ("ce", "bce", "dice", "dice_ce", "jaccard", "dice_jaccard")
 
 
 class _IndexTargetLoss(nn.Module):
@@ -37,12 +37,25 @@ class _OneHotBCELoss(nn.Module):
         return self.bce(logits, one_hot(target.unsqueeze(1), logits.shape[1], dim=1).to(logits.dtype))
 
 
+class _SumOfLosses(nn.Module):
+    """The sum of several losses on the same logits and target (equal weights)."""
+
+    def __init__(self, *losses: nn.Module) -> None:
+        super().__init__()
+        self.losses = nn.ModuleList(losses)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.stack([loss(logits, target) for loss in self.losses]).sum()
+
+
 def build_loss(name: str, class_weights: Sequence[float] | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Loss ``f(logits (B,C,H,W), target (B,H,W) int64) -> scalar`` by name.
 
     ``ce`` cross-entropy; ``bce`` BCE-with-logits on the one-hot target;
-    ``dice`` soft Dice; ``dice_ce`` Dice + cross-entropy; ``jaccard`` soft IoU.
-    Dice-type losses use softmax and include the background class.
+    ``dice`` soft Dice; ``dice_ce`` Dice + cross-entropy; ``jaccard`` soft IoU;
+    ``dice_jaccard`` soft Dice + soft IoU with equal weights (the loss of the
+    original FCN comparison). Dice-type losses use softmax and include the
+    background class; ``class_weights`` weight every loss per class.
     """
     weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
     if name == "ce":
@@ -53,6 +66,11 @@ def build_loss(name: str, class_weights: Sequence[float] | None = None) -> Calla
         return _IndexTargetLoss(DiceLoss(softmax=True, to_onehot_y=True, weight=weights))
     if name == "jaccard":
         return _IndexTargetLoss(DiceLoss(softmax=True, to_onehot_y=True, jaccard=True, weight=weights))
+    if name == "dice_jaccard":
+        return _SumOfLosses(
+            _IndexTargetLoss(DiceLoss(softmax=True, to_onehot_y=True, weight=weights)),
+            _IndexTargetLoss(DiceLoss(softmax=True, to_onehot_y=True, jaccard=True, weight=weights)),
+        )
     if name == "dice_ce":
         return _IndexTargetLoss(DiceCELoss(softmax=True, to_onehot_y=True, weight=weights))
     raise InputError("loss.name", unknown_name("loss", name, LOSS_NAMES))

@@ -15,7 +15,7 @@ from retinaseg.models.trained import TrainedModel
 from retinaseg.numeric import finite_mean
 from retinaseg.training.losses import build_loss
 
-_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 """The optimisers of ``optimizer.name`` (:data:`retinaseg.training.config.OPTIMIZERS`)."""
 
 
@@ -81,16 +81,21 @@ class SegmentationModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         confusion = self.trainer.strategy.reduce(self._val_confusion.float(), reduce_op="sum")
-        dice = scores_from_confusion(confusion.cpu().numpy().astype(np.int64))["dice"]
+        scores = scores_from_confusion(confusion.cpu().numpy().astype(np.int64))
         # Every process holds the same reduced value; sync_dist only silences Lightning's warning.
         metric_classes = list(self.trained_model.evaluation.metric_classes)
-        self.log("val_dice", finite_mean(dice[metric_classes]), prog_bar=True, sync_dist=True)
+        self.log("val_dice", finite_mean(scores["dice"][metric_classes]), prog_bar=True, sync_dist=True)
+        self.log("val_iou", finite_mean(scores["iou"][metric_classes]), sync_dist=True)
+        self.log("val_accuracy", float(scores["accuracy"]), sync_dist=True)
 
     def configure_optimizers(self) -> Any:
         # Names and values were checked by validate_config before training.
         config = self.trained_model.config
         opt_cfg, sched_cfg = config["optimizer"], config["scheduler"]
-        optimizer = _OPTIMIZERS[opt_cfg["name"]](self.parameters(), lr=opt_cfg["lr"], weight_decay=opt_cfg["weight_decay"])
+        momentum = {"momentum": opt_cfg["momentum"]} if opt_cfg["name"] == "sgd" else {}
+        optimizer = _OPTIMIZERS[opt_cfg["name"]](
+            self.parameters(), lr=opt_cfg["lr"], weight_decay=opt_cfg["weight_decay"], **momentum
+        )
         if sched_cfg["name"] == "cosine":
             cosine = CosineAnnealingLR(optimizer, T_max=config["trainer"]["max_epochs"], eta_min=sched_cfg["min_lr"])
             return {"optimizer": optimizer, "lr_scheduler": cosine}

@@ -413,6 +413,8 @@ class EpochTable(Callback):
             "train_loss": float(metrics["train_loss"]) if "train_loss" in metrics else "",
             "val_loss": self._validated.get("val_loss", ""),
             "val_dice": self._validated.get("val_dice", ""),
+            "val_iou": self._validated.get("val_iou", ""),
+            "val_accuracy": self._validated.get("val_accuracy", ""),
             "lr": trainer.optimizers[0].param_groups[0]["lr"],
             "elapsed_s": round(time.perf_counter() - self._started, 1),
         }
