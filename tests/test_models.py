@@ -17,6 +17,20 @@ from retinaseg.models.trained import TrainedModel
 from retinaseg.training.config import load_config
 
 SMALL_OPTIONS = {
+    "fcn_resnet50": {"width": 4, "aux_head": True},
+    "fcn_resnet101": {"width": 4},
+    "deeplabv3_resnet50": {"width": 4, "freeze_backbone": True},
+    "deeplabv3_resnet101": {"width": 4},
+    "relaynet": {"num_filters": 8},
+    "sa_unet": {"base_channels": 4, "block_size": 3},
+    "segresnet": {"init_filters": 8, "blocks_down": [1, 1, 1], "blocks_up": [1, 1]},
+    "swin_unetr": {"feature_size": 12, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]},
+    "flexible_unet": {"backbone": "resnet10", "decoder_channels": [16, 16, 8, 8, 4]},
+    "cbam_unet": {"depth": 3, "base_channels": 4},
+    "cmp_unet": {"depth": 3, "base_channels": 4},
+    "deform_unet": {"depth": 3, "base_channels": 4},
+    "fcn8s": {"fc_channels": 64, "width": 8},
+    "vgg16_fcn": {"width": 8},
     "unet": {"base_channels": 4},
     "basic_unet": {"features": [4, 4, 8, 8, 16, 4]},
     "attention_unet": {"channels": [4, 8, 16]},

@@ -29,7 +29,9 @@ def multiply_accumulates(
     multiple = spec.size_multiple(spec.resolve(options))
     with torch.device("meta"):
         model = build_model(name, in_channels, num_classes, options).eval()
-        image = torch.zeros(1, in_channels, _padded(height, multiple), _padded(width, multiple))
+    # A few builders cannot work on the meta device and build on the CPU anyway (SwinUNETR).
+    device = next(model.parameters()).device
+    image = torch.zeros(1, in_channels, _padded(height, multiple), _padded(width, multiple), device=device)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(image)

@@ -258,8 +258,11 @@ class TrainedModel:
             else:
                 metadata, state_dict = payload["hyper_parameters"], _network_weights(payload["state_dict"])
             preprocessing = Preprocessing(**metadata["preprocessing"])
-            _check_weights_fit(metadata["config"]["model"], preprocessing.in_channels, len(metadata["class_names"]), state_dict)
-            model = cls.from_config(metadata["config"], metadata["class_names"], metadata["task"], preprocessing)
+            config, num_classes = metadata["config"], len(metadata["class_names"])
+            network_config = _without_initial_weights(config["model"])
+            _check_weights_fit(network_config, preprocessing.in_channels, num_classes, state_dict)
+            network = build_model(network_config["name"], preprocessing.in_channels, num_classes, network_config["options"])
+            model = cls(network, config, metadata["class_names"], metadata["task"], preprocessing)
             model.network.load_state_dict(
                 {key: value.float() if value.is_floating_point() else value for key, value in state_dict.items()}
             )
@@ -268,6 +271,17 @@ class TrainedModel:
         ) as err:  # a foreign or edited file fails in the lookups, the constructors or load_state_dict, in many ways
             raise InputError(path, f"not a retinaseg {what} ({describe_exception(err)})") from err
         return model.eval()
+
+
+#: Model options that only matter when training starts (initial weights from a file, a frozen
+#: backbone); a saved model's own weights replace them, so the file is not needed to load it.
+_TRAINING_START_OPTIONS = {"backbone_weights": "", "freeze_backbone": False}
+
+
+def _without_initial_weights(model_config: Mapping[str, Any]) -> dict[str, Any]:
+    """``model_config`` with :data:`_TRAINING_START_OPTIONS` reset, for rebuilding a saved network."""
+    options = {key: _TRAINING_START_OPTIONS.get(key, value) for key, value in model_config["options"].items()}
+    return {**model_config, "options": options}
 
 
 def _check_weights_fit(

@@ -3,6 +3,8 @@
 The depth study of the work retinaseg started from compared U-Nets with 2 to 4
 levels for fundus vessels; OCT layers usually need 4-5 levels to see the whole
 retinal thickness. Built from MONAI's ``TwoConv``/``Down``/``UpCat`` blocks.
+The optional residual shortcut (``residual: true``) is the one of the vessel
+report: every double convolution gets a 1x1-projected identity added to it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,37 @@ from monai.networks.nets.basic_unet import Down, TwoConv, UpCat
 from torch import nn
 
 from retinaseg.models.registry import register_model
+
+#: Activation of every convolution block (MONAI's ``(name, arguments)`` form).
+ACTIVATION = ("relu", {"inplace": True})
+
+
+def monai_norm(norm: str) -> str | tuple:
+    """MONAI's ``norm`` argument for ``"batch"``, ``"instance"`` or ``"none"``."""
+    norm_choice: str | tuple | None = {"batch": "batch", "instance": ("instance", {"affine": True}), "none": None}[norm]
+    # MONAI annotates the blocks' norm as str | tuple, but their Convolution takes None: no normalisation.
+    return norm_choice  # type: ignore[return-value]
+
+
+class ResidualBlock(nn.Module):
+    """``body(x) + shortcut(x)``, the shortcut a 1x1 convolution matching the channels.
+
+    Parameters
+    ----------
+    body
+        Block mapping ``(B, in_channels, H, W)`` to ``(B, out_channels, H, W)``.
+    in_channels, out_channels
+        Channels of the block's input and output.
+    """
+
+    def __init__(self, body: nn.Module, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.body = body
+        # Every U-Net block changes the width, so the identity always needs a projection.
+        self.shortcut = nn.Conv2d(in_channels, out_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.shortcut(x)
 
 
 class UNet(nn.Module):
@@ -32,6 +65,8 @@ class UNet(nn.Module):
         ``"batch"``, ``"instance"`` or ``"none"``.
     dropout
         Dropout probability in every convolution block.
+    residual
+        Add a 1x1-projected shortcut around every double convolution.
     """
 
     def __init__(
@@ -42,16 +77,15 @@ class UNet(nn.Module):
         base_channels: int = 32,
         norm: str = "batch",
         dropout: float = 0.0,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         if not 2 <= depth <= 6:
             raise ValueError(f"U-Net depth must be 2-6, got {depth}")
-        act = ("relu", {"inplace": True})
-        norm_choice: str | tuple | None = {"batch": "batch", "instance": ("instance", {"affine": True}), "none": None}[norm]
-        # MONAI annotates the blocks' norm as str | tuple, but their Convolution takes None: no normalisation.
-        norm_arg: str | tuple = norm_choice  # type: ignore[assignment]
+        act = ACTIVATION
+        norm_arg = monai_norm(norm)
         widths = [base_channels * 2**level for level in range(depth)]
-        self.stem = TwoConv(2, in_channels, widths[0], act, norm_arg, bias=True, dropout=dropout)
+        self.stem: nn.Module = TwoConv(2, in_channels, widths[0], act, norm_arg, bias=True, dropout=dropout)
         self.downs = nn.ModuleList(
             Down(2, widths[i], widths[i + 1], act, norm_arg, bias=True, dropout=dropout) for i in range(depth - 1)
         )
@@ -59,6 +93,13 @@ class UNet(nn.Module):
             UpCat(2, widths[i + 1], widths[i], widths[i], act, norm_arg, bias=True, dropout=dropout)
             for i in reversed(range(depth - 1))
         )
+        if residual:
+            # Wrapping MONAI's blocks keeps the state-dict keys of ``residual: false`` (and its weight files) unchanged.
+            self.stem = ResidualBlock(self.stem, in_channels, widths[0])
+            for i, down in enumerate(self.downs):
+                down.convs = ResidualBlock(down.get_submodule("convs"), widths[i], widths[i + 1])
+            for up, i in zip(self.ups, reversed(range(depth - 1)), strict=True):
+                up.convs = ResidualBlock(up.get_submodule("convs"), widths[i] + widths[i + 1] // 2, widths[i])
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,7 +116,7 @@ class UNet(nn.Module):
     "unet",
     family="U-Net",
     description="U-Net, 2-6 levels (depth), width doubling per level from base_channels",
-    defaults={"depth": 4, "base_channels": 32, "norm": "batch", "dropout": 0.0},
+    defaults={"depth": 4, "base_channels": 32, "norm": "batch", "dropout": 0.0, "residual": False},
     size_multiple=lambda options: 2 ** (options["depth"] - 1),
     limits={"depth": (2, 6), "base_channels": (1, None), "dropout": (0, 1)},
     choices={"norm": ("batch", "instance", "none")},
