@@ -64,6 +64,9 @@ BAD_VALUES = [
     ("data.patch_size=b", "data.patch_size", "two integers >= 1"),
     ("data.patch_size=[64]", "data.patch_size", "two integers >= 1"),
     ("data.patch_size=[9, 64]", "data.patch_size", "needs at least 16 pixels per side"),
+    ("data.resize=[0, 64]", "data.resize", "two integers >= 1"),
+    ("data.resize=128", "data.resize", "two integers >= 1"),
+    ("data.resize=[128, 9]", "data.resize", "needs at least 16 pixels per side"),
     ("data.patches_per_image=0", "data.patches_per_image", "integer >= 1"),
     ("data.foreground_crop_prob=1.5", "data.foreground_crop_prob", "in [0, 1]"),
     ("data.foreground_crop_prob=.nan", "data.foreground_crop_prob", "in [0, 1]"),
@@ -117,6 +120,9 @@ BAD_VALUES = [
     ("trainer.limit_train_batches=0", "trainer.limit_train_batches", "fraction in (0, 1]"),
     ("trainer.limit_train_batches=1.5", "trainer.limit_train_batches", "fraction in (0, 1]"),
     ("trainer.deterministic=yes", "trainer.deterministic", "true or false"),
+    ("trainer.snapshot_every=0", "trainer.snapshot_every", "integer >= 1, got 0"),
+    ("trainer.snapshot_every=-1", "trainer.snapshot_every", "integer >= 1"),
+    ("trainer.snapshot_every=x", "trainer.snapshot_every", "integer >= 1"),
     ("evaluation.metric_classes=[]", "evaluation.metric_classes", "at least one"),
     ("evaluation.metric_classes=[1, 1]", "evaluation.metric_classes", "distinct class ids"),
     ("evaluation.roi_size=[0, 64]", "evaluation.roi_size", "two integers >= 1"),
@@ -200,6 +206,7 @@ def test_every_key_has_a_bad_value_case() -> None:
         "name=run-1.b_2",
         "seed=4294967295",
         "data.patch_size=[64, 32]",
+        "data.resize=[224, 224]",
         "data.foreground_crop_prob=1",
         "data.clahe=true",
         "optimizer.lr=1e-3",
@@ -212,6 +219,8 @@ def test_every_key_has_a_bad_value_case() -> None:
         "trainer.precision=bf16-mixed",
         "trainer.limit_train_batches=0.5",
         "trainer.limit_train_batches=3",
+        "trainer.snapshot_every=1",
+        "trainer.snapshot_every=null",
         "evaluation.overlap=0",
         "evaluation.fluid_classes=[]",
         "data.split.train=rest",
@@ -220,6 +229,18 @@ def test_every_key_has_a_bad_value_case() -> None:
 )
 def test_good_edge_values_pass(override: str) -> None:
     load_config(None, [*REQUIRED, override])
+
+
+def test_resize_and_patches_are_exclusive() -> None:
+    with pytest.raises(InputError, match="cannot be combined with data.patch_size") as error:
+        load_config(None, [*REQUIRED, "data.patch_size=[64, 64]", "data.resize=[128, 128]"])
+    assert error.value.where == "data.resize"
+
+
+def test_resized_images_need_neither_one_size_nor_a_size_above_the_patch() -> None:
+    # Whole images of different sizes batch once resized; the model's minimum applies to the resize alone.
+    config = load_config(None, [*REQUIRED, "data.resize=[16, 16]", "data.batch_size=2"])
+    validate_against_data(config, ["a", "b"], [(8, 8), (80, 32)])
 
 
 def test_yaml_reads_dates_as_text_and_only_true_false_as_booleans() -> None:

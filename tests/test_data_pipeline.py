@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from retinaseg.data.dataset import PatchDataset, WholeImageDataset, prepare_samples
+from retinaseg.data.dataset import PatchDataset, WholeImageDataset, prepare_samples, resize_samples
 from retinaseg.data.preprocess import Preprocessing, choose_channels, field_of_view, prepare_image
 from retinaseg.data.relabel import relabel, relabel_from_config
 from retinaseg.errors import InputError
@@ -91,6 +91,35 @@ def test_whole_image_dataset_keeps_sizes():
     prepared = prepare_samples(_sample_set(1, height=37, width=23), Preprocessing())
     item = WholeImageDataset(prepared)[0]
     assert item["image"].shape == (1, 37, 23) and item["label"].shape == (37, 23)
+
+
+@pytest.mark.parametrize("shape", [(16, 12), (80, 64)])
+def test_resize_samples_keeps_class_ids_and_masks(shape):
+    prepared = prepare_samples(_sample_set(2, height=37, width=23, rgb=True), Preprocessing(channels="rgb"))
+    prepared[0].fov[:5] = False
+    resized = resize_samples(prepared, shape)
+    for before, after in zip(prepared, resized, strict=True):
+        assert after.image.shape == (3, *shape) and after.image.dtype == np.float32
+        assert after.label.shape == after.fov.shape == shape
+        assert (after.label.dtype, after.fov.dtype) == (np.int64, np.bool_)
+        # Nearest neighbour: no class id or mask value that was not there.
+        assert set(np.unique(after.label)) <= set(np.unique(before.label))
+        assert set(np.unique(after.fov)) <= set(np.unique(before.fov))
+    assert not resized[0].fov.all() and resize_samples(prepared, None) is prepared
+
+
+def test_resized_intensities_stay_in_the_input_range():
+    prepared = prepare_samples(_sample_set(1, height=40, width=30), Preprocessing(normalize="minmax"))
+    for shape in ((10, 10), (120, 90)):  # area averaging when shrinking, bilinear when enlarging
+        (resized,) = resize_samples(prepared, shape)
+        assert 0.0 <= resized.image.min() and resized.image.max() <= 1.0
+
+
+def test_preprocessing_keeps_the_resize_as_a_tuple():
+    assert Preprocessing(resize=[64, 32]).resize == (64, 32)  # as read back from a JSON weight file
+    assert Preprocessing().to_dict()["resize"] is None
+    with pytest.raises(InputError, match="two positive integers"):
+        Preprocessing(resize=[0, 32])
 
 
 @pytest.mark.parametrize("shape", [(273, 67), (5, 3), (32, 32)])

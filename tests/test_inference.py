@@ -68,7 +68,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_evaluate_with_the_checkpoints_own_config(trained: dict, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     metrics = evaluate_model(trained["checkpoint"], out, split="val")
-    assert sorted(p.name for p in out.iterdir()) == [MARKER_NAME, "confusion_matrix.png", "metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER_NAME, "confusion_matrix.png", "metrics.json", "panels"]
+    panels = sorted((out / "panels").iterdir())  # one per image: image / reference / prediction, no TP/FP map
+    assert len(panels) == 2 and all(p.suffix == ".png" and p.stat().st_size > 0 for p in panels)
     assert json.loads((out / "metrics.json").read_text())["summary"] == metrics["summary"]
     assert (metrics["split"], metrics["subjects"], metrics["num_images"]) == ("val", SPLIT["val"], 2)
 
@@ -100,13 +102,14 @@ def test_evaluate_cli_with_another_config_and_split(
     data = {"source": "retinaseg", "root": str(trained["dataset"]), "split": SPLIT, "channels": "grey"}
     config.write_text(yaml.safe_dump({"name": "tiny", "data": data}))
     out = tmp_path / "eval"
-    args = ["--checkpoint", trained["checkpoint"], "--config", config, "--split", "test", "--out", out]
+    args = ["--checkpoint", trained["checkpoint"], "--config", config, "--split", "test", "--out", out, "--no-panels"]
     code, stdout, stderr = run_cli("evaluate", *args)
     assert (code, stderr) == (0, "")
     assert "mean_dice" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["split"], metrics["subjects"]) == ("test", SPLIT["test"])
     assert "boundaries" not in metrics and "mean_boundary_mad_px" not in metrics["summary"]
+    assert not (out / "panels").exists()
 
 
 def test_evaluate_refuses_an_existing_folder(trained: dict, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from retinaseg.data.geometry import resize_channels_first
 from retinaseg.data.preprocess import Preprocessing
 from retinaseg.errors import InputError
 from retinaseg.models import build_model, count_parameters, list_models, model_size_multiple
@@ -124,6 +125,25 @@ def test_predict_pads_to_the_size_multiple_and_windows_on_request() -> None:
     probabilities = model.predict(odd, probabilities=True)
     assert windowed.shape == probabilities.shape == (1, 4, 3 * multiple - 1, 2 * multiple + 1)
     torch.testing.assert_close(probabilities, torch.softmax(windowed, dim=1))
+
+
+def test_predict_of_a_resized_model_has_the_input_size(tmp_path: Path) -> None:
+    trained = small_trained_model("unet", 3)
+    model = TrainedModel(trained.network, trained.config, trained.class_names, "multiclass", Preprocessing(resize=(32, 16)))
+    odd = torch.rand(2, 1, 37, 23, generator=torch.Generator().manual_seed(2))
+    logits = model.predict(odd)
+    assert logits.shape == (2, 3, 37, 23) and torch.isfinite(logits).all()
+    # At the training size nothing is resized: the network's own logits.
+    at_size = torch.rand(1, 1, 32, 16)
+    torch.testing.assert_close(model.predict(at_size), trained.predict(at_size))
+    # The input is resized as training resized it, the logits back bilinearly.
+    inputs = torch.from_numpy(resize_channels_first(odd[0].numpy(), (32, 16)))[None]
+    back = torch.nn.functional.interpolate(trained.predict(inputs), size=(37, 23), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(logits[:1], back)
+    # Saved with the model: a weight file stores the size (as a JSON list) and reads it back.
+    loaded = TrainedModel.from_pretrained(model.save_pretrained(tmp_path / "resized.pt", half=False))
+    assert loaded.preprocessing.resize == (32, 16)
+    torch.testing.assert_close(loaded.predict(odd), logits)
 
 
 def test_a_file_of_another_kind_is_named(tmp_path: Path) -> None:

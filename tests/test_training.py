@@ -19,6 +19,7 @@ from retinaseg.errors import InputError
 from retinaseg.experiment import ExperimentResult, run_experiment
 from retinaseg.io.dataset_format import write_dataset
 from retinaseg.models import get_model_spec
+from retinaseg.models.trained import TrainedModel
 from retinaseg.training.config import DEFAULTS, load_config
 from retinaseg.training.losses import LOSS_NAMES, build_loss
 
@@ -26,6 +27,12 @@ from conftest import file_contents
 
 REQUIRED = ["name=run", "data.source=retinaseg", "data.root=somewhere"]
 EPOCH_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "val_iou", "val_accuracy", "lr", "elapsed_s"]
+# What results.csv records of every run with a test split (OCT runs add boundary MAD, binary ones F1 and AUC).
+RESULT_COLUMNS = [
+    "name", "finished", "data", "model", "model_options", "family", "parameters", "batch_size", "input", "augment",
+    "loss", "optimizer", "lr", "seed", "epochs", "train_minutes", "wall_minutes", "device", "torch_threads",
+    "best_val_dice", "test_mean_dice", "test_mean_iou", "test_accuracy",
+]  # fmt: skip
 # Duke classes 1-7 and fluid (9) are retina; vitreous (0) and choroid (8) are not.
 RETINA_RELABEL = {
     "class_names": ["background", "retina"],
@@ -245,6 +252,7 @@ def smoke_run(phantom_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
         "trainer.max_epochs=2",
         "evaluation.boundary_classes=[1, 2, 3, 4, 5, 6, 7, 8]",
         "evaluation.fluid_classes=[9]",
+        "trainer.snapshot_every=1",
     )
     return config, run_experiment(config)
 
@@ -275,6 +283,14 @@ def test_run_folder_holds_every_output(smoke_run: tuple) -> None:
 
 
 @pytest.mark.slow
+def test_snapshots_and_test_panels_are_written(smoke_run: tuple) -> None:
+    run_dir = smoke_run[1].training.run_dir
+    assert sorted(p.name for p in (run_dir / "snapshots").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    # The single validation subject has 2 B-scans, each a row of the snapshot; the test subject 2 panels.
+    assert len(list((run_dir / "test" / "panels").glob("*.png"))) == 2
+
+
+@pytest.mark.slow
 def test_saved_config_loads_back_unchanged(smoke_run: tuple) -> None:
     config, result = smoke_run
     assert load_config(result.training.run_dir / "config.yaml") == config
@@ -287,17 +303,40 @@ def test_results_table_gains_a_row_per_run(smoke_run: tuple, phantom_dir: Path) 
     (first,) = read_rows(runs_dir / "results.csv")
     assert (first["name"], first["model"], first["loss"], first["epochs"]) == ("smoke", "unet", "dice_ce", "2")
     assert json.loads(first["model_options"]) == {"base_channels": 4, "depth": 3}
+    assert set(RESULT_COLUMNS) <= set(first) and all(first[column] != "" for column in RESULT_COLUMNS)
+    assert (first["family"], first["input"], first["augment"], first["device"]) == ("U-Net", "whole", "on", "cpu")
+    assert (first["batch_size"], float(first["lr"])) == ("2", 1e-3)
+    assert float(first["wall_minutes"]) >= float(first["train_minutes"]) and int(first["torch_threads"]) >= 1
+    for column in ("test_dice_fluid", "test_mean_boundary_mad_um", "test_mean_boundary_mad_px"):  # OCT: fluid and boundaries
+        assert column in first, column
 
     # A binary run adds binary test scores: the table takes the union of the columns.
     binary = tiny_config(phantom_dir, runs_dir, "binary")
     binary["data"]["relabel"] = RETINA_RELABEL  # not through load_config: see test_relabel_section_can_be_set
     result = run_experiment(binary)
     assert (result.training.run_dir / "test" / "pr_curve.png").is_file()
+    assert len(list((result.training.run_dir / "test" / "panels").glob("*.png"))) == 2
+    assert not (result.training.run_dir / "snapshots").exists()  # snapshot_every is off by default
     assert 0.0 <= result.test_metrics["summary"]["auc"] <= 1.0
     rows = read_rows(runs_dir / "results.csv")
     assert [row["name"] for row in rows] == ["smoke", "binary"]
     assert rows[0]["test_auc"] == "" and float(rows[1]["test_auc"]) == result.test_metrics["summary"]["auc"]
     assert rows[0]["finished"] == first["finished"]
+
+
+@pytest.mark.slow
+def test_resized_run_predicts_and_scores_at_the_label_size(phantom_dir: Path, tmp_path: Path) -> None:
+    config = tiny_config(phantom_dir, tmp_path / "runs", "resized", "data.resize=[64, 32]", "data.augment=null")
+    result = run_experiment(config)
+    model = TrainedModel.from_pretrained(result.training.best_checkpoint)
+    assert model.preprocessing.resize == (64, 32)
+    assert model.predict(torch.rand(1, 1, 272, 64)).shape == (1, len(DUKE_CLASS_NAMES), 272, 64)
+    # The test split (2 B-scans of 272x64) is scored at the labels' own size.
+    test_metrics = json.loads((result.training.run_dir / "test" / "metrics.json").read_text())
+    assert sum(map(sum, test_metrics["segmentation"]["confusion_matrix"])) == 2 * 272 * 64
+    (row,) = read_rows(tmp_path / "runs" / "results.csv")
+    assert set(RESULT_COLUMNS) <= set(row) and (row["input"], row["augment"]) == ("resize 64x32", "off")
+    assert float(row["test_mean_iou"]) <= float(row["test_mean_dice"])  # IoU never exceeds Dice
 
 
 @pytest.mark.slow

@@ -74,13 +74,16 @@ def evaluate(
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config key: key.sub=value.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    panels: Annotated[
+        bool, typer.Option("--panels/--no-panels", help="Write panels/<sample id>.png per image (skip for huge splits).")
+    ] = True,
 ) -> None:
     """Score a model: per-class Dice/IoU/precision/recall/HD95, binary F1/AUC, boundary errors."""
     from retinaseg.evaluate import evaluate_model
     from retinaseg.training.config import load_config
 
     resolved = load_config(config, set_) if config is not None or set_ else None
-    metrics = evaluate_model(model, out, config=resolved, split=split, overwrite=overwrite)
+    metrics = evaluate_model(model, out, config=resolved, split=split, overwrite=overwrite, panels=panels)
     _print_summary(f"{split} metrics ({out / 'metrics.json'})", metrics["summary"])
 
 

@@ -21,6 +21,7 @@ from retinaseg.metrics.binary import BinaryEvaluator
 from retinaseg.metrics.segmentation import SegmentationEvaluator
 from retinaseg.models.trained import EvaluationSettings
 from retinaseg.numeric import finite_mean
+from retinaseg.report.panels import PanelRow, panel_file_name, save_prediction_panels
 from retinaseg.report.plots import plot_confusion_matrix, plot_pr_curve
 from retinaseg.training.data import load_splits
 
@@ -32,6 +33,7 @@ def evaluate_model(
     split: str = "test",
     overwrite: bool = False,
     device: str | None = None,
+    panels: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a trained model and write ``metrics.json`` and figures to ``out_dir``.
 
@@ -52,6 +54,10 @@ def evaluate_model(
     device
         ``"cpu"``, ``"cuda"``...; default:
         :func:`~retinaseg.inference.checkpoint.default_device`.
+    panels
+        Write ``panels/<sample id>.png`` for each image: image, reference and
+        prediction, and for binary tasks the TP/FP/FN/TN map
+        (:mod:`retinaseg.report.panels`). Off saves time and disk on large splits.
 
     Returns
     -------
@@ -85,48 +91,61 @@ def evaluate_model(
     settings = EvaluationSettings.from_config(config["evaluation"], len(class_names))
     boundary_classes, fluid_classes = list(settings.boundary_classes), list(settings.fluid_classes)
     pred_boundaries, true_boundaries = [], []
-    for sample in track(prepared, description=f"evaluating {split}"):
-        probabilities = trained.predict(torch.from_numpy(sample.image)[None], probabilities=True)[0].cpu().numpy()
-        prediction = probabilities.argmax(axis=0).astype(np.uint8)
-        segmentation.update(prediction, sample.label, mask=sample.fov)
-        if binary is not None:
-            binary.update(probabilities[1], sample.label == 1, fov=sample.fov)
-        if boundary_classes:
-            pred_boundaries.append(boundaries_from_labels(prediction, boundary_classes, fluid_classes))
-            true_boundaries.append(boundaries_from_labels(sample.label, boundary_classes, fluid_classes))
-
-    chosen = list(settings.metric_classes)
-    seg_result = segmentation.result()
-    summary: dict[str, Any] = {"mean_dice": segmentation.mean_dice(chosen)}
-    summary.update({f"dice_{class_names[c]}": seg_result["classes"][class_names[c]]["dice"] for c in range(1, len(class_names))})
-    metrics: dict[str, Any] = {
-        "model": str(model),
-        "split": split,
-        "subjects": samples.subjects(),
-        "num_images": len(samples),
-        "metric_classes": [class_names[c] for c in chosen],
-        "segmentation": seg_result,
-    }
-    if binary is not None:
-        binary_result = binary.result()
-        metrics["binary"] = binary_result
-        summary.update({f"{k}": binary_result["at_threshold"][k] for k in ("f1", "sensitivity", "specificity", "accuracy")})
-        summary["auc"] = binary_result["roc_auc"]
-    if boundary_classes:
-        axial_um = None if spacing is None else spacing[0]
-        mad = boundary_mad(np.concatenate(pred_boundaries, axis=1), np.concatenate(true_boundaries, axis=1), axial_um=axial_um)
-        metrics["boundaries"] = {
-            "classes": [class_names[c] for c in boundary_classes],
-            "definition": "top row of each class per column",
-            **{key: np.asarray(value).tolist() for key, value in mad.items()},
-        }
-        if axial_um is not None:
-            summary["mean_boundary_mad_um"] = finite_mean(mad["mad_um"])
-        summary["mean_boundary_mad_px"] = finite_mean(mad["mad_px"])
-    metrics["summary"] = summary
-    metrics = strict_json(metrics)
-
     with staged_output_dir(out_dir, EVALUATION, overwrite=overwrite, inputs=inputs) as staging:
+        for sample, stored in zip(track(prepared, description=f"evaluating {split}"), samples.samples, strict=True):
+            probabilities = trained.predict(torch.from_numpy(sample.image)[None], probabilities=True)[0].cpu().numpy()
+            prediction = probabilities.argmax(axis=0).astype(np.uint8)
+            segmentation.update(prediction, sample.label, mask=sample.fov)
+            if binary is not None:
+                binary.update(probabilities[1], sample.label == 1, fov=sample.fov)
+            if boundary_classes:
+                pred_boundaries.append(boundaries_from_labels(prediction, boundary_classes, fluid_classes))
+                true_boundaries.append(boundaries_from_labels(sample.label, boundary_classes, fluid_classes))
+            if panels:  # written now, so only one image's arrays are held at a time
+                row = PanelRow(sample.id, stored.image, sample.label, prediction, sample.fov)
+                save_prediction_panels(
+                    [row], class_names, staging / "panels" / panel_file_name(sample.id), binary=binary is not None
+                )
+
+        chosen = list(settings.metric_classes)
+        seg_result = segmentation.result()
+        summary: dict[str, Any] = {
+            "mean_dice": segmentation.mean_dice(chosen),
+            "mean_iou": finite_mean([seg_result["classes"][class_names[c]]["iou"] for c in chosen]),  # None (undefined) skipped
+            "accuracy": seg_result["accuracy"],  # pixel-pooled inside the FOV; binary tasks replace it by the same at 0.5
+        }
+        summary.update(
+            {f"dice_{class_names[c]}": seg_result["classes"][class_names[c]]["dice"] for c in range(1, len(class_names))}
+        )
+        metrics: dict[str, Any] = {
+            "model": str(model),
+            "split": split,
+            "subjects": samples.subjects(),
+            "num_images": len(samples),
+            "metric_classes": [class_names[c] for c in chosen],
+            "segmentation": seg_result,
+        }
+        if binary is not None:
+            binary_result = binary.result()
+            metrics["binary"] = binary_result
+            summary.update({f"{k}": binary_result["at_threshold"][k] for k in ("f1", "sensitivity", "specificity", "accuracy")})
+            summary["auc"] = binary_result["roc_auc"]
+        if boundary_classes:
+            axial_um = None if spacing is None else spacing[0]
+            mad = boundary_mad(
+                np.concatenate(pred_boundaries, axis=1), np.concatenate(true_boundaries, axis=1), axial_um=axial_um
+            )
+            metrics["boundaries"] = {
+                "classes": [class_names[c] for c in boundary_classes],
+                "definition": "top row of each class per column",
+                **{key: np.asarray(value).tolist() for key, value in mad.items()},
+            }
+            if axial_um is not None:
+                summary["mean_boundary_mad_um"] = finite_mean(mad["mad_um"])
+            summary["mean_boundary_mad_px"] = finite_mean(mad["mad_px"])
+        metrics["summary"] = summary
+        metrics = strict_json(metrics)
+
         write_json(staging / "metrics.json", metrics)
         plot_confusion_matrix(np.asarray(seg_result["confusion_matrix"]), class_names, staging / "confusion_matrix.png")
         if binary is not None:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from retinaseg.data.geometry import random_crop
+from retinaseg.data.geometry import random_crop, resize_channels_first, resize_label
 from retinaseg.data.preprocess import Preprocessing, field_of_view, prepare_image
 from retinaseg.errors import InputError
 from retinaseg.types import SampleSet
@@ -58,6 +58,39 @@ def prepare_samples(sample_set: SampleSet, settings: Preprocessing, fov_mode: st
             )
         )
     return prepared
+
+
+def resize_samples(samples: list[PreparedSample], shape: tuple[int, int] | None) -> list[PreparedSample]:
+    """The samples resized to ``shape`` for training and validation (``data.resize``); ``None`` leaves them as they are.
+
+    Images are resized as :meth:`~retinaseg.models.trained.TrainedModel.predict`
+    resizes its input (:func:`~retinaseg.data.geometry.resize_channels_first`);
+    labels and FOV masks by nearest neighbour, so they hold no class id or
+    mask value that was not there.
+
+    Parameters
+    ----------
+    samples
+        Prepared samples: ``(C, H, W)`` images, ``(H, W)`` labels and masks.
+    shape
+        Target ``(h, w)`` in pixels, or ``None``.
+
+    Returns
+    -------
+    list of PreparedSample
+        ``(C, h, w)`` float32 images, ``(h, w)`` int64 labels and bool masks.
+    """
+    if shape is None:
+        return samples
+    return [
+        PreparedSample(
+            id=s.id,
+            image=resize_channels_first(s.image, shape),
+            label=resize_label(s.label, shape),
+            fov=resize_label(s.fov, shape),
+        )
+        for s in samples
+    ]
 
 
 class PatchDataset(Dataset):

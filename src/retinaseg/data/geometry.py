@@ -8,6 +8,7 @@ image.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -63,7 +64,7 @@ def resize_image(image: np.ndarray, shape: tuple[int, int], *, antialias: bool =
     numpy.ndarray
         float32 ``(h, w)`` or ``(h, w, C)``.
     """
-    h, w = _check_shape(shape)
+    h, w = check_size(shape)
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise InputError("image", f"expected (H, W) or (H, W, C), got shape {image.shape}")
@@ -93,7 +94,7 @@ def resize_label(label: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     numpy.ndarray
         ``(h, w)`` or ``(h, w, C)`` array of the input's dtype.
     """
-    h, w = _check_shape(shape)
+    h, w = check_size(shape)
     label = np.asarray(label)
     if label.ndim not in (2, 3):
         raise InputError("label", f"expected (H, W) or (H, W, C), got shape {label.shape}")
@@ -101,6 +102,30 @@ def resize_label(label: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     rows = _nearest_source(h, label.shape[0])
     cols = _nearest_source(w, label.shape[1])
     return label[rows[:, None], cols[None, :]]
+
+
+def resize_channels_first(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize a channel-first network input with :func:`resize_image` (area when shrinking, else bilinear).
+
+    Training (:func:`~retinaseg.data.dataset.resize_samples`) and inference
+    (:meth:`~retinaseg.models.trained.TrainedModel.predict`) both resize
+    through here, so a model sees resized inputs exactly as it was trained on.
+
+    Parameters
+    ----------
+    image
+        ``(C, H, W)`` array.
+    shape
+        Target ``(h, w)`` in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(C, h, w)``, contiguous.
+    """
+    if np.ndim(image) != 3:
+        raise InputError("image", f"expected (C, H, W), got shape {np.shape(image)}")
+    return np.ascontiguousarray(resize_image(np.asarray(image).transpose(1, 2, 0), shape).transpose(2, 0, 1))
 
 
 def pad_to_shape(
@@ -248,7 +273,7 @@ def random_crop(
         ``(image, label, fov)`` patches, ``None`` where the input was ``None``.
     """
     h, w = (size, size) if isinstance(size, int | float | np.number) else size
-    h, w = _check_shape((h, w))
+    h, w = check_size((h, w))
     if not 0.0 <= foreground_prob <= 1.0:
         raise InputError("foreground_prob", f"must lie in [0, 1], got {foreground_prob}")
     arrays = [a for a in (image, label, fov) if a is not None]
@@ -289,7 +314,14 @@ def _nearest_source(n_out: int, n_in: int) -> np.ndarray:
     return np.minimum(np.floor(centres).astype(np.intp), n_in - 1)
 
 
-def _check_shape(shape: tuple[int, int]) -> tuple[int, int]:
+def check_size(shape: Sequence[int]) -> tuple[int, int]:
+    """``shape`` as an ``(h, w)`` tuple of two positive integers (a list, as files store it, included).
+
+    Raises
+    ------
+    InputError
+        Not two positive integers.
+    """
     if len(shape) != 2 or any(int(s) != s or s < 1 for s in shape):
         raise InputError("size", f"expected two positive integers (h, w), got {shape!r}")
     return int(shape[0]), int(shape[1])

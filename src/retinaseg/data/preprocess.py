@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from retinaseg.data.fov import estimate_fov
+from retinaseg.data.geometry import check_size
 from retinaseg.data.normalize import clahe, normalize_image, to_grey
 from retinaseg.errors import InputError
 from retinaseg.types import Sample
@@ -33,11 +34,25 @@ class Preprocessing:
         Apply contrast-limited adaptive histogram equalisation first.
     normalize
         A method of :func:`retinaseg.data.normalize.normalize_image`.
+    resize
+        ``(h, w)`` in pixels the network was trained at (``data.resize``), or
+        ``None``: images at their own size. Not applied by
+        :func:`prepare_image`, so labels keep their resolution for scoring:
+        training resizes images and labels together
+        (:func:`~retinaseg.data.dataset.resize_samples`), and
+        :meth:`~retinaseg.models.trained.TrainedModel.predict` resizes its
+        input to this size and the logits back to the input's.
     """
 
     channels: str = "grey"
     clahe: bool = False
     normalize: str = "percentile"
+    resize: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.resize is not None:
+            # Weight files store the size as a JSON list; a tuple keeps the settings comparable.
+            object.__setattr__(self, "resize", check_size(self.resize))
 
     @property
     def in_channels(self) -> int:

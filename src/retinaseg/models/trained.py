@@ -13,14 +13,15 @@ holding a dict of plain data, read with the restricted unpickler
 
     format      "retinaseg-weights-2"
     metadata    JSON text: {"class_names": [...], "task": "binary" | "multiclass",
-                "preprocessing": {...}, "config": {the training config}}
+                "preprocessing": {channels, clahe, normalize, resize}, "config": {the training config}}
     state_dict  {network parameter name: tensor}, floating point as float16 or float32
 
 :meth:`~TrainedModel.from_pretrained` also reads the files of earlier
 retinaseg versions and the training checkpoints (``.ckpt``) of
 ``retinaseg train``: both hold the metadata as ``hyper_parameters`` and the
 network's weights under the ``model.`` prefix (the attribute
-:class:`~retinaseg.training.module.SegmentationModule` keeps it in).
+:class:`~retinaseg.training.module.SegmentationModule` keeps it in). Files
+without ``preprocessing.resize`` (before ``data.resize``) load with ``None``.
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from retinaseg.data.geometry import resize_channels_first
 from retinaseg.data.preprocess import Preprocessing
 from retinaseg.errors import InputError, describe_exception
 from retinaseg.io.atomic import atomic_path
@@ -169,6 +173,11 @@ class TrainedModel:
 
         Images are padded to :attr:`size_multiple` and segmented in one pass,
         or segmented by overlapping windows (:mod:`retinaseg.models.sliding`).
+        A model trained on resized images (``preprocessing.resize``) gets
+        its input resized to that size as in training
+        (:func:`~retinaseg.data.geometry.resize_channels_first`, on the CPU),
+        and its logits resized back to the input's size (bilinear), so the
+        result always has the input's size.
         The network's mode is left as it is: models from :meth:`from_pretrained`
         and :func:`~retinaseg.inference.checkpoint.load_model` are in
         evaluation mode already.
@@ -180,8 +189,9 @@ class TrainedModel:
             (:func:`~retinaseg.data.preprocess.prepare_image` with
             :attr:`preprocessing`), on any device; moved to :attr:`device`.
         roi_size
-            Sliding-window size ``(h, w)`` in pixels, rounded up to the size
-            multiple; default: ``evaluation.roi_size`` (``None``: one pass).
+            Sliding-window size ``(h, w)`` in pixels of the network input
+            (after any resize), rounded up to the size multiple; default:
+            ``evaluation.roi_size`` (``None``: one pass).
         probabilities
             Return softmax probabilities (float32) instead of logits.
 
@@ -190,6 +200,11 @@ class TrainedModel:
         torch.Tensor
             ``(B, K, H, W)`` on :attr:`device`.
         """
+        original = (int(images.shape[-2]), int(images.shape[-1]))
+        # Inputs already at the training size (the validation images of a run) go through unchanged.
+        size = None if self.preprocessing.resize == original else self.preprocessing.resize
+        if size is not None:
+            images = _resize_inputs(images, size)
         with torch.no_grad():
             logits = infer_logits(
                 self.network,
@@ -199,6 +214,9 @@ class TrainedModel:
                 overlap=self.evaluation.overlap,
                 sw_batch_size=self.evaluation.sw_batch_size,
             )
+            if size is not None:
+                # align_corners=False is the pixel-centre convention of the input resize, so the two stay aligned.
+                logits = F.interpolate(logits, size=original, mode="bilinear", align_corners=False)
         return torch.softmax(logits.float(), dim=1) if probabilities else logits
 
     def metadata(self) -> dict[str, Any]:
@@ -300,6 +318,12 @@ def _check_weights_fit(
         got = tuple(state_dict[key].shape) if key in state_dict else None
         if want != got:
             raise ValueError(f"weights do not fit the network the file describes ({key}: network {want}, file {got})")
+
+
+def _resize_inputs(images: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """``(B, C, H, W)`` network input resized to ``(B, C, h, w)`` float32 on the CPU, exactly as training resized it."""
+    batch = images.detach().float().cpu().numpy()
+    return torch.from_numpy(np.stack([resize_channels_first(image, shape) for image in batch]))
 
 
 def _network_weights(state_dict: Mapping[str, Any]) -> dict[str, Any]:

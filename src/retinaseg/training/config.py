@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
         "normalize": "percentile",  # minmax | zscore | percentile | none
         "fov": "auto",  # auto: from file, else estimated (fundus) or whole image (OCT); none
         "patch_size": None,  # [h, w] random training crops; None = whole images
+        "resize": None,  # [h, w] whole images resized for training; predictions come back at the input size
         "patches_per_image": 1,
         "foreground_crop_prob": 0.0,  # chance a crop is centred on a foreground pixel
         "batch_size": 4,
@@ -74,6 +75,7 @@ DEFAULTS: dict[str, Any] = {
         "precision": "auto",  # auto: bf16-mixed on GPUs that support it, else 32-true
         "limit_train_batches": None,
         "deterministic": False,
+        "snapshot_every": None,  # epochs between prediction panels of the first 4 val images; None = off
     },
     "evaluation": {
         "metric_classes": None,  # class ids averaged into val_dice; None = all but 0
@@ -256,7 +258,8 @@ def validate_against_data(config: dict[str, Any], class_names: Sequence[str], im
     InputError
         Naming the key: a class id beyond the classes, a class weight per
         class missing, a patch larger than the smallest image, whole images
-        of different sizes in one batch or too small for the model.
+        of different sizes in one batch or too small for the model (whole
+        images resized by ``data.resize`` are neither).
     """
     num_classes = len(class_names)
     evaluation = config["evaluation"]
@@ -273,6 +276,8 @@ def validate_against_data(config: dict[str, Any], class_names: Sequence[str], im
             "loss.class_weights", f"needs one weight per class ({num_classes}: {list(class_names)}), got {len(weights)}"
         )
     data = config["data"]
+    if data["resize"] is not None:  # every image is resized to a size validate_config has checked
+        return
     smallest = tuple(min(size[axis] for size in image_sizes) for axis in (0, 1))
     patch = data["patch_size"]
     if patch is None and min(smallest) < _smallest_input(config):
@@ -507,12 +512,23 @@ def _smallest_input(config: dict[str, Any]) -> int:
     return 2 * model_size_multiple(config["model"]["name"], config["model"]["options"])
 
 
-def _patch_fits_model(config: dict[str, Any]) -> None:
-    patch, least = config["data"]["patch_size"], _smallest_input(config)
-    if patch is not None and min(patch) < least:
+def _patches_or_resize(config: dict[str, Any]) -> None:
+    """Training crops patches or resizes whole images, not both."""
+    if config["data"]["patch_size"] is not None and config["data"]["resize"] is not None:
         raise InputError(
-            "data.patch_size", f"{list(patch)} is too small for this model, which needs at least {least} pixels per side"
+            "data.resize", "cannot be combined with data.patch_size: train on resized whole images or on patches, not both"
         )
+
+
+def _input_fits_model(config: dict[str, Any]) -> None:
+    """Patches and resized images keep at least 2 x 2 pixels at the model's deepest level."""
+    least = _smallest_input(config)
+    for key in ("patch_size", "resize"):
+        size = config["data"][key]
+        if size is not None and min(size) < least:
+            raise InputError(
+                f"data.{key}", f"{list(size)} is too small for this model, which needs at least {least} pixels per side"
+            )
 
 
 def _validation_rounds(config: dict[str, Any]) -> None:
@@ -537,6 +553,7 @@ _RULES: dict[str, Check] = {
     "data.normalize": _choice("normalisation", NORMALIZE_METHODS),
     "data.fov": _choice("FOV mode", FOV_MODES),
     "data.patch_size": _optional(_size_pair),
+    "data.resize": _optional(_size_pair),
     "data.patches_per_image": _integer(1),
     "data.foreground_crop_prob": _number(0, 1),
     "data.batch_size": _integer(1),
@@ -565,6 +582,7 @@ _RULES: dict[str, Check] = {
     "trainer.precision": _choice("precision", PRECISIONS),
     "trainer.limit_train_batches": _optional(_batch_limit),
     "trainer.deterministic": _boolean,
+    "trainer.snapshot_every": _optional(_integer(1)),
     "evaluation.metric_classes": _optional(_some_class_ids),
     "evaluation.roi_size": _optional(_size_pair),
     "evaluation.overlap": _number(0, 1, high_open=True),
@@ -575,5 +593,11 @@ _RULES: dict[str, Check] = {
 }
 """One check per key of :data:`DEFAULTS`, in its order; the free-form options are :data:`_SECTION_CHECKS`'."""
 
-_SECTION_CHECKS: list[Callable[[dict[str, Any]], None]] = [_source_options, _model, _patch_fits_model, _validation_rounds]
+_SECTION_CHECKS: list[Callable[[dict[str, Any]], None]] = [
+    _source_options,
+    _model,
+    _patches_or_resize,
+    _input_fits_model,
+    _validation_rounds,
+]
 """Checks of options that depend on another key (the source, the model) or of rules across keys."""

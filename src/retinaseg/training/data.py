@@ -27,11 +27,12 @@ def load_splits(config: dict[str, Any]) -> tuple[SampleSet, dict[str, SampleSet]
 
 
 def resolve_preprocessing(config: dict[str, Any], sample_set: SampleSet) -> Preprocessing:
-    """Preprocessing settings for this data (``channels: auto`` resolved)."""
+    """Preprocessing settings for this data (``channels: auto`` resolved, ``data.resize`` kept with the model)."""
     data = config["data"]
     first_channels = sample_set.samples[0].channels if sample_set.samples else 1
     return Preprocessing(
         channels=choose_channels(data["channels"], sample_set.modality, first_channels),
         clahe=bool(data["clahe"]),
         normalize=data["normalize"],
+        resize=data["resize"],
     )

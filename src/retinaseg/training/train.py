@@ -23,7 +23,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,7 +42,7 @@ from lightning.pytorch.callbacks import (
 from torch.utils.data import DataLoader
 
 from retinaseg.data.augment import build_augmentation
-from retinaseg.data.dataset import PatchDataset, WholeImageDataset, prepare_samples
+from retinaseg.data.dataset import PatchDataset, WholeImageDataset, prepare_samples, resize_samples
 from retinaseg.errors import InputError, describe_exception, unknown_name
 from retinaseg.io.atomic import write_text_atomic
 from retinaseg.io.output import TRAINING_RUN, check_output_dir, mark_output_dir, replaced_on_success
@@ -86,6 +86,8 @@ class TrainResult:
         Wall-clock time of the fit.
     is_main_process
         ``False`` in DDP's other processes, which write nothing.
+    device
+        Kind of device trained on: ``"cpu"``, ``"cuda"``, ``"mps"``.
     """
 
     run_dir: Path
@@ -96,6 +98,7 @@ class TrainResult:
     test_images: int
     train_seconds: float
     is_main_process: bool = True
+    device: str = "cpu"
 
 
 def precision_for(requested: str) -> LightningPrecision:
@@ -119,7 +122,12 @@ def _is_lightning_precision(name: str) -> TypeGuard[LightningPrecision]:
     return name in get_args(LightningPrecision)
 
 
-def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: bool = False) -> TrainResult:
+def train(
+    config: dict[str, Any],
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> TrainResult:
     """Train one model as configured; see the module docstring for the outputs.
 
     Parameters
@@ -134,6 +142,10 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
         Replace an existing run folder of the same name, if retinaseg wrote
         it. Without it (and without ``resume``) an existing run folder is an
         error, so results are never overwritten silently.
+    callbacks
+        Extra Lightning callbacks, run after the built-in ones; how a caller
+        above training adds its own outputs to the run folder (e.g. the
+        prediction snapshots of :mod:`retinaseg.experiment`).
 
     Raises
     ------
@@ -159,7 +171,7 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
         enable_version_counter=False,
     )
     with _lightning_quiet(resuming=resume is not None):
-        trainer = _build_trainer(config, run_dir, checkpoint)
+        trainer = _build_trainer(config, run_dir, checkpoint, callbacks)
 
     sample_set, splits = load_splits(config)
     for split in ("train", "val"):
@@ -169,14 +181,15 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
     preprocessing = resolve_preprocessing(config, sample_set)
     data = config["data"]
     train_set = PatchDataset(
-        prepare_samples(splits["train"], preprocessing, data["fov"]),
+        resize_samples(prepare_samples(splits["train"], preprocessing, data["fov"]), preprocessing.resize),
         patch_size=data["patch_size"],
         patches_per_image=data["patches_per_image"],
         augment=build_augmentation(data["augment"], seed=config["seed"]),
         foreground_crop_prob=data["foreground_crop_prob"],
         seed=config["seed"],
     )
-    val_set = WholeImageDataset(prepare_samples(splits["val"], preprocessing, data["fov"]))
+    # Validated at the training size (data.resize); the test evaluation scores at the labels' own size.
+    val_set = WholeImageDataset(resize_samples(prepare_samples(splits["val"], preprocessing, data["fov"]), preprocessing.resize))
     loader_args = {"num_workers": data["num_workers"], "persistent_workers": data["num_workers"] > 0}
     train_loader = DataLoader(
         train_set, batch_size=data["batch_size"], shuffle=True, drop_last=len(train_set) > data["batch_size"], **loader_args
@@ -206,6 +219,7 @@ def train(config: dict[str, Any], resume: str | Path | None = None, overwrite: b
         test_images=len(splits["test"]),
         train_seconds=train_seconds,
         is_main_process=trainer.is_global_zero,
+        device=trainer.strategy.root_device.type,
     )
 
 
@@ -282,7 +296,9 @@ def check_hardware(trainer_cfg: dict[str, Any]) -> None:
         raise InputError("trainer.accelerator", "'mps' needs an Apple GPU and PyTorch finds none; use cpu or auto")
 
 
-def _build_trainer(config: dict[str, Any], run_dir: Path, checkpoint: ModelCheckpoint) -> L.Trainer:
+def _build_trainer(
+    config: dict[str, Any], run_dir: Path, checkpoint: ModelCheckpoint, extra_callbacks: Sequence[Callback] = ()
+) -> L.Trainer:
     trainer_cfg = config["trainer"]
     monitor = trainer_cfg["monitor"]
     callbacks: list[Callback] = [
@@ -292,6 +308,7 @@ def _build_trainer(config: dict[str, Any], run_dir: Path, checkpoint: ModelCheck
         EpochTable(run_dir / "metrics.csv"),
         _EpochSetter(),
         RichProgressBar(),
+        *extra_callbacks,
     ]
     max_time = trainer_cfg["max_time_minutes"]
     try:
