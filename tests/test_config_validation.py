@@ -64,6 +64,7 @@ BAD_VALUES = [
     ("data.patch_size=b", "data.patch_size", "two integers >= 1"),
     ("data.patch_size=[64]", "data.patch_size", "two integers >= 1"),
     ("data.patch_size=[9, 64]", "data.patch_size", "needs at least 16 pixels per side"),
+    ("data.patch_size=[20, 64]", "data.patch_size", "multiples of 8"),
     ("data.resize=[0, 64]", "data.resize", "two integers >= 1"),
     ("data.resize=128", "data.resize", "two integers >= 1"),
     ("data.resize=[128, 9]", "data.resize", "needs at least 16 pixels per side"),
@@ -284,7 +285,7 @@ def test_split_plan_is_checked(split: dict, where: str, problem: str) -> None:
         ("evaluation.metric_classes=[1, 3]", "evaluation.metric_classes", "class ids [3] do not exist"),
         ("evaluation.fluid_classes=[9]", "evaluation.fluid_classes", "class ids [9] do not exist"),
         ("loss.class_weights=[1, 2]", "loss.class_weights", "one weight per class (3"),
-        ("data.patch_size=[65, 16]", "data.patch_size", "larger than the smallest training image (64 x 32)"),
+        ("data.patch_size=[72, 16]", "data.patch_size", "larger than the smallest training image (64 x 32)"),
         ("data.batch_size=2", "data.patch_size", "differ in size"),
         ("model.options={depth: 6}", "model.options", "needs 64 pixels per side"),
     ],
@@ -324,7 +325,7 @@ def test_train_refuses_bad_values_before_any_work(override: str, where: str, tmp
 
 @pytest.mark.parametrize(
     ("override", "where"),
-    [("data.patch_size=[65, 16]", "data.patch_size"), ("evaluation.metric_classes=[12]", "evaluation.metric_classes")],
+    [("data.patch_size=[72, 16]", "data.patch_size"), ("evaluation.metric_classes=[12]", "evaluation.metric_classes")],
 )
 def test_train_refuses_values_that_do_not_fit_the_data_before_the_run_folder(
     override: str, where: str, phantom_dir: Path, tmp_path: Path, run_cli: CliRunner

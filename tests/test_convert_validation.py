@@ -236,13 +236,14 @@ def test_real_octid_entries_convert(tmp_path: Path, run_cli: RunCli) -> None:
         "attribute": "label",
         "modality": "oct",
         "images_dir": str(root / "images"),
+        "name": "octid_layers",  # an option called like load_source's own first parameter
     }
     args = [part for key, value in options.items() for part in ("--option", f"{key}={json.dumps(value)}")]
     code, stdout, stderr = run_cli("convert", "vgg_json", tmp_path / "three.json", "--out", tmp_path / "out", *args)
     assert code == 0, stderr
     assert "wrote 3 samples of 3 subjects" in stdout
     converted = read_dataset(tmp_path / "out")
-    assert (converted.class_names, converted.modality) == (options["class_names"], "oct")
+    assert (converted.class_names, converted.modality, converted.name) == (options["class_names"], "oct", "octid_layers")
     for written, sample in zip(converted.samples, load_source("vgg_json", tmp_path / "three.json", **options).samples):
         assert written.id == sample.id
         np.testing.assert_array_equal(written.label, sample.label)

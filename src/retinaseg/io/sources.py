@@ -223,7 +223,7 @@ def parse_options(items: list[str]) -> dict[str, Any]:
     return options
 
 
-def load_source(name: str, root: str | os.PathLike[str], **options: Any) -> SampleSet:
+def load_source(name: str, root: str | os.PathLike[str], /, **options: Any) -> SampleSet:
     """Load a sample set from a named source.
 
     Parameters

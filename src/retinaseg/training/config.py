@@ -521,7 +521,9 @@ def _patches_or_resize(config: dict[str, Any]) -> None:
 
 
 def _input_fits_model(config: dict[str, Any]) -> None:
-    """Patches and resized images keep at least 2 x 2 pixels at the model's deepest level."""
+    """Patches and resized images keep at least 2 x 2 pixels at the model's deepest level, and their
+    sides are multiples of the model's size multiple (the network sees them unpadded)."""
+    multiple = model_size_multiple(config["model"]["name"], config["model"]["options"])
     least = _smallest_input(config)
     for key in ("patch_size", "resize"):
         size = config["data"][key]
@@ -529,6 +531,8 @@ def _input_fits_model(config: dict[str, Any]) -> None:
             raise InputError(
                 f"data.{key}", f"{list(size)} is too small for this model, which needs at least {least} pixels per side"
             )
+        if size is not None and any(side % multiple for side in size):
+            raise InputError(f"data.{key}", f"{list(size)}: this model needs sides that are multiples of {multiple}")
 
 
 def _validation_rounds(config: dict[str, Any]) -> None:
