@@ -168,3 +168,24 @@ def test_multiply_accumulates_grow_with_the_pixels_and_count_the_padding() -> No
     assert small > 0
     assert multiply_accumulates("unet", 1, 2, 32, 32, options) == 4 * small  # fully convolutional
     assert multiply_accumulates("unet", 1, 2, 13, 15, options) == small  # padded to 16 x 16 first
+
+
+@pytest.mark.parametrize("name", ["unet", "fcn_resnet50", "relaynet", "segresnet"])
+def test_overfits_one_batch(name: str) -> None:
+    """A representative of each family learns a fixed batch: the training signal reaches every part."""
+    torch.manual_seed(0)
+    options = SMALL_OPTIONS.get(name, {})
+    model = build_model(name, 1, 3, options).train()
+    multiple = model_size_multiple(name, options)
+    side = max(4 * multiple, 32)
+    image = torch.rand(2, 1, side, side)
+    target = (torch.arange(side).view(1, side, 1).expand(2, side, side) * 3 // side).long()  # three bands
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(image), target)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.25 * losses[0]
