@@ -25,7 +25,7 @@ from retinaseg.analysis.boundaries import layer_surfaces
 from retinaseg.analysis.enface import enface_grid, enface_maps
 from retinaseg.analysis.etdrs import ETDRS_SECTORS, etdrs_table, find_fovea
 from retinaseg.analysis.thickness import TOTAL_RETINA
-from retinaseg.analyze import analyze_volume, model_layers, write_analysis
+from retinaseg.analyze import analyze_volume, layer_model, write_analysis
 from retinaseg.inference.checkpoint import load_model
 from retinaseg.inference.volume import segment_volume
 from retinaseg.io.oct_files import read_oct
@@ -101,10 +101,10 @@ def main() -> None:
     results["read the .vol"], volume = _timed(lambda: read_oct(scan), args.repeats)
     results["load the shipped model"], model = _timed(lambda: load_model("duke_layers_unet"), args.repeats)
     results["segment all B-scans"], labels = _timed(lambda: segment_volume(volume, model, progress=False))
-    layer_classes, fluid_classes, _, _ = model_layers(model)
+    layers = layer_model(model)
     invalid = np.isnan(volume.reflectance)
     results["layer surfaces (ordering, fluid, invalid columns)"], surfaces = _timed(
-        lambda: layer_surfaces(labels, layer_classes, fluid_classes, invalid=invalid), args.repeats
+        lambda: layer_surfaces(labels, list(layers.layer_classes), list(layers.fluid_classes), invalid=invalid), args.repeats
     )
     total = (surfaces[:, -1] - surfaces[:, 0]) * volume.axial_um
     positions = volume.ascan_positions_mm()

@@ -12,7 +12,7 @@ import pytest
 
 from retinaseg.analysis.etdrs import ETDRS_SECTORS
 from retinaseg.analysis.thickness import TOTAL_RETINA
-from retinaseg.analyze import analyze_file, analyze_volume, model_layers, write_analysis
+from retinaseg.analyze import analyze_file, analyze_volume, layer_model, write_analysis
 from retinaseg.conventions import (
     DUKE_BOUNDARY_NAMES,
     DUKE_CLASS_NAMES,
@@ -143,7 +143,7 @@ def test_existing_output_is_never_replaced_silently(analysed, tmp_path: Path) ->
 
 def test_a_model_without_layer_order_is_refused() -> None:
     with pytest.raises(InputError, match="no layer order"):
-        model_layers(_tiny_model(boundary_classes="null"))
+        layer_model(_tiny_model(boundary_classes="null"))
 
 
 def test_segment_volume_in_batches(phantom: tuple) -> None:
@@ -274,3 +274,25 @@ def test_stored_lines_outside_the_bscan_are_left_out_and_noted(phantom: tuple, m
     stored_ilm = result.reference.boundaries_px["ILM"]
     assert np.isnan(stored_ilm[0, :3]).all() and np.isfinite(stored_ilm[0, 3:]).all()
     assert any("3 stored segmentation values lay outside the B-scan" in note for note in result.notes)
+
+
+def test_optional_outputs_are_written_only_when_asked_for(analysed, tmp_path: Path) -> None:
+    pytest.importorskip("nibabel")
+    import nibabel
+
+    from retinaseg.analyze import AnalysisOutputs
+
+    lean = tmp_path / "lean"
+    write_analysis(analysed, lean, outputs=AnalysisOutputs(report=False, eye=False))
+    names = {path.name for path in lean.iterdir()}
+    assert "summary.json" in names and "report.html" not in names and "figures" not in names
+    assert not any(name.endswith((".eye", ".nii.gz")) for name in names)
+
+    full = tmp_path / "nifti"
+    write_analysis(analysed, full, outputs=AnalysisOutputs(report=False, eye=False, nifti=True), records={"extra.json": {"a": 1}})
+    labels = nibabel.load(full / "labels.nii.gz")
+    volume = analysed.volume
+    assert labels.shape == (volume.shape[2], volume.shape[1], volume.shape[0])  # A-scans, rows, B-scans
+    np.testing.assert_allclose(labels.header.get_zooms()[:2], (volume.scale_x_mm, volume.scale_z_mm))
+    np.testing.assert_array_equal(np.asarray(labels.dataobj).transpose(2, 1, 0), analysed.segmentation.labels)
+    assert (full / "bscans.nii.gz").is_file() and json.loads((full / "extra.json").read_text()) == {"a": 1}

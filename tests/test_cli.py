@@ -67,6 +67,21 @@ def test_models_lists_the_registered_networks() -> None:
         assert f" {name} " in result.output
 
 
+def test_models_pretrained_lists_every_shipped_model_with_its_card_facts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from retinaseg.io.model_files import PRETRAINED_DIR, model_card_facts, pretrained_models
+
+    monkeypatch.setattr("retinaseg.cli.console", Console(width=1000))  # no wrapping inside the cells
+    result = CliRunner().invoke(app, ["models", "--pretrained"])
+    assert result.exit_code == 0, result.output
+    assert pretrained_models()
+    for name in pretrained_models():
+        assert (PRETRAINED_DIR / f"{name}.md").is_file()
+        facts = model_card_facts(name)
+        assert name in result.output and facts["test"]["data"] in result.output
+
+
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict", "convert", "models", "analyze", "export-model", "demo"])
 def test_help_shows_an_example(command: str) -> None:
     result = CliRunner().invoke(app, [command, "--help"])

@@ -3,20 +3,21 @@ from __future__ import annotations
 import base64
 import json
 import re
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import plotly.offline
 import pytest
 from PIL import Image
 
 import retinaseg
-from retinaseg.conventions import DUKE_BOUNDARY_NAMES
 from retinaseg.errors import InputError
-from retinaseg.report.bscan_figures import _stretch_and_note, plot_bscan_overlay
+from retinaseg.report.bscan_render import stretch_and_note
 from retinaseg.report.circle_figures import plot_circle_profile
-from retinaseg.report.html import ReportSection, Table, format_value, render_report
-from retinaseg.report.map_figures import _etdrs_label_positions, plot_thickness_map
+from retinaseg.report.html import PLOTLY_DATA_ID, EmbeddedImage, ReportSection, Table, format_value, render_report
+from retinaseg.report.map_figures import ThicknessMapFigure, _etdrs_label_positions, plot_thickness_map
 from retinaseg.report.surface_figures import plot_surfaces_png, surface_figure_html
 
 PLOTLY_MARKER = "plotly.js v"  # the banner at the top of plotly's bundle
@@ -32,67 +33,16 @@ def _assert_png(path: Path, min_side: int = 300) -> np.ndarray:
     return rgb
 
 
-def _bscan() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """40 x 64 B-scan: 8 flat layers 3 px thick from row 8, brighter than the vitreous."""
-    height, width = 40, 64
-    boundaries = np.repeat((8.0 + 3.0 * np.arange(8))[:, None], width, axis=1)
-    rows = np.arange(height)[:, None, None]
-    labels = (rows >= boundaries[None]).sum(axis=1).astype(np.uint8)  # 0 above the ILM .. 8 below BM
-    image = np.where(labels > 0, 150, 20).astype(np.uint8)
-    return image, labels, boundaries
+# --- B-scan aspect ----------------------------------------------------------------------------
 
 
-# --- B-scan overlay ----------------------------------------------------------------------------
-
-
-def test_stretch_and_note() -> None:
+def teststretch_and_note() -> None:
     # 40 rows x 4 um = 160 um deep, 64 A-scans x 10 um = 640 um wide: 1:4 is flatter than 1:3,
     # so depth is stretched by ceil((1/3) / (1/4)) = 2
-    assert _stretch_and_note(40, 64, 4.0, 10.0, None) == (2.0, "depth stretched ×2 for readability")
-    assert _stretch_and_note(40, 64, 8.0, 10.0, None) == (1.0, "physical aspect 1:1")  # 1:2
-    assert _stretch_and_note(40, 64, 4.0, 10.0, 3.0) == (3.0, "depth stretched ×3 for readability")
-    assert _stretch_and_note(40, 64, None, 10.0, None) == (None, "square pixels, scale unknown")
-
-
-def test_bscan_overlay_writes_png(tmp_path: Path) -> None:
-    image, labels, boundaries = _bscan()
-    boundaries[2, 20:30] = np.nan  # a gap in one line
-    reference = boundaries[[0, 7]] + 0.5
-    path = plot_bscan_overlay(
-        image,
-        labels,
-        boundaries,
-        DUKE_BOUNDARY_NAMES,
-        tmp_path / "b.png",
-        reference_px=reference,
-        title="B-scan 1/1",
-        axial_um=3.87,
-        lateral_um=11.5,
-        reference_label="device",
-    )
-    assert path == tmp_path / "b.png"
-    rgb = _assert_png(path)
-    # the ILM line is drawn in the RNFL colour (Okabe-Ito orange), BM in the choroid grey
-    assert (np.abs(rgb.astype(int) - [230, 159, 0]).sum(axis=2) < 10).any()
-
-
-def test_bscan_overlay_without_labels_or_scale(tmp_path: Path) -> None:
-    image, _, boundaries = _bscan()
-    names = [f"b{k}" for k in range(len(boundaries))]  # not Duke names: distinct colours
-    _assert_png(plot_bscan_overlay(image, None, boundaries, names, tmp_path / "b.png"))
-
-
-def test_bscan_overlay_rejects_bad_shapes(tmp_path: Path) -> None:
-    image, labels, boundaries = _bscan()
-    with pytest.raises(InputError, match="boundaries_px"):
-        plot_bscan_overlay(image, labels, boundaries[:, :10], DUKE_BOUNDARY_NAMES, tmp_path / "b.png")
-    with pytest.raises(InputError, match="boundaries_px"):
-        plot_bscan_overlay(image, labels, boundaries, DUKE_BOUNDARY_NAMES[:3], tmp_path / "b.png")
-    with pytest.raises(InputError, match="reference_px"):
-        plot_bscan_overlay(image, labels, boundaries, DUKE_BOUNDARY_NAMES, tmp_path / "b.png", reference_px=boundaries[:, :5])
-    with pytest.raises(InputError, match="label"):
-        plot_bscan_overlay(image, labels[:5], boundaries, DUKE_BOUNDARY_NAMES, tmp_path / "b.png")
-    assert list(tmp_path.iterdir()) == []
+    assert stretch_and_note(40, 64, 4.0, 10.0, None) == (2.0, "depth stretched ×2 for readability")
+    assert stretch_and_note(40, 64, 8.0, 10.0, None) == (1.0, "physical aspect 1:1")  # 1:2
+    assert stretch_and_note(40, 64, 4.0, 10.0, 3.0) == (3.0, "depth stretched ×3 for readability")
+    assert stretch_and_note(40, 64, None, 10.0, None) == (None, "square pixels, scale unknown")
 
 
 # --- thickness map -----------------------------------------------------------------------------
@@ -331,10 +281,13 @@ def test_report_is_self_contained_and_escaped(tmp_path: Path) -> None:
     assert '<td class="num">275.3</td>' in page and '<td class="num">–</td>' in page
     assert "<td>–</td>" in page  # metadata NaN, and the None cell
 
-    # plotly.js inline exactly once for two fragments, before them
-    assert page.count(PLOTLY_MARKER) == 1
-    assert page.index(PLOTLY_MARKER) < page.index("Plotly.newPlot")
-    assert page.count("Plotly.newPlot") == 2
+    # plotly.js inline exactly once for two fragments, compressed, before them
+    assert PLOTLY_MARKER not in page and page.count(f'id="{PLOTLY_DATA_ID}"') == 1
+    packed = re.search(rf'<script type="application/octet-stream" id="{PLOTLY_DATA_ID}">([^<]*)</script>', page).group(1)
+    assert zlib.decompress(base64.b64decode(packed)).decode("utf-8") == plotly.offline.get_plotlyjs()
+    assert page.count("DecompressionStream(") == 1
+    assert page.index("DecompressionStream(") < page.index("Plotly.newPlot(")
+    assert page.count("Plotly.newPlot(") == 2
     assert f"Generated by retinaseg {retinaseg.__version__} on 2025-01-02T03:04:05+00:00" in page
 
 
@@ -357,3 +310,32 @@ def test_report_write_is_atomic(tmp_path: Path) -> None:
     render_report(path, title="new", metadata={}, sections=[])
     assert "<title>new</title>" in path.read_text(encoding="utf-8")
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_embedded_images_and_fragments_without_plotly(tmp_path: Path) -> None:
+    picture = EmbeddedImage(b"\xff\xd8 not really a jpeg", "image/jpeg", "map <1>.png")
+    fragment = '<div id="v">viewer</div><script>document.getElementById("v").dataset.ok = "1";</script>'
+    page = render_report(
+        tmp_path / "r.html", title="t", metadata={}, sections=[ReportSection("s", images=[picture], html_fragments=[fragment])]
+    ).read_text(encoding="utf-8")
+    encoded = base64.b64encode(picture.data).decode("ascii")
+    assert f'<img src="data:image/jpeg;base64,{encoded}" alt="map &lt;1&gt;.png">' in page
+    assert "<figcaption>map &lt;1&gt;.png</figcaption>" in page
+    assert fragment in page and PLOTLY_DATA_ID not in page  # a script that is not a plotly figure needs no plotly.js
+    with pytest.raises(InputError, match="PNG or JPEG"):
+        EmbeddedImage(b"GIF89a", "image/gif")
+
+
+def test_one_thickness_map_figure_redraws_any_map(tmp_path: Path) -> None:
+    # a figure reused for several maps draws each exactly as a fresh one: nothing of the previous map is left
+    slo = (np.arange(60 * 60) % 251).reshape(60, 60).astype(np.uint8)
+    options = {"slo": slo, "slo_scale_xy_mm": (0.1, 0.1), "etdrs_centre_xy_mm": (3.0, 3.0), "laterality": "OD"}
+    total = 250.0 + np.arange(12.0)[None, :] * np.ones((5, 1))
+    empty = np.full((5, 12), np.nan)
+    figure = ThicknessMapFigure((1.0, 5.0, 4.0, 2.0), **options)
+    first = figure.render(total, title="total")
+    figure.render(empty, title="nothing", cmap="RdBu_r", vmin=-30.0, vmax=30.0, colorbar_label="Difference (µm)")
+    np.testing.assert_array_equal(figure.render(total, title="total"), first)
+    path = plot_thickness_map(total, (1.0, 5.0, 4.0, 2.0), tmp_path / "m.png", title="total", **options)
+    with Image.open(path) as img:
+        np.testing.assert_array_equal(np.asarray(img.convert("RGB")), first)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,8 +47,9 @@ from retinaseg.conventions import (
     DUKE_CLASS_NAMES,
     DUKE_LAYER_CLASSES,
     DUKE_TO_DEVICE_LINES,
+    INFERENCE_CHOICES,
 )
-from retinaseg.errors import InputError
+from retinaseg.errors import InputError, unknown_name
 from retinaseg.io.model_files import resolve_model_file
 from retinaseg.io.output import ANALYSIS, check_output_dir
 from retinaseg.io.records import strict_json, write_csv, write_json
@@ -211,27 +212,61 @@ class AnalysisResult:
         return float(np.isfinite(self.segmentation.thickness_um[TOTAL_RETINA]).mean())
 
 
-def model_layers(model: TrainedModel) -> tuple[list[int], list[int], list[str], list[str]]:
-    """Layer classes, fluid classes, boundary names and layer names of a layer model.
+@dataclass(frozen=True)
+class LayerModel:
+    """What the measurements need to know of an OCT layer model, without its network.
 
-    Read from the model's evaluation settings (``boundary_classes`` in
-    top-to-bottom order, ``fluid_classes``). Boundaries are named
-    after the Duke DME convention when the classes are Duke's, else
-    ``"top of <class>"``.
+    Small and picklable, so worker processes can measure class maps that the
+    network made elsewhere.
+
+    Attributes
+    ----------
+    class_names
+        The model's classes.
+    layer_classes
+        Classes of the layers, top to bottom (``evaluation.boundary_classes``).
+    fluid_classes
+        Classes of fluid inside the retina (``evaluation.fluid_classes``).
+    boundary_names, layer_names
+        Names of the ``B`` boundaries (the top of each layer class, then the
+        bottom of the last) and of the ``B - 1`` layers between them.
+    """
+
+    class_names: tuple[str, ...]
+    layer_classes: tuple[int, ...]
+    fluid_classes: tuple[int, ...]
+    boundary_names: tuple[str, ...]
+    layer_names: tuple[str, ...]
+
+
+def layer_model(model: TrainedModel) -> LayerModel:
+    """The layer order of a layer model, from its evaluation settings.
+
+    Boundaries are named after the Duke DME convention when the classes are
+    Duke's, else ``"top of <class>"``.
+
+    Raises
+    ------
+    InputError
+        The model has no layer order (fewer than 2 ``boundary_classes``).
     """
     layer_classes = list(model.evaluation.boundary_classes)
     if len(layer_classes) < 2:
         raise InputError(
             "--model", "this model has no layer order (evaluation.boundary_classes); analyze needs an OCT layer model"
         )
-    fluid_classes = list(model.evaluation.fluid_classes)
     names = model.class_names
     if list(names) == list(DUKE_CLASS_NAMES) and layer_classes == list(DUKE_LAYER_CLASSES):
         boundary_names = list(DUKE_BOUNDARY_NAMES)
     else:
         boundary_names = [f"top of {names[c]}" for c in layer_classes]
-    layer_names = [names[c] for c in layer_classes[:-1]]
-    return layer_classes, fluid_classes, boundary_names, layer_names
+    return LayerModel(
+        class_names=tuple(names),
+        layer_classes=tuple(layer_classes),
+        fluid_classes=tuple(model.evaluation.fluid_classes),
+        boundary_names=tuple(boundary_names),
+        layer_names=tuple(names[c] for c in layer_classes[:-1]),
+    )
 
 
 def analyze_volume(
@@ -242,9 +277,10 @@ def analyze_volume(
     fovea_xy_mm: tuple[float, float] | None = None,
     reference_px: dict[str, np.ndarray] | None = None,
     reference_name: str = "stored",
-    batch_size: int = 4,
+    batch_size: int | None = None,
     grid_spacing_mm: float = 0.02,
     progress: bool = True,
+    inference: str = "auto",
 ) -> AnalysisResult:
     """Segment and measure one scan.
 
@@ -254,6 +290,54 @@ def analyze_volume(
         The scan.
     module
         An OCT layer model (:func:`retinaseg.inference.checkpoint.load_model`).
+    model_name
+        How to name the model in outputs.
+    fovea_xy_mm, reference_px, reference_name, grid_spacing_mm
+        As for :func:`measure_volume`.
+    batch_size, inference
+        B-scans per forward pass (default: per device) and how the network
+        runs, as for :func:`retinaseg.inference.volume.segment_volume`.
+    progress
+        Show a progress bar while segmenting.
+    """
+    from retinaseg.inference.volume import segment_volume
+
+    layers = layer_model(module)
+    labels = segment_volume(volume, module, batch_size=batch_size, progress=progress, inference=inference)
+    return measure_volume(
+        volume,
+        labels,
+        layers,
+        model_name=model_name,
+        fovea_xy_mm=fovea_xy_mm,
+        reference_px=reference_px,
+        reference_name=reference_name,
+        grid_spacing_mm=grid_spacing_mm,
+    )
+
+
+def measure_volume(
+    volume: OctVolume,
+    labels: np.ndarray,
+    layers: LayerModel,
+    *,
+    model_name: str = "",
+    fovea_xy_mm: tuple[float, float] | None = None,
+    reference_px: dict[str, np.ndarray] | None = None,
+    reference_name: str = "stored",
+    grid_spacing_mm: float = 0.02,
+) -> AnalysisResult:
+    """Measure a segmented scan: boundaries, thickness, maps and ETDRS grid or RNFL profile, agreement.
+
+    Parameters
+    ----------
+    volume
+        The scan.
+    labels
+        ``(N, H, W)`` uint8 class maps of its B-scans
+        (:func:`retinaseg.inference.volume.segment_volume`).
+    layers
+        The layer order of the model that made ``labels`` (:func:`layer_model`).
     model_name
         How to name the model in outputs.
     fovea_xy_mm
@@ -266,14 +350,10 @@ def analyze_volume(
         :data:`retinaseg.conventions.DUKE_TO_DEVICE_LINES`).
     reference_name
         What the reference is, for the report.
-    batch_size
-        B-scans per forward pass.
     grid_spacing_mm
         Pixel size of the en-face maps.
-    progress
-        Show a progress bar while segmenting.
     """
-    segmentation = _segment(volume, module, batch_size=batch_size, progress=progress)
+    segmentation = _layer_segmentation(volume, labels, layers)
     notes = _stored_line_notes(volume)
     if reference_px is None:
         reference_px = _stored_reference(volume, segmentation.boundary_names)
@@ -303,18 +383,21 @@ def analyze_volume(
     )
 
 
-def _segment(volume: OctVolume, module: TrainedModel, *, batch_size: int, progress: bool) -> LayerSegmentation:
-    """Class maps of every B-scan, the layer boundaries ordered top to bottom, and thickness per A-scan."""
-    from retinaseg.inference.volume import segment_volume
-
-    layer_classes, fluid_classes, boundary_names, layer_names = model_layers(module)
-    labels = segment_volume(volume, module, batch_size=batch_size, progress=progress)
+def _layer_segmentation(volume: OctVolume, labels: np.ndarray, layers: LayerModel) -> LayerSegmentation:
+    """The layer boundaries of class maps, ordered top to bottom, and thickness per A-scan."""
+    if labels.shape != volume.shape:
+        raise ValueError(f"class maps of shape {labels.shape} do not match the volume's {volume.shape}")
     boundaries = layer_surfaces(
-        labels, layer_classes, fluid_classes, invalid=np.isnan(volume.reflectance), min_retina_px=MIN_RETINA_UM / volume.axial_um
+        labels,
+        list(layers.layer_classes),
+        list(layers.fluid_classes),
+        invalid=np.isnan(volume.reflectance),
+        min_retina_px=MIN_RETINA_UM / volume.axial_um,
     )
+    boundary_names, layer_names = list(layers.boundary_names), list(layers.layer_names)
     ours = {name: boundaries[:, k] for k, name in enumerate(boundary_names)}
     return LayerSegmentation(
-        class_names=list(module.class_names),
+        class_names=list(layers.class_names),
         labels=labels,
         boundary_names=boundary_names,
         layer_names=layer_names,
@@ -480,21 +563,48 @@ def summary(result: AnalysisResult) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class AnalysisOutputs:
+    """Which of the optional outputs :func:`write_analysis` writes.
+
+    Attributes
+    ----------
+    report
+        ``report.html`` and ``figures/*.png``.
+    eye
+        ``<scan>.eye``: the eyepy volume with our layers (about 1.5 MB per
+        B-scan of 496 x 768).
+    nifti
+        ``bscans.nii.gz`` and ``labels.nii.gz`` with the voxel spacing in the
+        affine, for ITK-SNAP / 3D Slicer.
+    """
+
+    report: bool = True
+    eye: bool = True
+    nifti: bool = False
+
+
 def write_analysis(
-    result: AnalysisResult, out_dir: str | Path, *, overwrite: bool = False, inputs: Sequence[str | Path] = ()
+    result: AnalysisResult,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    inputs: Sequence[str | Path] = (),
+    outputs: AnalysisOutputs = AnalysisOutputs(),
+    records: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write every output of an analysis into ``out_dir`` atomically.
 
-    Files: ``report.html`` (self-contained) and ``figures/*.png``;
-    ``etdrs.csv``; ``thickness_maps.npz`` (maps in µm on the grid ``x_mm``,
-    ``y_mm``); ``boundaries.npz`` (rows per A-scan, A-scan positions in mm,
-    thickness per A-scan); ``summary.json``; ``<scan>.eye`` (eyepy volume with
-    our layers). Returns the report path. ``overwrite`` and ``inputs`` as for
+    Files: ``summary.json``; ``boundaries.npz`` (rows per A-scan, A-scan
+    positions in mm, thickness per A-scan); for raster scans
+    ``thickness_maps.npz`` (maps in µm on the grid ``x_mm``, ``y_mm``) and
+    ``etdrs.csv``; agreement tables when the scan has a reference; and the
+    optional ``outputs``. ``records`` are extra JSON files ``{file name:
+    content}``. Returns the report path (``out_dir / "report.html"``, absent
+    without a report). ``overwrite`` and ``inputs`` as for
     :func:`retinaseg.io.output.staged_output_dir`.
     """
-    from retinaseg.io.eyepy_bridge import write_eye
     from retinaseg.io.output import staged_output_dir
-    from retinaseg.report.volume_report import write_volume_report
 
     out_dir = Path(out_dir)
     stem = Path(result.volume.source).stem or "scan"
@@ -522,19 +632,55 @@ def write_analysis(
         if reference is not None and reference.boundary_agreement:
             write_csv(staging / "boundary_agreement.csv", as_records(reference.boundary_agreement))
         write_json(staging / "summary.json", summary(result))
-        write_eye(result.volume, segmentation.boundaries_by_name(), staging / f"{stem}.eye")
-        write_volume_report(result, staging)
+        for name, content in (records or {}).items():
+            write_json(staging / name, content)
+        if outputs.eye:
+            from retinaseg.io.eyepy_bridge import write_eye
+
+            write_eye(result.volume, segmentation.boundaries_by_name(), staging / f"{stem}.eye")
+        if outputs.nifti:
+            from retinaseg.io.nifti import write_bscans_nifti, write_labels_nifti
+
+            write_bscans_nifti(result.volume, staging / "bscans.nii.gz")
+            write_labels_nifti(segmentation.labels, result.volume, staging / "labels.nii.gz", segmentation.class_names)
+        if outputs.report:
+            from retinaseg.report.volume_report import write_volume_report
+
+            write_volume_report(result, staging)
     return out_dir / "report.html"
 
 
 #: Below this fraction of A-scans with retina measured, the summary says so.
 _LOW_COVERAGE = 0.5
 
+
+def check_coverage(result: AnalysisResult, where: str | Path) -> AnalysisResult:
+    """``result``, with a note when the retina was measured in few A-scans; ``where`` names the scan in errors.
+
+    Raises
+    ------
+    InputError
+        No retina was found in any B-scan: there is nothing to measure.
+    """
+    coverage = result.valid_ascan_fraction
+    if coverage == 0:
+        raise InputError(where, "no retina found in any B-scan: nothing to measure (is this an OCT scan of the retina?)")
+    if coverage < _LOW_COVERAGE:
+        note = f"retina measured in only {100 * coverage:.0f}% of the A-scans: check the B-scan overlays"
+        return dataclasses.replace(result, notes=(*result.notes, note))
+    return result
+
+
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
 
 
-def _check_options(batch_size: int, device: str | None, fovea_xy_mm: tuple[float, float] | None) -> None:
-    if batch_size < 1:
+def check_analysis_options(
+    batch_size: int | None, device: str | None, fovea_xy_mm: tuple[float, float] | None, inference: str = "auto"
+) -> None:
+    """Refuse a batch size below 1, an unknown device or inference option, a fovea that is not two finite numbers."""
+    if inference not in INFERENCE_CHOICES:
+        raise InputError("--inference", unknown_name("inference option", inference, INFERENCE_CHOICES))
+    if batch_size is not None and batch_size < 1:
         raise InputError("--batch-size", f"must be at least 1, got {batch_size}")
     if device is not None and not _DEVICE.fullmatch(device):
         raise InputError("--device", f"unknown device {device!r}; use cpu, cuda, cuda:N or mps")
@@ -542,7 +688,7 @@ def _check_options(batch_size: int, device: str | None, fovea_xy_mm: tuple[float
         raise InputError("--fovea", f"must be two finite numbers in mm, got {fovea_xy_mm}")
 
 
-def _check_fovea_in_scan(fovea_xy_mm: tuple[float, float], volume: OctVolume) -> None:
+def check_fovea_in_scan(fovea_xy_mm: tuple[float, float], volume: OctVolume) -> None:
     """A given ETDRS centre must lie inside the scanned area, or every sector is empty."""
     positions = volume.ascan_positions_mm().reshape(-1, 2)
     low, high = positions.min(axis=0), positions.max(axis=0)
@@ -554,7 +700,8 @@ def _check_fovea_in_scan(fovea_xy_mm: tuple[float, float], volume: OctVolume) ->
         )
 
 
-def _torch_device(device: str | None) -> str:
+def torch_device(device: str | None) -> str:
+    """The PyTorch device to run on: ``device`` if it is available, else refused; default: the best available."""
     import torch
 
     from retinaseg.inference.checkpoint import default_device
@@ -575,9 +722,11 @@ def analyze_file(
     model: str = DEFAULT_MODEL,
     fovea_xy_mm: tuple[float, float] | None = None,
     device: str | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     overwrite: bool = False,
     read_options: dict[str, Any] | None = None,
+    outputs: AnalysisOutputs = AnalysisOutputs(),
+    inference: str = "auto",
 ) -> tuple[Path, dict[str, Any]]:
     """Read a scan, analyse it and write the outputs; returns the report path and the summary.
 
@@ -590,23 +739,20 @@ def analyze_file(
     """
     from retinaseg.io.oct_files import read_oct
 
-    _check_options(batch_size, device, fovea_xy_mm)
+    check_analysis_options(batch_size, device, fovea_xy_mm, inference)
     model_file = resolve_model_file(model)
     inputs = [path, model_file]  # the model may lie in an output folder of retinaseg, e.g. its training run
     check_output_dir(out_dir, ANALYSIS, overwrite=overwrite, inputs=inputs)
     volume = read_oct(path, **(read_options or {}))
     if fovea_xy_mm is not None:
-        _check_fovea_in_scan(fovea_xy_mm, volume)
+        check_fovea_in_scan(fovea_xy_mm, volume)
 
     from retinaseg.inference.checkpoint import load_model
 
-    module = load_model(model_file, _torch_device(device))
-    result = analyze_volume(volume, module, model_name=str(model), fovea_xy_mm=fovea_xy_mm, batch_size=batch_size)
-    coverage = result.valid_ascan_fraction
-    if coverage == 0:
-        raise InputError(path, "no retina found in any B-scan: nothing to measure (is this an OCT scan of the retina?)")
-    if coverage < _LOW_COVERAGE:
-        note = f"retina measured in only {100 * coverage:.0f}% of the A-scans: check the B-scan overlays"
-        result = dataclasses.replace(result, notes=(*result.notes, note))
-    report = write_analysis(result, out_dir, overwrite=overwrite, inputs=inputs)
+    module = load_model(model_file, torch_device(device))
+    result = analyze_volume(
+        volume, module, model_name=str(model), fovea_xy_mm=fovea_xy_mm, batch_size=batch_size, inference=inference
+    )
+    result = check_coverage(result, path)
+    report = write_analysis(result, out_dir, overwrite=overwrite, inputs=inputs, outputs=outputs)
     return report, summary(result)

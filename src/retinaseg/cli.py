@@ -9,9 +9,10 @@ for PyTorch to load.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +20,9 @@ from rich.table import Table
 
 from retinaseg.conventions import DEFAULT_MODEL
 from retinaseg.errors import InputError
+
+if TYPE_CHECKING:
+    from retinaseg.cohort_inputs import ScanEntry
 
 app = typer.Typer(
     add_completion=False,
@@ -144,11 +148,17 @@ def export_model(
     console.print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)")
 
 
-@app.command(epilog="Example: retinaseg models --measure")
+@app.command(epilog="Example: retinaseg models --measure ; shipped models: retinaseg models --pretrained")
 def models(
     measure: Annotated[bool, typer.Option(help="Also measure CPU latency per B-scan (builds and runs every model).")] = False,
+    pretrained: Annotated[
+        bool, typer.Option(help="List the shipped, trained models instead: task, classes, input, test metrics.")
+    ] = False,
 ) -> None:
     """List the registered networks: family, parameters, multiply-accumulates per B-scan, input-size constraint."""
+    if pretrained:
+        _list_pretrained()
+        return
     import torch
 
     from retinaseg.models import build_model, count_parameters, list_models
@@ -170,26 +180,84 @@ def models(
     console.print(table)
 
 
+def _list_pretrained() -> None:
+    from retinaseg.io.model_files import model_card_facts, pretrained_models
+    from retinaseg.models.trained import TrainedModel
+
+    table = Table(title="shipped models (load offline by name: --model NAME; model card: NAME.md beside the weights)")
+    table.add_column("name", no_wrap=True)
+    for column in ("task", "classes", "input", "test metrics"):
+        table.add_column(column)
+    for name, path in pretrained_models().items():
+        facts, model = model_card_facts(name), TrainedModel.from_pretrained(path)
+        metrics = ", ".join(f"{key} {value}" for key, value in facts["test"]["metrics"].items())
+        size = f"{model.preprocessing.in_channels}-channel, {path.stat().st_size / 1e6:.1f} MB"
+        table.add_row(
+            name, facts["task"], ", ".join(model.class_names), f"{facts['input']} ({size})", f"{facts['test']['data']}: {metrics}"
+        )
+    console.print(table)
+
+
 @app.command(epilog="Example: retinaseg analyze scans/Subject_06.vol --out analysis/Subject_06")
 def analyze(
-    scan: Annotated[
-        Path, typer.Argument(help="OCT scan: Heidelberg .vol/.e2e/HEYEX .xml, eyepy .eye, or a folder of B-scan images.")
+    out: Annotated[
+        Path, typer.Option(help="Output folder: one scan's outputs, or for many scans cohort.csv, cohort.json and scans/<id>/.")
     ],
-    out: Annotated[Path, typer.Option(help="Output folder (report.html, etdrs.csv, thickness_maps.npz, boundaries.npz, .eye).")],
+    scans: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="OCT scans: Heidelberg .vol/.e2e/HEYEX .xml, eyepy .eye, folders of B-scan images, "
+            "or folders holding any of these (each is a scan)."
+        ),
+    ] = None,
+    list_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--list", help="CSV list of scans: a path column; optional id, fovea_x_mm, fovea_y_mm, laterality, scale columns."
+        ),
+    ] = None,
     model: Annotated[str, typer.Option(help=_MODEL_HELP)] = DEFAULT_MODEL,
     fovea: Annotated[
-        tuple[float, float] | None, typer.Option(help="ETDRS centre X Y in mm on the SLO image (default: found automatically).")
+        tuple[float, float] | None,
+        typer.Option(help="One scan: ETDRS centre X Y in mm on the SLO image (default: found automatically)."),
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="B-scans per forward pass.")] = 4,
+    batch_size: Annotated[int | None, typer.Option(help="B-scans per forward pass (default: 1 on a CPU, 4 on a GPU).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    inference: Annotated[
+        str,
+        typer.Option(
+            help="How the network runs: auto (the fastest validated option, timed on this machine), fp32, "
+            "fp32_channels_last, bf16_channels_last, bf16_autocast."
+        ),
+    ] = "auto",
     scale_x_mm: Annotated[float | None, typer.Option(help="Image folders: A-scan spacing in mm.")] = None,
     scale_z_mm: Annotated[float | None, typer.Option(help="Image folders: axial pixel size in mm.")] = None,
     bscan_spacing_mm: Annotated[float | None, typer.Option(help="Image folders: distance between B-scans in mm.")] = None,
     laterality: Annotated[str | None, typer.Option(help="Image folders: OD or OS.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    report: Annotated[bool, typer.Option(help="Write report.html and figures/ per scan.")] = True,
+    eye: Annotated[
+        bool | None, typer.Option(help="Write the eyepy .eye volume per scan (default: for one scan, not for a cohort).")
+    ] = None,
+    nifti: Annotated[bool, typer.Option(help="Write bscans.nii.gz and labels.nii.gz (voxel spacing in the affine).")] = False,
+    workers: Annotated[int | None, typer.Option(help="Cohorts: worker processes for reading and measuring.")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Cohorts: address of a Dask distributed scheduler to run the scans on.")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing output folder; for a cohort, recompute scans already done.")
+    ] = False,
 ) -> None:
-    """Segment an OCT scan and measure it: layer thickness maps, ETDRS grid, RNFL circle profile, device agreement."""
-    from retinaseg.analyze import analyze_file
+    """Segment OCT scans and measure them: layer thickness maps, ETDRS grid, RNFL circle profile, device agreement.
+
+    Many scans (several paths, a folder of scans, or --list) make a cohort: one
+    folder per scan and one row per scan in cohort.csv. A scan that fails gets
+    a row with its error and the others go on (exit code 1 at the end); running
+    the same command again skips the scans already done. Examples:
+    retinaseg analyze scans/ --out cohort --no-report;
+    retinaseg analyze --list scans.csv --out cohort.
+    """
+    from retinaseg.analyze import AnalysisOutputs
+    from retinaseg.cohort_inputs import expand_scans, read_scan_list
 
     read_options = {
         key: value
@@ -201,21 +269,82 @@ def analyze(
         )
         if value is not None
     }
-    report, facts = analyze_file(
-        scan,
-        out,
-        model=model,
-        fovea_xy_mm=fovea,
-        device=device,
-        batch_size=batch_size,
-        overwrite=overwrite,
-        read_options=read_options,
+    given = list(scans or [])
+    if list_file is not None:
+        if given:
+            raise InputError("--list", "give scans either as arguments or in a list, not both")
+        entries = [
+            dataclasses.replace(entry, read_options={**read_options, **entry.read_options}) for entry in read_scan_list(list_file)
+        ]
+    elif given:
+        entries = expand_scans(given, exclude=out, read_options=read_options)
+    else:
+        raise InputError("scans", "name the scans to analyse (files or folders), or give --list scans.csv")
+    single = list_file is None and scheduler is None and workers is None and len(entries) == 1 and entries[0].path == given[0]
+    settings: dict[str, Any] = {
+        "model": model,
+        "device": device,
+        "batch_size": batch_size,
+        "inference": inference,
+        "overwrite": overwrite,
+        "outputs": AnalysisOutputs(report=report, eye=single if eye is None else eye, nifti=nifti),
+    }
+    if single:
+        _analyze_one(given[0], out, fovea, read_options, settings)
+    elif fovea is not None:
+        raise InputError("--fovea", "applies to one scan; for a cohort give fovea_x_mm, fovea_y_mm columns in --list")
+    else:
+        _analyze_cohort(entries, out, workers, scheduler, settings)
+
+
+def _analyze_cohort(
+    entries: list[ScanEntry], out: Path, workers: int | None, scheduler: str | None, settings: dict[str, Any]
+) -> None:
+    import os
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from retinaseg.cohort import CohortOptions, run_cohort
+
+    # the network takes this process's cores; one worker per further core reads and measures
+    workers = max(1, (os.cpu_count() or 2) - 1) if workers is None else workers
+    options = CohortOptions(**settings, workers=workers, scheduler=scheduler)
+    columns = (TextColumn("analysing scans"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"))
+    with Progress(*columns, TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("scans", total=len(entries), rate="")
+        start: list[float] = []  # time and count of the first report: scans skipped as done do not count to the rate
+
+        def progress(finished: int, total: int) -> None:
+            start[:] = start or [time.perf_counter(), finished]
+            elapsed = time.perf_counter() - start[0]
+            rate = (finished - start[1]) / elapsed if elapsed > 0 else 0.0
+            bar.update(task, completed=finished, rate=f"{rate:.2f} scans/s" if rate else "")
+
+        summary = run_cohort(entries, out, options, progress=progress, command=sys.argv)
+    console.print(
+        f"{summary.done} scans analysed, {summary.skipped} already done, {summary.failed} failed "
+        f"in {summary.seconds:.1f} s: {summary.table}"
     )
+    if summary.failed:
+        print(
+            f"retinaseg: {summary.failed} of {len(entries)} scans failed: see the error column of {summary.table}",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
+
+
+def _analyze_one(
+    scan: Path, out: Path, fovea: tuple[float, float] | None, read_options: dict[str, Any], settings: dict[str, Any]
+) -> None:
+    from retinaseg.analyze import analyze_file
+
+    report, facts = analyze_file(scan, out, fovea_xy_mm=fovea, read_options=read_options, **settings)
     shown = {key: value for key, value in facts.items() if isinstance(value, (int, float, str)) and key != "source"}
     for key, value in (facts.get("boundary_mad_um") or {}).items():
         shown[f"MAD vs {facts['reference']}: {key} (µm)"] = value
     _print_summary(f"analysis of {scan}", shown)
-    console.print(f"report: {report}")
+    console.print(f"report: {report}" if settings["outputs"].report else f"outputs: {out}")
 
 
 @app.command(epilog="Example: retinaseg demo --out demo_output")

@@ -2,7 +2,9 @@
 
 B-scans go through the network in batches and only the class map of each is
 kept, so memory grows with the volume's pixels (one byte each), not with the
-class probabilities.
+class probabilities. How the network runs (precision, memory layout) is an
+inference option (:mod:`retinaseg.inference.options`), by default the fastest
+allowed one on the machine at hand (:mod:`retinaseg.inference.choose`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from rich.progress import track
 
 from retinaseg.conventions import INVALID_DISPLAY_VALUE, SPECTRALIS_DISPLAY_GAMMA
 from retinaseg.data.preprocess import prepare_image
+from retinaseg.inference.choose import default_batch_size, model_for_inference
+from retinaseg.inference.options import AUTO
 from retinaseg.models.trained import TrainedModel
 from retinaseg.volume import OctVolume
 
@@ -35,8 +39,9 @@ def segment_volume(
     volume: OctVolume,
     model: TrainedModel,
     *,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     progress: bool = True,
+    inference: str = AUTO,
 ) -> np.ndarray:
     """Class map of every B-scan.
 
@@ -48,22 +53,36 @@ def segment_volume(
         A trained model (see :func:`retinaseg.inference.checkpoint.load_model`);
         it runs on the device its network is on.
     batch_size
-        B-scans per forward pass.
+        B-scans per forward pass; default: per device
+        (:func:`~retinaseg.inference.choose.default_batch_size`).
     progress
         Show a progress bar.
+    inference
+        ``"auto"``: the fastest allowed option on this machine, timed once
+        per process (:func:`~retinaseg.inference.choose.choose_inference_option`;
+        reduced precision only where validated), or an option's name
+        (:data:`~retinaseg.inference.options.INFERENCE_OPTIONS`).
+        ``"fp32"`` is the network exactly as trained.
 
     Returns
     -------
     numpy.ndarray
         ``(N, H, W)`` uint8 class indices into ``model.class_names``.
+
+    Raises
+    ------
+    InputError
+        An unknown ``inference`` option.
     """
     images = network_images(volume)
+    batch_size = default_batch_size(model.device) if batch_size is None else max(1, int(batch_size))
+    runner, option = model_for_inference(model, inference, (images.shape[1], images.shape[2]), batch_size)
     labels = np.empty(images.shape, dtype=np.uint8)
-    starts: Iterable[int] = range(0, len(images), max(1, int(batch_size)))
+    starts: Iterable[int] = range(0, len(images), batch_size)
     if progress:
-        starts = track(starts, description=f"segmenting {len(images)} B-scans")
+        starts = track(starts, description=f"segmenting {len(images)} B-scans ({option.name})")
     for start in starts:
         batch = np.stack([prepare_image(image, model.preprocessing) for image in images[start : start + batch_size]])
-        logits = model.predict(torch.from_numpy(batch))
+        logits = runner.predict(torch.from_numpy(batch))
         labels[start : start + len(batch)] = logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
     return labels

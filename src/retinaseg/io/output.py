@@ -47,6 +47,7 @@ EVALUATION = "evaluation"
 DATASET = "dataset"
 TRAINING_RUN = "training run"
 DEMO = "demo"
+COHORT = "cohort"
 
 
 def mark_output_dir(folder: str | os.PathLike[str], kind: str) -> None:
@@ -137,6 +138,40 @@ def check_output_dir(
             )
         if found != kind:
             raise InputError(out_dir, f"holds a retinaseg {found}, not a {kind}; refusing to replace it, choose another output")
+
+
+def check_incremental_dir(out_dir: str | os.PathLike[str], kind: str, *, inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
+    """Raise :class:`InputError` unless ``out_dir`` may hold output that runs of ``kind`` add to (a cohort).
+
+    The location rules are those of :func:`check_output_dir`; an existing,
+    non-empty folder may be added to only if it holds the marker of ``kind``.
+    """
+    out_dir = Path(out_dir)
+    _check_location(out_dir, inputs)
+    if out_dir.is_symlink():
+        raise InputError(out_dir, "is a symbolic link; refusing to write through it, name a new folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        found = output_kind(out_dir)
+        if found is None:
+            raise InputError(out_dir, f"was not written by retinaseg (no {MARKER_NAME}); choose another output")
+        if found != kind:
+            raise InputError(out_dir, f"holds a retinaseg {found}, not a {kind}; choose another output")
+
+
+def prepare_incremental_dir(out_dir: str | os.PathLike[str], kind: str, *, inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
+    """``out_dir`` checked (:func:`check_incremental_dir`), created and marked if new; nothing in it is removed.
+
+    The caller replaces its own parts inside by the rules of :func:`staged_output_dir`.
+    """
+    out_dir = Path(out_dir)
+    inputs = list(inputs)
+    check_incremental_dir(out_dir, kind, inputs=inputs)
+    if output_kind(out_dir) != kind:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        mark_output_dir(out_dir, kind)
+    return out_dir
 
 
 def check_output_file(path: str | os.PathLike[str], *, inputs: Iterable[str | os.PathLike[str]] = ()) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from retinaseg.analysis.circle import CIRCLE_SECTORS, finest_sectors, sector_segments
 from retinaseg.errors import InputError
-from retinaseg.report.plots import new_figure, save_figure
+from retinaseg.report.plots import REPORT_DPI, new_figure, save_figure
 
 
 def plot_circle_profile(
@@ -71,7 +71,7 @@ def plot_circle_profile(
     wrapped = np.mod(angle, 360.0)
     order = np.argsort(wrapped, kind="stable")
 
-    fig = new_figure(8.5, 4.2)
+    fig = new_figure(8.5, 4.2, dpi=REPORT_DPI)
     ax = fig.add_subplot()
     ax.plot(wrapped[order], thickness[order], color="#0072B2", linewidth=1.6, label=label)
     if reference is not None:

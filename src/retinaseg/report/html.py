@@ -5,15 +5,24 @@ interactive figure needs it) is embedded inline once, so the file can be
 mailed or archived alone and never contacts a server. A
 Content-Security-Policy in the page forbids any network access, so a
 stray external reference fails visibly instead of leaking a request.
+
+plotly.js (4.8 MB) is embedded deflate-compressed (1.5 MB, 2 MB as base64)
+and unpacked by the browser's ``DecompressionStream`` (Chrome/Edge 80,
+Firefox 113, Safari 16.4 and later) when the page opens. Until then a
+stand-in ``Plotly.newPlot`` queues the figures, which are drawn as soon as
+the library runs; a browser without ``DecompressionStream`` shows a note in
+place of each interactive figure.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import math
 import numbers
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +55,7 @@ figure { margin: 1em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e0e0e0; }
 figcaption { font-size: 0.85em; color: #555; }
 nav ol { padding-left: 1.4em; }
+button { font: inherit; }
 .plot { margin: 1em 0; border: 1px solid #e0e0e0; }
 footer { margin-top: 3em; font-size: 0.8em; color: #777; border-top: 1px solid #ddd; padding-top: 0.5em; }
 """
@@ -80,6 +90,30 @@ class Table:
 
 
 @dataclass(frozen=True)
+class EmbeddedImage:
+    """A picture held in memory, to embed in the page.
+
+    Attributes
+    ----------
+    data
+        The encoded picture.
+    mime
+        ``"image/png"`` or ``"image/jpeg"``.
+    caption
+        Shown below the picture (e.g. the name of the PNG written beside the
+        report, when the page embeds a smaller JPEG of it).
+    """
+
+    data: bytes
+    mime: str
+    caption: str = ""
+
+    def __post_init__(self) -> None:
+        if self.mime not in _IMAGE_TYPES.values():
+            raise InputError("mime", f"report images must be PNG or JPEG, got {self.mime!r}")
+
+
+@dataclass(frozen=True)
 class ReportSection:
     """One titled part of a report, drawn in this order: text, images, tables, fragments.
 
@@ -90,19 +124,20 @@ class ReportSection:
     text
         Plain text (escaped); blank lines separate paragraphs.
     images
-        PNG or JPEG files, embedded in the page; the file name is the caption.
+        PNG or JPEG files, embedded in the page (the file name is the
+        caption), or :class:`EmbeddedImage` pictures.
     tables
         :class:`Table` objects.
     html_fragments
         HTML inserted verbatim (not escaped), e.g. from
         :func:`retinaseg.report.surface_figures.surface_figure_html`. Only
         pass HTML built by the program. plotly.js is embedded in the page
-        when any section has a fragment.
+        when a fragment calls ``Plotly.newPlot``.
     """
 
     title: str
     text: str = ""
-    images: Sequence[str | os.PathLike[str]] = ()
+    images: Sequence[str | os.PathLike[str] | EmbeddedImage] = ()
     tables: Sequence[Table] = ()
     html_fragments: Sequence[str] = ()
 
@@ -164,8 +199,16 @@ def _table_html(table: Table) -> str:
     return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>"
 
 
-def _image_html(image_path: str | os.PathLike[str]) -> str:
-    image_path = Path(image_path)
+def _figure_html(data: bytes, mime: str, caption: str) -> str:
+    encoded = base64.b64encode(data).decode("ascii")
+    name = html.escape(caption)
+    return f'<figure><img src="data:{mime};base64,{encoded}" alt="{name}"><figcaption>{name}</figcaption></figure>'
+
+
+def _image_html(image: str | os.PathLike[str] | EmbeddedImage) -> str:
+    if isinstance(image, EmbeddedImage):
+        return _figure_html(image.data, image.mime, image.caption)
+    image_path = Path(image)
     mime = _IMAGE_TYPES.get(image_path.suffix.lower())
     if mime is None:
         raise InputError(image_path, f"report images must be PNG or JPEG, got {image_path.suffix or 'no suffix'!r}")
@@ -173,9 +216,7 @@ def _image_html(image_path: str | os.PathLike[str]) -> str:
         data = image_path.read_bytes()
     except OSError as exc:
         raise InputError(image_path, f"cannot read report image ({exc.strerror or exc})") from exc
-    encoded = base64.b64encode(data).decode("ascii")
-    name = html.escape(image_path.name)
-    return f'<figure><img src="data:{mime};base64,{encoded}" alt="{name}"><figcaption>{name}</figcaption></figure>'
+    return _figure_html(data, mime, image_path.name)
 
 
 def _text_html(text: str) -> str:
@@ -195,6 +236,58 @@ def _section_html(index: int, section: ReportSection) -> str:
 def _inline_script(code: str) -> str:
     # "</script" inside the code would end the element early; "<\/" means the same in JavaScript
     return "<script>" + code.replace("</script", "<\\/script") + "</script>"
+
+
+#: ``id`` of the element holding the compressed plotly.js.
+PLOTLY_DATA_ID = "retinaseg-plotly-deflated"
+
+# Runs in <head>, after the data element. Plotly.newPlot calls made while the page loads go to
+# a stand-in that queues them; they are replayed once the real library has run (its UMD wrapper
+# replaces window.Plotly) and the page is parsed. A script element inserted with its code runs
+# at once like any inline script: the policy's 'unsafe-inline' allows it, no eval is involved.
+_PLOTLY_LOADER = """(function () {
+  var queue = [];
+  window.Plotly = {newPlot: function () { queue.push(arguments); return Promise.resolve(); }};
+  function parsed() {
+    return new Promise(function (resolve) {
+      if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", resolve); } else { resolve(); }
+    });
+  }
+  function unavailable(reason) {
+    parsed().then(function () {
+      queue.forEach(function (args) {
+        var div = document.getElementById(args[0]);
+        if (div) { div.textContent = "The interactive view is not available (" + reason + "); the picture above shows the same."; }
+      });
+    });
+  }
+  if (typeof DecompressionStream !== "function") {
+    unavailable("this browser cannot unpack it; Chrome/Edge 80, Firefox 113, Safari 16.4 or later can");
+    return;
+  }
+  var text = document.getElementById("__DATA_ID__").textContent.trim();
+  var bytes = Uint8Array.from(atob(text), function (c) { return c.charCodeAt(0); });
+  var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+  new Response(stream).text().then(function (code) {
+    var script = document.createElement("script");
+    script.textContent = code;
+    document.head.appendChild(script);
+    return parsed();
+  }).then(function () {
+    queue.forEach(function (args) { window.Plotly.newPlot.apply(window.Plotly, args); });
+  }).catch(function (error) { unavailable(String(error)); });
+})();""".replace("__DATA_ID__", PLOTLY_DATA_ID)
+
+
+@functools.lru_cache(maxsize=1)
+def _plotly_deflated_base64() -> str:
+    """plotly.js zlib-compressed (what ``DecompressionStream("deflate")`` reads), as base64; made once per process."""
+    return base64.b64encode(zlib.compress(plotly.offline.get_plotlyjs().encode("utf-8"), 9)).decode("ascii")
+
+
+def _plotly_html() -> str:
+    data = f'<script type="application/octet-stream" id="{PLOTLY_DATA_ID}">{_plotly_deflated_base64()}</script>'
+    return data + "\n" + _inline_script(_PLOTLY_LOADER)
 
 
 def render_report(
@@ -233,12 +326,12 @@ def render_report(
     All text (title, metadata, section text, table cells, captions) is
     HTML-escaped; only ``html_fragments`` are inserted as they are. The
     page references nothing outside itself: images are ``data:`` URIs,
-    CSS and plotly.js are inline (plotly.js, ~4.8 MB, only when some
-    section has an HTML fragment).
+    CSS and plotly.js are inline (plotly.js compressed, ~2 MB, only when a
+    fragment calls ``Plotly.newPlot``; see the module notes).
     """
     path = Path(path)
     when = (generated_at or datetime.now(UTC)).isoformat(timespec="seconds")
-    needs_plotly = any(section.html_fragments for section in sections)
+    needs_plotly = any("Plotly.newPlot" in fragment for section in sections for fragment in section.html_fragments)
     meta_rows = "\n".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(format_value(v))}</td></tr>" for k, v in metadata.items()
     )
@@ -255,7 +348,7 @@ def render_report(
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>{html.escape(title)}</title>",
             f"<style>{_CSS}</style>",
-            _inline_script(plotly.offline.get_plotlyjs()) if needs_plotly else "",
+            _plotly_html() if needs_plotly else "",
             "</head>",
             "<body>",
             f"<header><h1>{html.escape(title)}</h1>",

@@ -18,7 +18,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from retinaseg.conventions import DUKE_CLASS_NAMES
+from retinaseg.conventions import DUKE_BOUNDARY_NAMES, DUKE_CLASS_NAMES, DUKE_LAYER_CLASSES
 from retinaseg.errors import InputError
 
 _DUKE_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -73,6 +73,33 @@ def palette_for(class_names: Sequence[str]) -> np.ndarray:
         colours = matplotlib.colormaps["turbo"](np.linspace(0.05, 0.95, n_fg))[:, :3]
     rgb = np.rint(np.asarray(colours, dtype=np.float64).reshape(-1, 3) * 255).astype(np.uint8)
     return np.concatenate([np.zeros((min(len(names), 1), 3), dtype=np.uint8), rgb])
+
+
+def boundary_palette(boundary_names: Sequence[str], class_names: Sequence[str], palette: np.ndarray) -> np.ndarray:
+    """Colour of each layer-boundary line, consistent with the label colours.
+
+    Parameters
+    ----------
+    boundary_names
+        Names of the boundaries, top to bottom.
+    class_names, palette
+        Name and ``(K, 3)`` uint8 colour of each label value.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(B, 3)`` uint8. When every boundary is a Duke boundary
+        (:data:`~retinaseg.conventions.DUKE_BOUNDARY_NAMES`) whose layer
+        below it is one of ``class_names``, a line has the colour of that
+        layer, so that lines, label colours and legend agree (ILM in the
+        RNFL colour, ..., BM in the choroid colour); otherwise distinct
+        colours from :func:`palette_for`.
+    """
+    layer_of = {b: DUKE_CLASS_NAMES[c] for b, c in zip(DUKE_BOUNDARY_NAMES, DUKE_LAYER_CLASSES)}
+    names = list(class_names)
+    if all(layer_of.get(name) in names for name in boundary_names):
+        return np.asarray(palette, dtype=np.uint8)[[names.index(layer_of[name]) for name in boundary_names]].reshape(-1, 3)
+    return palette_for(["-", *boundary_names])[1:]
 
 
 def _listed_colours(name: str) -> np.ndarray:

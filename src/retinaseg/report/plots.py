@@ -13,6 +13,7 @@ import csv
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -20,10 +21,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from retinaseg.errors import InputError
-from retinaseg.io.atomic import atomic_path
+from retinaseg.report.encoding import png_bytes, write_bytes_atomic
 from retinaseg.report.palette import legend_handles, overlay, to_rgb8
 
 _DPI = 150
+
+#: Resolution of the figures of ``retinaseg analyze`` reports (shown about 700 px wide in the page).
+REPORT_DPI = 100
 
 _NORMALISATIONS = {
     "true": ("each row: fraction of the reference class's pixels", "Fraction of reference pixels"),
@@ -33,19 +37,35 @@ _NORMALISATIONS = {
 }
 
 
-def new_figure(width_in: float, height_in: float) -> Figure:
-    fig = Figure(figsize=(width_in, height_in), dpi=_DPI, layout="constrained")
+def new_figure(
+    width_in: float, height_in: float, *, dpi: float = _DPI, layout: Literal["constrained"] | None = "constrained"
+) -> Figure:
+    """An Agg figure of ``width_in`` x ``height_in`` inches on a white background.
+
+    ``layout="constrained"`` places the axes automatically (at each draw);
+    ``None`` leaves them where the caller puts them, which is faster.
+    """
+    fig = Figure(figsize=(width_in, height_in), dpi=dpi, layout=layout, facecolor="white")
     FigureCanvasAgg(fig)
     return fig
 
 
+def figure_rgb(fig: Figure) -> np.ndarray:
+    """Draw ``fig`` once at its own resolution: ``(H, W, 3)`` uint8 RGB.
+
+    One draw, where ``savefig`` with a layout engine draws twice (once to lay
+    out, once to render).
+    """
+    canvas = fig.canvas
+    if not isinstance(canvas, FigureCanvasAgg):
+        canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    """Write ``fig`` to ``path`` as PNG via a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=_DPI, facecolor="white")
-    return path
+    """Write ``fig`` to ``path`` as PNG (at the figure's resolution) via a temporary file and an atomic rename."""
+    return write_bytes_atomic(path, png_bytes(figure_rgb(fig)))
 
 
 def _compact(count: float) -> str:
