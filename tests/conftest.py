@@ -14,6 +14,7 @@ import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -21,6 +22,9 @@ import pytest
 from retinaseg.cli import main
 from retinaseg.io.paths import find_dataset
 from retinaseg.volume import OctVolume
+
+if TYPE_CHECKING:
+    from retinaseg.analyze import AnalysisResult
 
 
 def _dataset(name: str) -> Path:
@@ -62,6 +66,28 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> C
         return exit_info.value.code or 0, captured.out, captured.err
 
     return run
+
+
+def measured_phantom(n_bscans: int, *, seed: int = 0) -> AnalysisResult:
+    """The analysis of a phantom volume with a random SLO, its true labels standing in for a network, the truth as reference."""
+    import dataclasses
+
+    from retinaseg.analyze import LayerModel, measure_volume
+    from retinaseg.conventions import DUKE_BOUNDARY_NAMES, DUKE_CLASS_NAMES, DUKE_FLUID_CLASS, DUKE_LAYER_CLASSES
+    from retinaseg.data.phantom import make_phantom_oct_volume
+
+    volume, truth = make_phantom_oct_volume(seed=seed, n_bscans=n_bscans, with_fluid=True)
+    slo = (np.random.default_rng(seed).random((700, 700)) * 255).astype(np.uint8)
+    volume = dataclasses.replace(volume, slo=slo, slo_scale_xy_mm=(0.0114, 0.0114))
+    layers = LayerModel(
+        class_names=tuple(DUKE_CLASS_NAMES),
+        layer_classes=DUKE_LAYER_CLASSES,
+        fluid_classes=(DUKE_FLUID_CLASS,),
+        boundary_names=tuple(DUKE_BOUNDARY_NAMES),
+        layer_names=tuple(DUKE_CLASS_NAMES[c] for c in DUKE_LAYER_CLASSES[:-1]),
+    )
+    reference = {name: truth.boundary_rows[:, k] for k, name in enumerate(DUKE_BOUNDARY_NAMES)}
+    return measure_volume(volume, truth.labels, layers, model_name="truth", reference_px=reference, reference_name="truth")
 
 
 def file_contents(folder: Path) -> dict[str, bytes]:

@@ -9,16 +9,13 @@ WebGL on a machine without GPU. A report has no reason to log anything.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from retinaseg.analyze import LayerModel, measure_volume
-from retinaseg.conventions import DUKE_BOUNDARY_NAMES, DUKE_CLASS_NAMES, DUKE_FLUID_CLASS, DUKE_LAYER_CLASSES
-from retinaseg.data.phantom import make_phantom_oct_volume
+from retinaseg.conventions import DUKE_BOUNDARY_NAMES, DUKE_CLASS_NAMES
 from retinaseg.report.bscan_render import bscan_pictures
 from retinaseg.report.bscan_viewer import Locator, bscan_viewer_html
 from retinaseg.report.html import ReportSection, render_report
@@ -26,7 +23,7 @@ from retinaseg.report.palette import LAYER_PALETTE, boundary_palette
 from retinaseg.report.surface_figures import surface_figure_html
 from retinaseg.report.volume_report import write_volume_report
 
-from conftest import needs_chromium, open_in_chromium, page_messages
+from conftest import measured_phantom, needs_chromium, open_in_chromium, page_messages
 
 pytestmark = needs_chromium
 
@@ -150,18 +147,7 @@ def test_bscan_viewer_slider_locator_and_toggles(tmp_path: Path) -> None:
 
 def test_analysis_report_with_slo_renders(tmp_path: Path) -> None:
     # the whole report of a measured phantom (its true labels as the segmentation, an SLO, the truth as reference)
-    volume, truth = make_phantom_oct_volume(seed=0, n_bscans=5, with_fluid=True)
-    slo = (np.random.default_rng(0).random((700, 700)) * 255).astype(np.uint8)
-    volume = dataclasses.replace(volume, slo=slo, slo_scale_xy_mm=(0.0114, 0.0114))
-    layers = LayerModel(
-        class_names=tuple(DUKE_CLASS_NAMES),
-        layer_classes=DUKE_LAYER_CLASSES,
-        fluid_classes=(DUKE_FLUID_CLASS,),
-        boundary_names=tuple(DUKE_BOUNDARY_NAMES),
-        layer_names=tuple(DUKE_CLASS_NAMES[c] for c in DUKE_LAYER_CLASSES[:-1]),
-    )
-    reference = {name: truth.boundary_rows[:, k] for k, name in enumerate(DUKE_BOUNDARY_NAMES)}
-    result = measure_volume(volume, truth.labels, layers, model_name="truth", reference_px=reference, reference_name="truth")
+    result = measured_phantom(5)
     dom, messages = open_in_chromium(write_volume_report(result, tmp_path / "analysis"), tmp_path / "profile")
     assert page_messages(messages) == []
     assert 'class="gl-container"' in dom  # the 3D view drew (plotly.js unpacked)

@@ -14,8 +14,7 @@ import pytest
 from PIL import Image
 
 from retinaseg.analysis.thickness import TOTAL_RETINA
-from retinaseg.analyze import LayerModel, measure_volume
-from retinaseg.conventions import DUKE_BOUNDARY_NAMES, DUKE_CLASS_NAMES, DUKE_FLUID_CLASS, DUKE_LAYER_CLASSES
+from retinaseg.conventions import DUKE_BOUNDARY_NAMES, DUKE_CLASS_NAMES
 from retinaseg.data.phantom import make_phantom_oct_volume
 from retinaseg.errors import InputError
 from retinaseg.inference.volume import network_images
@@ -33,6 +32,8 @@ from retinaseg.report.encoding import png_bytes
 from retinaseg.report.html import PLOTLY_DATA_ID
 from retinaseg.report.palette import LAYER_PALETTE, boundary_palette, overlay
 from retinaseg.report.volume_report import write_volume_report
+
+from conftest import measured_phantom
 
 ORANGE = (230, 159, 0)  # RNFL, so the ILM line
 
@@ -223,18 +224,7 @@ def test_viewer_rejects_bad_input() -> None:
 @pytest.fixture(scope="module")
 def phantom_result():
     """A measured phantom (its true labels as the segmentation) with an SLO, and the truth as reference."""
-    volume, truth = make_phantom_oct_volume(seed=0, n_bscans=9, with_fluid=True)
-    slo = (np.random.default_rng(0).random((700, 700)) * 255).astype(np.uint8)
-    volume = dataclasses.replace(volume, slo=slo, slo_scale_xy_mm=(0.0114, 0.0114))
-    layers = LayerModel(
-        class_names=tuple(DUKE_CLASS_NAMES),
-        layer_classes=DUKE_LAYER_CLASSES,
-        fluid_classes=(DUKE_FLUID_CLASS,),
-        boundary_names=tuple(DUKE_BOUNDARY_NAMES),
-        layer_names=tuple(DUKE_CLASS_NAMES[c] for c in DUKE_LAYER_CLASSES[:-1]),
-    )
-    reference = {name: truth.boundary_rows[:, k] for k, name in enumerate(DUKE_BOUNDARY_NAMES)}
-    return measure_volume(volume, truth.labels, layers, model_name="truth", reference_px=reference, reference_name="truth")
+    return measured_phantom(9)
 
 
 def test_volume_report(phantom_result, tmp_path: Path) -> None:
