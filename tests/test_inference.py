@@ -310,3 +310,30 @@ def test_shipped_model_loads_by_name_and_unknown_names_are_listed(tmp_path: Path
     torch.save({"weights": torch.zeros(3)}, foreign)
     with pytest.raises(InputError, match="not a retinaseg weight file .no retinaseg weight-file header"):
         load_model(foreign)
+
+
+def test_predict_with_a_fundus_model_calls_nothing_outside_the_field_of_view(tmp_path: Path) -> None:
+    from retinaseg.data.preprocess import Preprocessing
+    from retinaseg.models.trained import TrainedModel
+
+    config = load_config(
+        None, ["name=f", "data.source=retinaseg", "data.root=unused", "model.options={depth: 2, base_channels: 4}"]
+    )
+    fundus = TrainedModel.from_config(config, ["background", "vessel"], "binary", Preprocessing(channels="green"))
+    with torch.no_grad():  # a foreground bias: without the field of view every pixel would be a vessel
+        final = [module for module in fundus.network.modules() if isinstance(module, torch.nn.Conv2d)][-1]
+        final.bias.copy_(torch.tensor([-50.0, 50.0]))
+    weights = fundus.eval().save_pretrained(tmp_path / "fundus.pt")
+    rows, cols = np.mgrid[:64, :80]
+    inside = (rows - 32) ** 2 + (cols - 40) ** 2 < 28**2
+    photo = np.zeros((64, 80, 3), dtype=np.uint8)
+    photo[inside] = (180, 90, 40)  # an orange disc on black: the camera's field
+    write_image_atomic(tmp_path / "photo.png", photo)
+
+    out = tmp_path / "out"
+    predict_files(weights, [tmp_path / "photo.png"], out, probabilities=True)
+    fov = read_image(out / "photo_fov.png") > 0
+    classes = read_image(out / "photo_classes.png")
+    assert (fov <= inside).all() and fov.sum() > 0.8 * inside.sum()  # the disc less its eroded rim
+    assert (classes[~fov] == 0).all() and (classes[fov] == 1).all()
+    assert (read_image(out / "photo_probability.png")[~fov] == 0).all()

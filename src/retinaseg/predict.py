@@ -6,6 +6,11 @@ For each input ``NAME.ext`` the output folder receives ``NAME_classes.png``
 probabilities: ``NAME_probability.png`` (8-bit foreground probability) for
 binary tasks or ``NAME_probabilities.npy`` (float16, ``(C, H, W)``) otherwise.
 ``legend.png`` and ``palette.json`` document the colours.
+
+Fundus models (those that read the green channel) see the camera's circular
+field of view: it is estimated per photo (:func:`retinaseg.data.fov.estimate_fov`,
+as for training and scoring), written as ``NAME_fov.png`` (255 inside), and
+nothing outside it is called a vessel (class 0, probability 0).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 import torch
 from rich.progress import track
 
+from retinaseg.data.fov import estimate_fov
 from retinaseg.data.preprocess import prepare_image
 from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_model
@@ -28,6 +34,9 @@ from retinaseg.io.model_files import resolve_model_file
 from retinaseg.io.output import PREDICTION, check_output_dir, staged_output_dir
 from retinaseg.io.records import write_json
 from retinaseg.report.palette import colorize, legend_image, overlay, palette_for
+
+#: Input channel choice that marks a fundus model: the green channel shows vessels best.
+FUNDUS_CHANNELS = "green"
 
 
 def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
@@ -109,6 +118,11 @@ def predict_files(
             image = read_image(path)  # one at a time: memory holds one image, not all of them
             network_input = torch.from_numpy(prepare_image(image, trained.preprocessing))[None]
             probs = trained.predict(network_input, roi_size=roi_size, probabilities=True)[0].cpu().numpy()
+            if trained.preprocessing.channels == FUNDUS_CHANNELS:
+                fov = estimate_fov(image)
+                probs[:, ~fov] = 0.0
+                probs[0, ~fov] = 1.0  # outside the field: background, for certain
+                write_image_atomic(staging / f"{path.stem}_fov.png", fov.astype(np.uint8) * 255)
             classes = probs.argmax(axis=0).astype(np.uint8)
             write_image_atomic(staging / f"{path.stem}_classes.png", classes)
             write_image_atomic(staging / f"{path.stem}_colour.png", colorize(classes, palette))
