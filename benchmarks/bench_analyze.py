@@ -25,7 +25,8 @@ from retinaseg.analysis.boundaries import layer_surfaces
 from retinaseg.analysis.enface import enface_grid, enface_maps
 from retinaseg.analysis.etdrs import ETDRS_SECTORS, etdrs_table, find_fovea
 from retinaseg.analysis.thickness import TOTAL_RETINA
-from retinaseg.analyze import analyze_volume, layer_model, write_analysis
+from retinaseg.analysis_outputs import write_analysis
+from retinaseg.analyze import analyze_volume, layer_model
 from retinaseg.inference.checkpoint import load_model
 from retinaseg.inference.volume import segment_volume
 from retinaseg.io.oct_files import read_oct

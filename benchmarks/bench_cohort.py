@@ -153,15 +153,8 @@ def part_a(bench: Bench, vol: Path, repeats: int) -> None:
     }
 
     from retinaseg.analysis.boundaries import layer_surfaces
-    from retinaseg.analyze import (
-        MIN_RETINA_UM,
-        AnalysisOutputs,
-        check_coverage,
-        layer_model,
-        measure_volume,
-        torch_device,
-        write_analysis,
-    )
+    from retinaseg.analysis_outputs import AnalysisOutputs, write_analysis
+    from retinaseg.analyze import MIN_RETINA_UM, check_coverage, layer_model, measure_volume, torch_device
     from retinaseg.conventions import DEFAULT_MODEL
     from retinaseg.inference.checkpoint import load_model
     from retinaseg.inference.choose import choose_inference_option
@@ -316,7 +309,7 @@ def _torch_threads() -> int:
 
 def part_c(bench: Bench, vol: Path, copies: int, dask_workers: int) -> None:
     """The same cohort locally (the CLI) and on a Dask LocalCluster (run_cohort)."""
-    from retinaseg.analyze import AnalysisOutputs
+    from retinaseg.analysis_outputs import AnalysisOutputs
     from retinaseg.cohort import CohortOptions, run_cohort
     from retinaseg.cohort_inputs import expand_scans
     from retinaseg.conventions import DEFAULT_MODEL

@@ -12,7 +12,8 @@ import pytest
 
 from retinaseg.analysis.etdrs import ETDRS_SECTORS
 from retinaseg.analysis.thickness import TOTAL_RETINA
-from retinaseg.analyze import analyze_file, analyze_volume, layer_model, write_analysis
+from retinaseg.analysis_outputs import write_analysis
+from retinaseg.analyze import analyze_file, analyze_volume, layer_model
 from retinaseg.conventions import (
     DUKE_BOUNDARY_NAMES,
     DUKE_CLASS_NAMES,
@@ -280,7 +281,7 @@ def test_optional_outputs_are_written_only_when_asked_for(analysed, tmp_path: Pa
     pytest.importorskip("nibabel")
     import nibabel
 
-    from retinaseg.analyze import AnalysisOutputs
+    from retinaseg.analysis_outputs import AnalysisOutputs
 
     lean = tmp_path / "lean"
     write_analysis(analysed, lean, outputs=AnalysisOutputs(report=False, eye=False))

@@ -116,7 +116,7 @@ def test_rerun_skips_finished_scans_and_retries_failed_ones(local_cohort: tuple[
 
 def test_dask_local_cluster_gives_the_local_table(local_cohort: tuple[Path, int, str], cohort_list: Path, tmp_path: Path):
     distributed = pytest.importorskip("dask.distributed", reason="Dask is an optional extra: pip install 'retinaseg[dask]'")
-    from retinaseg.analyze import AnalysisOutputs
+    from retinaseg.analysis_outputs import AnalysisOutputs
     from retinaseg.cohort import CohortOptions, run_cohort
     from retinaseg.cohort_inputs import read_scan_list
 

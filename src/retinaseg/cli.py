@@ -256,7 +256,7 @@ def analyze(
     retinaseg analyze scans/ --out cohort --no-report;
     retinaseg analyze --list scans.csv --out cohort.
     """
-    from retinaseg.analyze import AnalysisOutputs
+    from retinaseg.analysis_outputs import AnalysisOutputs
     from retinaseg.cohort_inputs import expand_scans, read_scan_list
 
     read_options = {

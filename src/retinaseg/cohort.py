@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from retinaseg import __version__
-from retinaseg.analyze import AnalysisOutputs, check_analysis_options, layer_model, torch_device
+from retinaseg.analysis_outputs import AnalysisOutputs
+from retinaseg.analyze import check_analysis_options, layer_model, torch_device
 from retinaseg.cohort_inputs import ScanEntry, scan_checksum
 from retinaseg.cohort_table import DONE, FAILED, write_cohort_csv
 from retinaseg.cohort_tasks import RECORD_FILE, Outcome, ScanJob, analyze_scan, finish_scan, read_scan, segment_scan

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retinaseg.analyze import AnalysisOutputs, LayerModel, check_coverage, check_fovea_in_scan, measure_volume, write_analysis
+from retinaseg.analysis_outputs import AnalysisOutputs, write_analysis
+from retinaseg.analyze import LayerModel, check_coverage, check_fovea_in_scan, measure_volume
 from retinaseg.cohort_inputs import ScanEntry, scan_checksum
 from retinaseg.cohort_table import failed_row, scan_row
 from retinaseg.errors import InputError, describe_exception

@@ -21,7 +21,8 @@ from lightning.fabric.utilities.warnings import PossibleUserWarning
 from rich.console import Console
 
 from retinaseg.analysis.thickness import TOTAL_RETINA
-from retinaseg.analyze import analyze_file, analyze_volume, summary, write_analysis
+from retinaseg.analysis_outputs import summary, write_analysis
+from retinaseg.analyze import analyze_file, analyze_volume
 from retinaseg.conventions import DUKE_BOUNDARY_NAMES, DUKE_FLUID_CLASS, DUKE_LAYER_CLASSES
 from retinaseg.data.phantom import make_phantom_oct_volume, make_phantom_set
 from retinaseg.experiment import run_experiment
