@@ -13,7 +13,7 @@ and collects one row per scan into ``<out>/cohort.csv``
   cohort; ``overwrite`` recomputes all.
 - Locally, the network runs in this process, one scan after the other, while
   worker processes read the next scans and measure and write the previous
-  ones; at most ``2 * workers + 1`` scans are in memory at a time, whatever the
+  ones; at most ``2 * workers + 3`` scans are in memory at a time, whatever the
   cohort's size. With ``scheduler``, every scan is a task on an existing Dask
   distributed cluster (:mod:`retinaseg.cohort_tasks` is the same code).
 """
