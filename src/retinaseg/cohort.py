@@ -20,7 +20,6 @@ and collects one row per scan into ``<out>/cohort.csv``
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -95,10 +94,6 @@ class CohortSummary:
     failed: int
     table: Path
     seconds: float
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _job_key(entry: ScanEntry, options: CohortOptions, model_sha256: str) -> dict[str, Any]:
@@ -194,7 +189,7 @@ def run_cohort(
     client = _dask_client(options.scheduler) if options.scheduler is not None else None
     device = torch_device(options.device) if client is None else (options.device or "each worker's default")
     out_dir = prepare_incremental_dir(out_dir, COHORT, inputs=inputs)
-    model_sha256 = _file_sha256(model_file)
+    model_sha256 = scan_checksum(model_file)  # a file's SHA-256, read in chunks
     jobs = [
         ScanJob(
             entry=entry,
