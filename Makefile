@@ -43,7 +43,7 @@ $(VENV)/.installed-torch: $(LOCK) | $(BIN)/python
 	echo "$(TORCH)" > $@
 
 $(VENV)/.installed: pyproject.toml $(LOCK) $(VENV)/.installed-torch
-	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev,dask]"
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[dev,dask,onnx]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -66,7 +66,7 @@ define fresh_venv
 	rm -rf $(1)
 	$(MAKE) --no-print-directory $(1)/bin/python
 	$(1)/bin/python -m pip install --quiet $(TORCH)
-	$(1)/bin/python -m pip install --quiet -e ".[dev,dask]"
+	$(1)/bin/python -m pip install --quiet -e ".[dev,dask,onnx]"
 endef
 
 # The lock is a freeze of such a venv; .venv is not touched.

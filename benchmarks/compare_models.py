@@ -164,6 +164,21 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _write_table(table: list[dict[str, Any]], out: Path, title: str) -> None:
+    """Print the table so far and write it to ``out``: after every row, so an interrupted comparison keeps its rows."""
+    columns = list(dict.fromkeys(column for cells in table for column in cells))
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(_cell(cells.get(c, "")) for c in columns) + " |" for cells in table),
+    ]
+    markdown = "\n".join(lines) + "\n"
+    print(f"\n{title}\n\n{markdown}", flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"{title}\n\n{markdown}")
+    print(f"written: {out}", flush=True)
+
+
 def compare(dataset: str, keys: list[str], minutes: float | None, epochs: int | None, runs_dir: str, overwrite: bool) -> int:
     base = CONFIGS / f"{dataset}_compare.yaml"
     first = load_config(base, overrides(dataset, keys[0], minutes, epochs, runs_dir))
@@ -185,7 +200,9 @@ def compare(dataset: str, keys: list[str], minutes: float | None, epochs: int | 
     budget = f"max {first['trainer']['max_epochs']} epochs, max {first['trainer']['max_time_minutes']} min"
     print(f"{dataset}: {len(splits['train'])} training images, {patches_per_epoch} patches per epoch; budget per row: {budget}")
 
-    table = []
+    out = Path(runs_dir) / f"compare_{dataset}.md"
+    title = f"{dataset}, budget per row: {budget}, seed {first['seed']}"
+    table: list[dict[str, Any]] = []
     for key in keys:
         config = load_config(base, overrides(dataset, key, minutes, epochs, runs_dir))
         row = ROWS[key]
@@ -203,6 +220,7 @@ def compare(dataset: str, keys: list[str], minutes: float | None, epochs: int | 
         except InputError as err:  # one bad row must not cost the other rows' hours
             print(f"{dataset}_{key} failed: {err}")
             table.append({**cells, "epochs": f"failed: {err}"})
+            _write_table(table, out, title)
             continue
         run_dir = result.training.run_dir
         cells["parameters"] = f"{result.training.parameters:,}"
@@ -211,20 +229,8 @@ def compare(dataset: str, keys: list[str], minutes: float | None, epochs: int | 
         cells["wall min"] = (time.perf_counter() - started) / 60
         cells.update(_metrics(dataset, result.test_metrics))
         table.append(cells)
+        _write_table(table, out, title)
 
-    columns = list(dict.fromkeys(column for cells in table for column in cells))
-    lines = [
-        "| " + " | ".join(columns) + " |",
-        "|" + "---|" * len(columns),
-        *("| " + " | ".join(_cell(cells.get(c, "")) for c in columns) + " |" for cells in table),
-    ]
-    markdown = "\n".join(lines) + "\n"
-    print(f"\n{dataset}, budget per row: {budget}, seed {first['seed']}\n")
-    print(markdown)
-    out = Path(runs_dir) / f"compare_{dataset}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"{dataset}, budget per row: {budget}, seed {first['seed']}\n\n{markdown}")
-    print(f"written: {out}")
     return 0
 
 

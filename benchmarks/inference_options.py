@@ -1,6 +1,7 @@
 """Speed and agreement with fp32 of every inference option, side by side in one run.
 
-(a) Speed: each option (:data:`retinaseg.inference.options.INFERENCE_OPTIONS`)
+(a) Speed: each option (:data:`retinaseg.inference.options.INFERENCE_OPTIONS`;
+preparation time: folding, conversion, onnxruntime's export in memory)
 segments the same synthetic 496x768 batches (the size of a Spectralis
 B-scan) at each batch size; s per B-scan is the best of ``--repeats`` runs,
 the options taking turns so that other load hits all alike, and the ratio is
@@ -68,9 +69,18 @@ def _cpu() -> str:
     return f"{name}; avx512_bf16 {'yes' if 'avx512_bf16' in flags else 'no'}, AMX {'yes' if 'amx_bf16' in flags else 'no'}"
 
 
-def _speed(model: TrainedModel, batch_sizes: list[int], repeats: int) -> dict[tuple[str, int], float]:
+def _prepare(model: TrainedModel) -> tuple[dict[str, TrainedModel], dict[str, float]]:
+    """``model`` prepared as every option, and the seconds each preparation took (onnxruntime: the export)."""
+    runners, seconds = {}, {}
+    for name in INFERENCE_OPTIONS:
+        start = time.perf_counter()
+        runners[name] = prepare_model(model, name)
+        seconds[name] = time.perf_counter() - start
+    return runners, seconds
+
+
+def _speed(runners: dict[str, TrainedModel], batch_sizes: list[int], repeats: int) -> dict[tuple[str, int], float]:
     """Best s per B-scan of each option at each batch size on synthetic B-scans."""
-    runners = {name: prepare_model(model, name) for name in INFERENCE_OPTIONS}
     seconds: dict[tuple[str, int], float] = {}
     for batch_size in batch_sizes:
         images = torch.rand((batch_size, 1, *BSCAN_SHAPE), generator=torch.Generator().manual_seed(0))
@@ -85,19 +95,20 @@ def _speed(model: TrainedModel, batch_sizes: list[int], repeats: int) -> dict[tu
     return seconds
 
 
-def _speed_table(seconds: dict[tuple[str, int], float], batch_sizes: list[int]) -> str:
+def _speed_table(seconds: dict[tuple[str, int], float], prepare_s: dict[str, float], batch_sizes: list[int]) -> str:
     reference = seconds.get(("fp32", 4))
     lines = [
-        "| option | reduced precision | "
+        "| option | reduced precision | preparation s | "
         + " | ".join(f"s/B-scan, batch {b}" for b in batch_sizes)
         + " | fp32 batch 4 / option |",
-        "|---|---|" + "---|" * len(batch_sizes) + "---|",
+        "|---|---|---|" + "---|" * len(batch_sizes) + "---|",
     ]
     for name, option in INFERENCE_OPTIONS.items():
         best = min(seconds[name, b] for b in batch_sizes)
         ratio = f"{reference / best:.2f}x (best batch)" if reference else "n/a (no batch 4)"
         cells = " | ".join(f"{seconds[name, b]:.3f}" for b in batch_sizes)
-        lines.append(f"| {name} | {'yes' if option.reduced_precision else 'no'} | {cells} | {ratio} |")
+        reduced = "yes" if option.reduced_precision else "no"
+        lines.append(f"| {name} | {reduced} | {prepare_s[name]:.1f} | {cells} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -170,10 +181,9 @@ class _Agreement:
         return max(self.boundary_means().values()) <= MAX_MEAN_BOUNDARY_PX and self.etdrs_um <= MAX_ETDRS_UM
 
 
-def _agreement(model: TrainedModel, root: Path, subjects: list[str], batch_size: int) -> dict[str, _Agreement]:
+def _agreement(runners: dict[str, TrainedModel], root: Path, subjects: list[str], batch_size: int) -> dict[str, _Agreement]:
     """Every option's :class:`_Agreement` with fp32 on the given Duke subjects."""
-    rows = {name: _Agreement() for name in INFERENCE_OPTIONS}
-    runners = {name: prepare_model(model, name) for name in INFERENCE_OPTIONS}
+    rows = {name: _Agreement() for name in runners}
     for subject in subjects:
         volume = read_oct(root / f"Subject_{subject}.vol")
         results = {}
@@ -218,7 +228,8 @@ def main() -> None:
     print("```\npython " + " ".join(shlex.quote(a) for a in sys.argv) + "\n```\n")
     print(f"CPU: {_cpu()}; PyTorch {torch.__version__}, {args.threads} threads; model {args.model}\n")
     print(f"## (a) Speed on synthetic {BSCAN_SHAPE[0]}x{BSCAN_SHAPE[1]} B-scans, best of {args.repeats}\n")
-    print(_speed_table(_speed(model, args.batch_sizes, args.repeats), args.batch_sizes))
+    runners, prepare_s = _prepare(model)
+    print(_speed_table(_speed(runners, args.batch_sizes, args.repeats), prepare_s, args.batch_sizes))
     start = time.perf_counter()
     choice = choose_inference_option(model, BSCAN_SHAPE)
     print(f"\n`auto` chose {choice.describe()} in {time.perf_counter() - start:.1f} s\n")
@@ -229,7 +240,7 @@ def main() -> None:
         return
     batch_size = default_batch_size(model.device)
     print(f"## (b) Agreement with fp32 on Duke DME volumes {', '.join(args.subjects)} (batch {batch_size})\n")
-    rows = _agreement(model, root, args.subjects, batch_size)
+    rows = _agreement(runners, root, args.subjects, batch_size)
     print(
         f"\nBoundary columns: mean |difference| from fp32 in px. ETDRS: largest sector difference over every layer, each"
         f" run with its own automatic fovea (as `retinaseg analyze`), and with the grid at fp32's fovea (the segmentation"

@@ -65,7 +65,10 @@ def train(
     )
 
 
-_MODEL_HELP = "Shipped model name, a .pt weight file (retinaseg export-model) or a .ckpt checkpoint (retinaseg train)."
+_MODEL_HELP = (
+    "Shipped model name, a .pt weight file (retinaseg export-model), a .ckpt checkpoint (retinaseg train)"
+    " or an .onnx file (retinaseg export-onnx)."
+)
 
 
 @app.command(
@@ -148,6 +151,18 @@ def export_model(
     console.print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)")
 
 
+@app.command("export-onnx", epilog="Example: retinaseg export-onnx duke_layers_unet duke_layers_unet.onnx")
+def export_onnx(
+    model: Annotated[str, typer.Argument(help=_MODEL_HELP)],
+    out: Annotated[Path, typer.Argument(help="New .onnx file (usable as --model; ONNX Runtime on the CPU).")],
+) -> None:
+    """Write a model as ONNX (dynamic batch and size, class names and preprocessing in its metadata), checked against PyTorch."""
+    from retinaseg.inference.onnx_runtime import export_onnx as write_onnx
+
+    written, difference = write_onnx(model, out)
+    console.print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB; logits within {difference:.1e} of PyTorch's)")
+
+
 @app.command(epilog="Example: retinaseg models --measure ; shipped models: retinaseg models --pretrained")
 def models(
     measure: Annotated[bool, typer.Option(help="Also measure CPU latency per B-scan (builds and runs every model).")] = False,
@@ -227,7 +242,8 @@ def analyze(
         str,
         typer.Option(
             help="How the network runs: auto (the fastest validated option, timed on this machine), fp32, "
-            "fp32_channels_last, bf16_channels_last, bf16_autocast."
+            "fp32_channels_last, fp32_folded_channels_last, bf16_channels_last, bf16_autocast, onnxruntime "
+            "(an .onnx --model always runs so)."
         ),
     ] = "auto",
     scale_x_mm: Annotated[float | None, typer.Option(help="Image folders: A-scan spacing in mm.")] = None,

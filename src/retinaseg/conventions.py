@@ -162,7 +162,15 @@ saturated white.
 DEFAULT_MODEL = "duke_layers_unet"
 """Shipped OCT layer model used when none is named."""
 
-INFERENCE_CHOICES: tuple[str, ...] = ("auto", "fp32", "fp32_channels_last", "bf16_channels_last", "bf16_autocast")
+INFERENCE_CHOICES: tuple[str, ...] = (
+    "auto",
+    "fp32",
+    "fp32_channels_last",
+    "fp32_folded_channels_last",
+    "bf16_channels_last",
+    "bf16_autocast",
+    "onnxruntime",
+)
 """Values of ``--inference``: ``auto`` or an option of :data:`retinaseg.inference.options.INFERENCE_OPTIONS`.
 
 Here, so that commands check the value before PyTorch is imported.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from retinaseg.errors import InputError
 from retinaseg.io.model_files import resolve_model_file
 from retinaseg.io.output import check_output_file
 from retinaseg.models.trained import TrainedModel
@@ -31,15 +32,26 @@ def load_model(name_or_path: str | Path, device: str | torch.device | None = Non
     ----------
     name_or_path
         A shipped model's name (see :func:`~retinaseg.io.model_files.pretrained_models`),
-        a ``.pt`` weight file or a ``.ckpt`` training checkpoint. Files are
-        read without running code from them.
+        a ``.pt`` weight file, a ``.ckpt`` training checkpoint or an ``.onnx``
+        export (:mod:`~retinaseg.inference.onnx_runtime`, run by ONNX Runtime
+        on the CPU). Files are read without running code from them.
 
     Raises
     ------
     InputError
-        An unknown name, or a file that is not a retinaseg model.
+        An unknown name, a file that is not a retinaseg model, or an ONNX
+        model asked to run on another device than the CPU.
     """
-    return TrainedModel.from_pretrained(resolve_model_file(name_or_path)).to(device or default_device())
+    path = resolve_model_file(name_or_path)
+    if path.suffix == ".onnx":
+        from retinaseg.inference.onnx_runtime import load_onnx_model
+
+        if device is not None and torch.device(device).type != "cpu":
+            raise InputError(
+                path, f"an ONNX model runs on the CPU here, not {device}; pass --device cpu, or use the .pt model on a GPU"
+            )
+        return load_onnx_model(path)
+    return TrainedModel.from_pretrained(path).to(device or default_device())
 
 
 def export_weights(checkpoint: str | Path, out_path: str | Path) -> Path:

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from retinaseg.inference.onnx_runtime import OnnxNetwork
 from retinaseg.inference.options import (
     AUTO,
     INFERENCE_OPTIONS,
+    ONNXRUNTIME,
     VALIDATED_REDUCED_PRECISION,
     InferenceOption,
     OptimizedNetwork,
@@ -75,12 +77,17 @@ def default_batch_size(device: torch.device) -> int:
 
 
 def allowed_options(device: torch.device) -> tuple[str, ...]:
-    """Options ``auto`` may choose on ``device``: every float32 one, and the validated reduced-precision ones the device runs."""
+    """Options ``auto`` may choose for a PyTorch model on ``device``.
+
+    Every float32 PyTorch one, and the validated reduced-precision ones the
+    device runs. Not ``onnxruntime``: exporting in memory costs more than it
+    saves on one volume (an ``.onnx`` model runs as ``onnxruntime`` anyway).
+    """
     bf16_ok = device.type != "cuda" or torch.cuda.is_bf16_supported()
     return tuple(
         name
         for name, option in INFERENCE_OPTIONS.items()
-        if not option.reduced_precision or (name in VALIDATED_REDUCED_PRECISION and bf16_ok)
+        if option.runtime == "torch" and (not option.reduced_precision or (name in VALIDATED_REDUCED_PRECISION and bf16_ok))
     )
 
 
@@ -178,7 +185,8 @@ def model_for_inference(
 
     ``auto`` chooses with :func:`choose_inference_option` for images of
     ``image_shape`` at ``batch_size``; a model prepared already
-    (:func:`~retinaseg.inference.options.prepare_model`) runs as prepared.
+    (:func:`~retinaseg.inference.options.prepare_model`) runs as prepared, an
+    ONNX model as ``onnxruntime``.
 
     Raises
     ------
@@ -187,6 +195,8 @@ def model_for_inference(
     """
     if inference == AUTO and isinstance(model.network, OptimizedNetwork):
         return model, model.network.option
+    if inference == AUTO and isinstance(model.network, OnnxNetwork):
+        return model, INFERENCE_OPTIONS[ONNXRUNTIME]
     if inference == AUTO:
         option = choose_inference_option(model, image_shape, batch_size=batch_size).option
     else:

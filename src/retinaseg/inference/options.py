@@ -6,14 +6,26 @@
     float32 with activations and weights channels-last (NHWC), the layout
     oneDNN's CPU convolutions and cuDNN's tensor cores are fastest in. Same
     arithmetic in another order: logits equal up to float32 rounding.
+``fp32_folded_channels_last``
+    ``fp32_channels_last`` with each batch norm folded into the convolution
+    before it (:mod:`retinaseg.inference.fold`): one pass over the
+    activations less per layer. Still float32: logits differ from ``fp32``
+    by float32 rounding (about 1e-5 for the shipped U-Net).
 ``bf16_channels_last``
-    Batch norm folded into the convolutions (:mod:`retinaseg.inference.fold`),
-    then weights and activations bfloat16, channels-last. Fast on CPUs with
+    Batch norm folded as above, then weights and activations bfloat16, channels-last. Fast on CPUs with
     AMX or AVX-512 BF16 and on GPUs; logits carry bfloat16 rounding (8-bit
     mantissa), so class maps differ from ``fp32`` near class edges.
 ``bf16_autocast``
     float32 weights, PyTorch autocast running convolutions in bfloat16: the
     usual choice on GPUs; rounding as ``bf16_channels_last``.
+``onnxruntime``
+    The network exported to ONNX and run by ONNX Runtime on the CPU
+    (:mod:`retinaseg.inference.onnx_runtime`), float32 with its graph
+    optimisations (operator fusion, its own memory layouts): logits equal up to
+    float32 rounding. The only option of a model loaded from an ``.onnx``
+    file. A PyTorch model is exported in memory first, which takes seconds
+    (about 9 s for the shipped U-Net), so ``auto`` never picks it for one:
+    export once with ``retinaseg export-onnx`` and pass the ``.onnx`` file.
 
 Reduced-precision options change results; ``auto``
 (:func:`~retinaseg.inference.choose.choose_inference_option`) only picks those
@@ -32,10 +44,14 @@ from torch import nn
 
 from retinaseg.errors import InputError, unknown_name
 from retinaseg.inference.fold import fold_batch_norm
+from retinaseg.inference.onnx_runtime import OnnxNetwork, onnx_model
 from retinaseg.models.trained import TrainedModel
 
 AUTO = "auto"
 """Inference setting that times the allowed options and takes the fastest."""
+
+ONNXRUNTIME = "onnxruntime"
+"""The option (and runtime) of networks run by ONNX Runtime."""
 
 
 @dataclass(frozen=True)
@@ -49,15 +65,23 @@ class InferenceOption:
     channels_last
         Weights and input in channels-last memory layout.
     weights_dtype
-        dtype of weights and input; anything but float32 folds batch norm first.
+        dtype of weights and input.
+    fold
+        Fold batch norm into the convolutions first (always for reduced-precision weights:
+        folding in float32 before the cast rounds once, where a bfloat16 batch norm would
+        round twice more).
     autocast_dtype
         dtype PyTorch autocast runs eligible operations in, or ``None``: no autocast.
+    runtime
+        ``"torch"`` or ``"onnxruntime"`` (then the other attributes are unused).
     """
 
     name: str
     channels_last: bool = False
     weights_dtype: torch.dtype = torch.float32
+    fold: bool = False
     autocast_dtype: torch.dtype | None = None
+    runtime: str = "torch"
 
     @property
     def reduced_precision(self) -> bool:
@@ -70,8 +94,10 @@ INFERENCE_OPTIONS: dict[str, InferenceOption] = {
     for option in (
         InferenceOption("fp32"),
         InferenceOption("fp32_channels_last", channels_last=True),
-        InferenceOption("bf16_channels_last", channels_last=True, weights_dtype=torch.bfloat16),
+        InferenceOption("fp32_folded_channels_last", channels_last=True, fold=True),
+        InferenceOption("bf16_channels_last", channels_last=True, weights_dtype=torch.bfloat16, fold=True),
         InferenceOption("bf16_autocast", autocast_dtype=torch.bfloat16),
+        InferenceOption(ONNXRUNTIME, runtime=ONNXRUNTIME),
     )
 }
 """Every inference option by name."""
@@ -146,18 +172,24 @@ def prepare_model(model: TrainedModel, option: InferenceOption | str) -> Trained
     Raises
     ------
     InputError
-        An unknown option name.
+        An unknown option name, or an ONNX model asked to run as another
+        option than ``onnxruntime``.
     TypeError
         ``model`` was prepared already: prepare the original.
     """
     if isinstance(model.network, OptimizedNetwork):
         raise TypeError(f"the model runs as {model.network.option.name!r} already; prepare the original model")
     option = inference_option(option) if isinstance(option, str) else option
+    if isinstance(model.network, OnnxNetwork):
+        if option.runtime != ONNXRUNTIME:
+            raise InputError("inference", f"an ONNX model runs as {ONNXRUNTIME!r} only, not {option.name!r}")
+        return model
+    if option.runtime == ONNXRUNTIME:
+        return onnx_model(model)
     network = model.network
-    if option.channels_last or option.weights_dtype != torch.float32:
+    if option.channels_last or option.fold or option.weights_dtype != torch.float32:
         network = copy.deepcopy(network)
-        if option.weights_dtype != torch.float32:
-            # Folding in float32 before the cast rounds once, where a bfloat16 batch norm would round twice more.
+        if option.fold:
             fold_batch_norm(network)
         layout = torch.channels_last if option.channels_last else torch.preserve_format
         # Module.to takes memory_format (documented), its type stubs do not list it.

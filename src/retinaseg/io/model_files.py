@@ -17,8 +17,8 @@ from retinaseg.io.records import read_json
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "models" / "pretrained"
 """Folder of the shipped weight files (``NAME.pt``) and their model cards (``NAME.md``)."""
 
-MODEL_SUFFIXES = (".pt", ".ckpt")
-"""Weight files (:func:`retinaseg.inference.checkpoint.export_weights`) and training checkpoints."""
+MODEL_SUFFIXES = (".pt", ".ckpt", ".onnx")
+"""Weight files (:func:`retinaseg.inference.checkpoint.export_weights`), training checkpoints and ONNX exports."""
 
 
 def pretrained_models() -> dict[str, Path]:
@@ -52,7 +52,7 @@ def model_card_facts(name: str) -> dict[str, Any]:
 
 
 def resolve_model_file(name_or_path: str | os.PathLike[str]) -> Path:
-    """The file a ``--model`` value names: a shipped model's weight file, or a ``.pt``/``.ckpt`` file.
+    """The file a ``--model`` value names: a shipped model's weight file, or a ``.pt``/``.ckpt``/``.onnx`` file.
 
     Raises
     ------

@@ -153,8 +153,9 @@ class TrainedModel:
 
     @property
     def device(self) -> torch.device:
-        """Where the network's parameters are."""
-        return next(self.network.parameters()).device
+        """Where the network's parameters are; the CPU for a network without any (ONNX Runtime's)."""
+        parameter = next(self.network.parameters(), None)
+        return torch.device("cpu") if parameter is None else parameter.device
 
     def to(self, device: str | torch.device) -> TrainedModel:
         """Move the network to ``device``; returns ``self``."""
@@ -240,6 +241,8 @@ class TrainedModel:
             key: (value.half() if half and value.is_floating_point() else value).detach().cpu()
             for key, value in self.network.state_dict().items()
         }
+        if not state_dict:
+            raise TypeError("the network has no PyTorch weights (an ONNX model?); only PyTorch models are saved as .pt")
         payload = {"format": WEIGHTS_FORMAT, "metadata": json.dumps(self.metadata(), sort_keys=True), "state_dict": state_dict}
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
