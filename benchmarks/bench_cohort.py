@@ -47,6 +47,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from retinaseg.conventions import DEFAULT_MODEL
+
 HERE = Path(__file__).resolve().parent
 T = TypeVar("T")
 
@@ -64,8 +66,8 @@ class Run:
 class Bench:
     """The temporary folder, the CLI, the options every run gets."""
 
-    def __init__(self, tmp: Path, inference: str) -> None:
-        self.tmp, self.inference = tmp, inference
+    def __init__(self, tmp: Path, inference: str, model: str) -> None:
+        self.tmp, self.inference, self.model = tmp, inference, model
         script = Path(sys.executable).parent / "retinaseg"
         self.cli = [str(script)] if script.exists() else [sys.executable, "-m", "retinaseg.cli"]
         self.runs = 0
@@ -78,7 +80,7 @@ class Bench:
 
     def analyze(self, *args: str | Path) -> list[str]:
         extra = [] if self.inference == "auto" else ["--inference", self.inference]
-        return [*self.cli, "analyze", *map(str, args), *extra]
+        return [*self.cli, "analyze", *map(str, args), "--model", self.model, *extra]
 
     def run(self, cmd: list[str], check: bool = True) -> Run:
         """Run ``cmd`` with its output in a log file; ``os.wait4`` gives this process's own resource usage."""
@@ -155,7 +157,6 @@ def part_a(bench: Bench, vol: Path, repeats: int) -> None:
     from retinaseg.analysis.boundaries import layer_surfaces
     from retinaseg.analysis_outputs import AnalysisOutputs, write_analysis
     from retinaseg.analyze import MIN_RETINA_UM, check_coverage, layer_model, measure_volume, torch_device
-    from retinaseg.conventions import DEFAULT_MODEL
     from retinaseg.inference.checkpoint import load_model
     from retinaseg.inference.choose import choose_inference_option
     from retinaseg.inference.volume import segment_volume
@@ -171,7 +172,7 @@ def part_a(bench: Bench, vol: Path, repeats: int) -> None:
 
     s: dict[str, float] = {}
     s["read"], volume = _timed(lambda: read_oct(vol), repeats)
-    s["load model"], model = _timed(lambda: load_model(resolve_model_file(DEFAULT_MODEL), torch_device(None)))
+    s["load model"], model = _timed(lambda: load_model(resolve_model_file(bench.model), torch_device(None)))
     layers = layer_model(model)
     chosen = bench.inference
     if bench.inference == "auto":  # what the first segmentation of a process pays; cached afterwards
@@ -192,7 +193,7 @@ def part_a(bench: Bench, vol: Path, repeats: int) -> None:
         repeats,
     )
     measure_s, result = _timed(
-        lambda: check_coverage(measure_volume(volume, labels, layers, model_name=DEFAULT_MODEL), volume.source), repeats
+        lambda: check_coverage(measure_volume(volume, labels, layers, model_name=bench.model), volume.source), repeats
     )
     s["quantify (thickness, maps, fovea, ETDRS, agreement)"] = max(0.0, measure_s - s["post-process (layer_surfaces)"])
     tables = AnalysisOutputs(report=False, eye=False, nifti=False)
@@ -312,7 +313,6 @@ def part_c(bench: Bench, vol: Path, copies: int, dask_workers: int) -> None:
     from retinaseg.analysis_outputs import AnalysisOutputs
     from retinaseg.cohort import CohortOptions, run_cohort
     from retinaseg.cohort_inputs import expand_scans
-    from retinaseg.conventions import DEFAULT_MODEL
 
     scans = bench.tmp / "c_scans"
     scans.mkdir()
@@ -334,7 +334,7 @@ def part_c(bench: Bench, vol: Path, copies: int, dask_workers: int) -> None:
         with Client(cluster) as client:
             threads = sorted(set(client.run(_torch_threads).values()))
         options = CohortOptions(
-            model=DEFAULT_MODEL,
+            model=bench.model,
             outputs=AnalysisOutputs(report=False, eye=False),
             inference=bench.inference,
             scheduler=cluster.scheduler_address,
@@ -389,6 +389,9 @@ def main() -> None:
     parser.add_argument("--dask-workers", type=int, default=2, help="Dask worker processes of (c), 1 thread each (default 2)")
     parser.add_argument("--repeats", type=int, default=1, help="repeats of the in-process stages of (a), best counts")
     parser.add_argument("--inference", default="auto", help="--inference of every run (default auto)")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"--model of every run, e.g. an .onnx file (default {DEFAULT_MODEL})"
+    )
     parser.add_argument("--volume", type=Path, help="use this scan in (a) and (c) instead of the benchmark volume")
     parser.add_argument("--subject", default="06", help="Duke subject of the benchmark volumes (default 06)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the benchmark volumes (default 0)")
@@ -404,7 +407,7 @@ def main() -> None:
     print("```\npython " + " ".join(shlex.quote(a) for a in sys.argv) + "\n```\n")
     print(_machine() + "\n")
     with tempfile.TemporaryDirectory(prefix="bench_cohort_") as tmp:
-        bench = Bench(Path(tmp).resolve(), args.inference)
+        bench = Bench(Path(tmp).resolve(), args.inference, args.model)
         vol = args.volume.resolve() if args.volume else None
         if "a" in parts or "c" in parts:
             vol = vol or bench.volume(args.bscans, f"{int(args.subject):02d}", args.seed)

@@ -6,8 +6,10 @@ mailed or archived alone and never contacts a server. A
 Content-Security-Policy in the page forbids any network access, so a
 stray external reference fails visibly instead of leaking a request.
 
-plotly.js (4.8 MB) is embedded deflate-compressed (1.5 MB, 2 MB as base64)
-and unpacked by the browser's ``DecompressionStream`` (Chrome/Edge 80,
+plotly.js is its gl3d partial bundle (:data:`PLOTLY_BUNDLE`: everything the
+3D surfaces need, 1.75 MB against 4.8 MB for the full library; see
+``vendor/README.md``), embedded deflate-compressed (0.56 MB, 0.7 MB as
+base64) and unpacked by the browser's ``DecompressionStream`` (Chrome/Edge 80,
 Firefox 113, Safari 16.4 and later) when the page opens. Until then a
 stand-in ``Plotly.newPlot`` queues the figures, which are drawn as soon as
 the library runs; a browser without ``DecompressionStream`` shows a note in
@@ -27,8 +29,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-import plotly.offline
 
 import retinaseg
 from retinaseg.errors import InputError
@@ -279,10 +279,14 @@ _PLOTLY_LOADER = """(function () {
 })();""".replace("__DATA_ID__", PLOTLY_DATA_ID)
 
 
+PLOTLY_BUNDLE = Path(__file__).resolve().parent / "vendor" / "plotly-gl3d.min.js"
+"""plotly.js's gl3d bundle, the version of the ``plotly`` package (``vendor/README.md``)."""
+
+
 @functools.lru_cache(maxsize=1)
 def _plotly_deflated_base64() -> str:
-    """plotly.js zlib-compressed (what ``DecompressionStream("deflate")`` reads), as base64; made once per process."""
-    return base64.b64encode(zlib.compress(plotly.offline.get_plotlyjs().encode("utf-8"), 9)).decode("ascii")
+    """:data:`PLOTLY_BUNDLE` zlib-compressed (what ``DecompressionStream("deflate")`` reads), as base64; made once per process."""
+    return base64.b64encode(zlib.compress(PLOTLY_BUNDLE.read_bytes(), 9)).decode("ascii")
 
 
 def _plotly_html() -> str:
