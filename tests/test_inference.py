@@ -337,3 +337,31 @@ def test_predict_with_a_fundus_model_calls_nothing_outside_the_field_of_view(tmp
     assert (fov <= inside).all() and fov.sum() > 0.8 * inside.sum()  # the disc less its eroded rim
     assert (classes[~fov] == 0).all() and (classes[fov] == 1).all()
     assert (read_image(out / "photo_probability.png")[~fov] == 0).all()
+
+
+@pytest.mark.parametrize(("threshold", "expected"), [(0.6, 1), (0.8, 0)])
+def test_predict_uses_a_binary_models_own_threshold(tmp_path: Path, threshold: float, expected: int) -> None:
+    from retinaseg.data.preprocess import Preprocessing
+    from retinaseg.models.trained import TrainedModel
+
+    config = load_config(
+        None,
+        [
+            "name=b",
+            "data.source=retinaseg",
+            "data.root=unused",
+            "model.options={depth: 2, base_channels: 4}",
+            f"evaluation.threshold={threshold}",
+        ],
+    )
+    model = TrainedModel.from_config(config, ["background", "vessel"], "binary", Preprocessing(channels="grey"))
+    with torch.no_grad():  # every pixel's vessel probability about sigmoid(1) = 0.73
+        for module in model.network.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.zero_()
+        final = [module for module in model.network.modules() if isinstance(module, torch.nn.Conv2d)][-1]
+        final.bias.copy_(torch.tensor([-0.5, 0.5]))
+    weights = model.eval().save_pretrained(tmp_path / "binary.pt")
+    write_image_atomic(tmp_path / "image.png", np.full((32, 40), 100, dtype=np.uint8))
+    predict_files(weights, [tmp_path / "image.png"], tmp_path / "out")
+    assert (read_image(tmp_path / "out" / "image_classes.png") == expected).all()

@@ -84,13 +84,21 @@ def evaluate(
     panels: Annotated[
         bool, typer.Option("--panels/--no-panels", help="Write panels/<sample id>.png per image (skip for huge splits).")
     ] = True,
+    threshold: Annotated[
+        str | None,
+        typer.Option(
+            help="Binary tasks: foreground probability threshold, a number in (0, 1) or 'val' (the best F1 on the "
+            "validation images, chosen before the split is scored); default: the model's evaluation.threshold."
+        ),
+    ] = None,
 ) -> None:
     """Score a model: per-class Dice/IoU/precision/recall/HD95, binary F1/AUC, boundary errors."""
-    from retinaseg.evaluate import evaluate_model
+    from retinaseg.evaluate import evaluate_model, parse_threshold
     from retinaseg.training.config import load_config
 
+    chosen = parse_threshold(threshold)
     resolved = load_config(config, set_) if config is not None or set_ else None
-    metrics = evaluate_model(model, out, config=resolved, split=split, overwrite=overwrite, panels=panels)
+    metrics = evaluate_model(model, out, config=resolved, split=split, overwrite=overwrite, panels=panels, threshold=chosen)
     _print_summary(f"{split} metrics ({out / 'metrics.json'})", metrics["summary"])
 
 

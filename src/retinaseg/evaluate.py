@@ -19,11 +19,12 @@ from retinaseg.io.paths import resolve_data_path
 from retinaseg.io.records import strict_json, write_json
 from retinaseg.metrics.binary import BinaryEvaluator
 from retinaseg.metrics.segmentation import SegmentationEvaluator
-from retinaseg.models.trained import EvaluationSettings
+from retinaseg.models.trained import EvaluationSettings, TrainedModel
 from retinaseg.numeric import finite_mean
 from retinaseg.report.panels import PanelRow, panel_file_name, save_prediction_panels
 from retinaseg.report.plots import plot_confusion_matrix, plot_pr_curve
 from retinaseg.training.data import load_splits
+from retinaseg.types import SampleSet
 
 
 def evaluate_model(
@@ -34,6 +35,7 @@ def evaluate_model(
     overwrite: bool = False,
     device: str | None = None,
     panels: bool = True,
+    threshold: float | str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a trained model and write ``metrics.json`` and figures to ``out_dir``.
 
@@ -58,6 +60,14 @@ def evaluate_model(
         Write ``panels/<sample id>.png`` for each image: image, reference and
         prediction, and for binary tasks the TP/FP/FN/TN map
         (:mod:`retinaseg.report.panels`). Off saves time and disk on large splits.
+    threshold
+        Binary tasks: foreground where its probability is at least this.
+        ``None``: the evaluation config's ``threshold`` (the model's own
+        when no config is given); :data:`FROM_VALIDATION` (``"val"``): the
+        threshold with the best F1 pooled over the validation images of the
+        config's split (on a grid of 1/1000), chosen before the evaluated
+        split is looked at. ``metrics.json`` records the value and how it
+        was chosen.
 
     Returns
     -------
@@ -70,6 +80,8 @@ def evaluate_model(
     model_file = resolve_model_file(model)
     check_output_dir(out_dir, EVALUATION, overwrite=overwrite, inputs=[model_file])  # fail before the long part
     trained = load_model(model_file, device)
+    if trained.task != "binary" and threshold is not None:
+        raise InputError("--threshold", "applies to binary tasks only; this model has more than two classes")
     config = config or trained.config
     inputs = [model_file, resolve_data_path(config["data"]["root"])]
     check_output_dir(out_dir, EVALUATION, overwrite=overwrite, inputs=inputs)
@@ -83,18 +95,24 @@ def evaluate_model(
     if list(sample_set.class_names) != class_names:
         raise InputError(model, f"model classes {class_names} differ from the data's {sample_set.class_names}")
 
+    # What is scored follows the evaluation config given, which need not be the model's own.
+    settings = EvaluationSettings.from_config(config["evaluation"], len(class_names))
+    binary = None
+    if samples.task == "binary":
+        value, how_chosen = _operating_threshold(trained, splits["val"], config, settings.threshold, threshold)
+        binary = BinaryEvaluator(threshold=value)
     prepared = prepare_samples(samples, trained.preprocessing, config["data"]["fov"])
     spacing = samples.samples[0].spacing_um
     segmentation = SegmentationEvaluator(len(class_names), class_names, spacing=spacing)
-    binary = BinaryEvaluator() if samples.task == "binary" else None
-    # What is scored follows the evaluation config given, which need not be the model's own.
-    settings = EvaluationSettings.from_config(config["evaluation"], len(class_names))
     boundary_classes, fluid_classes = list(settings.boundary_classes), list(settings.fluid_classes)
     pred_boundaries, true_boundaries = [], []
     with staged_output_dir(out_dir, EVALUATION, overwrite=overwrite, inputs=inputs) as staging:
         for sample, stored in zip(track(prepared, description=f"evaluating {split}"), samples.samples, strict=True):
             probabilities = trained.predict(torch.from_numpy(sample.image)[None], probabilities=True)[0].cpu().numpy()
-            prediction = probabilities.argmax(axis=0).astype(np.uint8)
+            if binary is not None:
+                prediction = (probabilities[1] >= binary.threshold).astype(np.uint8)
+            else:
+                prediction = probabilities.argmax(axis=0).astype(np.uint8)
             segmentation.update(prediction, sample.label, mask=sample.fov)
             if binary is not None:
                 binary.update(probabilities[1], sample.label == 1, fov=sample.fov)
@@ -112,7 +130,7 @@ def evaluate_model(
         summary: dict[str, Any] = {
             "mean_dice": segmentation.mean_dice(chosen),
             "mean_iou": finite_mean([seg_result["classes"][class_names[c]]["iou"] for c in chosen]),  # None (undefined) skipped
-            "accuracy": seg_result["accuracy"],  # pixel-pooled inside the FOV; binary tasks replace it by the same at 0.5
+            "accuracy": seg_result["accuracy"],  # pixel-pooled inside the FOV; binary tasks: at the threshold
         }
         summary.update(
             {f"dice_{class_names[c]}": seg_result["classes"][class_names[c]]["dice"] for c in range(1, len(class_names))}
@@ -128,6 +146,7 @@ def evaluate_model(
         if binary is not None:
             binary_result = binary.result()
             metrics["binary"] = binary_result
+            metrics["threshold"] = {"value": binary.threshold, "chosen": how_chosen}
             summary.update({f"{k}": binary_result["at_threshold"][k] for k in ("f1", "sensitivity", "specificity", "accuracy")})
             summary["auc"] = binary_result["roc_auc"]
         if boundary_classes:
@@ -152,3 +171,49 @@ def evaluate_model(
             curve = metrics["binary"]["pr_curve"]
             plot_pr_curve(np.asarray(curve["precision"]), np.asarray(curve["recall"]), staging / "pr_curve.png")
     return metrics
+
+
+FROM_VALIDATION = "val"
+"""``threshold`` value: choose it on the validation images (:func:`evaluate_model`)."""
+
+
+def parse_threshold(text: str | None) -> float | str | None:
+    """A ``--threshold`` value: ``None``, :data:`FROM_VALIDATION`, or a number in (0, 1).
+
+    Raises
+    ------
+    InputError
+        Anything else.
+    """
+    if text is None or text == FROM_VALIDATION:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise InputError("--threshold", f"must be a number in (0, 1) or {FROM_VALIDATION!r}, got {text!r}")
+    return value
+
+
+def _operating_threshold(
+    trained: TrainedModel, validation: SampleSet, config: dict[str, Any], default: float, threshold: float | str | None
+) -> tuple[float, str]:
+    """The binary threshold to score at, and how it was chosen (``threshold`` as for :func:`evaluate_model`)."""
+    if threshold is None:
+        return default, "evaluation.threshold of the config (the model's own unless a config was given)"
+    if threshold != FROM_VALIDATION:
+        value = parse_threshold(str(threshold))
+        assert isinstance(value, float)
+        return value, "given"
+    if len(validation) == 0:
+        raise InputError("data.split.val", "no validation images to choose the threshold on")
+    evaluator = BinaryEvaluator()
+    prepared = prepare_samples(validation, trained.preprocessing, config["data"]["fov"])
+    for sample in track(prepared, description="choosing the threshold on val"):
+        probabilities = trained.predict(torch.from_numpy(sample.image)[None], probabilities=True)[0].cpu().numpy()
+        evaluator.update(probabilities[1], sample.label == 1, fov=sample.fov)
+    best = evaluator.result()["at_best_threshold_optimistic"]["threshold"]
+    if best is None:
+        raise InputError("data.split.val", "the validation images hold no foreground to choose the threshold on")
+    return float(best), f"best pooled F1 over the {len(validation)} validation images ({', '.join(validation.subjects())})"

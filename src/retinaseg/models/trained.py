@@ -75,6 +75,8 @@ class EvaluationSettings:
         boundaries; empty for models without a layer order.
     fluid_classes
         Classes (fluid) that hide the boundary below them.
+    threshold
+        Binary tasks: a pixel is foreground where its probability is at least this.
     """
 
     roi_size: tuple[int, int] | None
@@ -83,6 +85,7 @@ class EvaluationSettings:
     metric_classes: tuple[int, ...]
     boundary_classes: tuple[int, ...]
     fluid_classes: tuple[int, ...]
+    threshold: float = 0.5
 
     @classmethod
     def from_config(cls, evaluation: Mapping[str, Any], num_classes: int) -> EvaluationSettings:
@@ -95,6 +98,7 @@ class EvaluationSettings:
             metric_classes=tuple(range(1, num_classes)) if metric_classes is None else tuple(int(c) for c in metric_classes),
             boundary_classes=tuple(int(c) for c in evaluation["boundary_classes"] or ()),
             fluid_classes=tuple(int(c) for c in evaluation["fluid_classes"] or ()),
+            threshold=float(evaluation.get("threshold", 0.5)),  # models saved before the key existed used 0.5
         )
 
 

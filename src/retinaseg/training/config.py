@@ -84,6 +84,7 @@ DEFAULTS: dict[str, Any] = {
         "sw_batch_size": 4,
         "boundary_classes": None,  # OCT: classes whose top edge per column is a boundary (MAD in µm)
         "fluid_classes": [],  # OCT: classes (fluid) that hide the boundary below them
+        "threshold": 0.5,  # binary tasks: foreground where its probability >= this (predict, evaluate)
     },
     "output": {"runs_dir": "runs"},
 }
@@ -593,6 +594,7 @@ _RULES: dict[str, Check] = {
     "evaluation.sw_batch_size": _integer(1),
     "evaluation.boundary_classes": _optional(_class_ids),
     "evaluation.fluid_classes": _optional(_class_ids),
+    "evaluation.threshold": _number(0, 1, low_open=True, high_open=True),
     "output.runs_dir": _text,
 }
 """One check per key of :data:`DEFAULTS`, in its order; the free-form options are :data:`_SECTION_CHECKS`'."""
