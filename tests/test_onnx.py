@@ -124,3 +124,14 @@ def test_the_shipped_layer_model_through_onnx_measures_a_real_volume_as_pytorch(
     assert np.array_equal(np.isfinite(ours.boundaries_px), np.isfinite(theirs.boundaries_px))
     both = np.isfinite(theirs.boundaries_px)
     assert np.abs(ours.boundaries_px[both] - theirs.boundaries_px[both]).mean() < 0.01
+
+
+@pytest.mark.parametrize(("option", "value"), [("--inference", "fp32_channels_last"), ("--device", "cuda")])
+def test_analyze_refuses_what_an_onnx_model_cannot_do_before_any_work(
+    tiny_onnx: Path, tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]], option: str, value: str
+) -> None:
+    scan = tmp_path / "scan.vol"
+    scan.write_bytes(b"never read")
+    code, _, err = run_cli("analyze", scan, "--model", tiny_onnx, "--out", tmp_path / "out", option, value)
+    assert code == 2 and option in err and "ONNX model" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.vol"]

@@ -576,6 +576,25 @@ def check_fovea_in_scan(fovea_xy_mm: tuple[float, float], volume: OctVolume) -> 
         )
 
 
+def check_model_options(model_file: Path, device: str | None, inference: str) -> None:
+    """Refuse a ``--device`` or ``--inference`` the model cannot run with, before any work.
+
+    An ``.onnx`` model runs with ONNX Runtime on the CPU, as ``onnxruntime``
+    (or ``auto``, which means the same for it).
+    """
+    if model_file.suffix != ".onnx":
+        return
+    if inference not in ("auto", "onnxruntime"):
+        raise InputError("--inference", f"{model_file} is an ONNX model: it runs as onnxruntime (or auto), not {inference}")
+    if device not in (None, "cpu"):
+        raise InputError("--device", f"{model_file} is an ONNX model: it runs on the CPU, not {device}")
+
+
+def model_device(model_file: Path, device: str | None) -> str:
+    """Where the model in ``model_file`` runs: the CPU for an ONNX model, else :func:`torch_device`."""
+    return "cpu" if model_file.suffix == ".onnx" else torch_device(device)
+
+
 def torch_device(device: str | None) -> str:
     """The PyTorch device to run on: ``device`` if it is available, else refused; default: the best available."""
     import torch
@@ -619,6 +638,7 @@ def analyze_file(
 
     check_analysis_options(batch_size, device, fovea_xy_mm, inference)
     model_file = resolve_model_file(model)
+    check_model_options(model_file, device, inference)
     inputs = [path, model_file]  # the model may lie in an output folder of retinaseg, e.g. its training run
     check_output_dir(out_dir, ANALYSIS, overwrite=overwrite, inputs=inputs)
     volume = read_oct(path, **(read_options or {}))
@@ -627,7 +647,7 @@ def analyze_file(
 
     from retinaseg.inference.checkpoint import load_model
 
-    module = load_model(model_file, torch_device(device))
+    module = load_model(model_file, model_device(model_file, device))
     result = analyze_volume(
         volume, module, model_name=str(model), fovea_xy_mm=fovea_xy_mm, batch_size=batch_size, inference=inference
     )
