@@ -9,7 +9,6 @@ Either way the output has exactly the input's height and width.
 from __future__ import annotations
 
 import torch
-from monai.inferers import sliding_window_inference
 from torch import nn
 
 from retinaseg.data.geometry import crop_to_original, pad_to_multiple
@@ -52,6 +51,9 @@ def infer_logits(
         # and leaves row/column coordinates unchanged for the crop back.
         padded, spec = pad_to_multiple(image.detach().cpu().numpy(), size_multiple, mode="reflect", axes=(-2, -1))
         return crop_to_original(network(torch.from_numpy(padded).to(image.device)), spec)
+    # Imported here: MONAI's package import costs about a second, which an ONNX model never needs otherwise.
+    from monai.inferers import sliding_window_inference
+
     roi = tuple(-(-int(s) // size_multiple) * size_multiple for s in roi_size)
     logits = sliding_window_inference(
         image, roi, sw_batch_size, network, overlap=overlap, mode="gaussian", padding_mode="replicate"
