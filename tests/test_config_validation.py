@@ -131,6 +131,8 @@ BAD_VALUES = [
     ("evaluation.sw_batch_size=0", "evaluation.sw_batch_size", "integer >= 1"),
     ("evaluation.boundary_classes=[x]", "evaluation.boundary_classes", "class ids"),
     ("evaluation.fluid_classes=9", "evaluation.fluid_classes", "class ids"),
+    ("evaluation.threshold=1", "evaluation.threshold", "in (0, 1)"),
+    ("evaluation.threshold=0", "evaluation.threshold", "in (0, 1)"),
     ("output.runs_dir=''", "output.runs_dir", "non-empty"),
 ]
 
@@ -224,6 +226,7 @@ def test_every_key_has_a_bad_value_case() -> None:
         "trainer.snapshot_every=null",
         "evaluation.overlap=0",
         "evaluation.fluid_classes=[]",
+        "evaluation.threshold=0.73",
         "data.split.train=rest",
         "model.options={depth: 6, norm: none, dropout: 0}",
     ],
