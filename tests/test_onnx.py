@@ -135,3 +135,16 @@ def test_analyze_refuses_what_an_onnx_model_cannot_do_before_any_work(
     code, _, err = run_cli("analyze", scan, "--model", tiny_onnx, "--out", tmp_path / "out", option, value)
     assert code == 2 and option in err and "ONNX model" in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.vol"]
+
+
+def test_a_network_the_exporter_cannot_translate_is_one_line(
+    tiny: tuple[TrainedModel, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    def unsupported(model: TrainedModel) -> bytes:
+        raise RuntimeError("aten::made_up is not supported\nlong exporter report")
+
+    monkeypatch.setattr("retinaseg.inference.onnx_runtime.onnx_graph", unsupported)
+    code, _, err = run_cli("export-onnx", tiny[1], tmp_path / "model.onnx")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "unet network could not be exported to ONNX" in err and "made_up" in err
+    assert list(tmp_path.iterdir()) == []

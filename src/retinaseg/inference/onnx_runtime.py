@@ -177,8 +177,9 @@ def export_onnx(model_name_or_path: str | os.PathLike[str], out_path: str | os.P
     Raises
     ------
     InputError
-        A bad model, an existing ``out_path``, or the ONNX packages missing
-        (checked before the export).
+        A bad model, an existing ``out_path``, the ONNX packages missing
+        (checked before the export), or a network the exporter cannot
+        translate or translates wrongly.
     """
     from retinaseg.inference.checkpoint import load_model  # its loader dispatches back here for .onnx files
 
@@ -188,8 +189,16 @@ def export_onnx(model_name_or_path: str | os.PathLike[str], out_path: str | os.P
     check_output_file(out_path, inputs=[model_name_or_path])
     _onnxruntime()
     model = load_model(os.fspath(model_name_or_path), "cpu")
-    graph = onnx_graph(model)
-    difference = check_agreement(model, OnnxNetwork(graph))
+    try:
+        graph = onnx_graph(model)
+        difference = check_agreement(model, OnnxNetwork(graph))
+    except InputError:
+        raise
+    except Exception as err:  # the exporter fails on unsupported operators in many ways; say so in one line
+        network = model.config["model"]["name"]
+        raise InputError(
+            model_name_or_path, f"the {network} network could not be exported to ONNX ({describe_exception(err)})"
+        ) from err
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_path) as tmp:
         tmp.write_bytes(graph)
