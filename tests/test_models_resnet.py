@@ -124,14 +124,14 @@ def test_unusable_weight_files_are_refused_naming_them(resnet50_weights, tmp_pat
     torch.save({"encoder.weight": torch.zeros(3), **{k: v for k, v in state.items() if k != "bn1.bias"}}, other)
     error = one_line_error("fcn_resnet50", 3, {"backbone_weights": str(other)})
     assert error.where == str(other)
-    assert "missing keys bn1.bias, unexpected keys encoder.weight" in error.problem
+    assert error.problem == "not torchvision ResNet-50 weights: missing keys bn1.bias; unexpected keys encoder.weight"
     # ResNet-50 weights in a ResNet-101: the extra blocks are missing.
     error = one_line_error("fcn_resnet101", 3, {"backbone_weights": str(path)})
     assert error.where == str(path) and "missing keys layer3.10.bn1.bias" in error.problem
     torch.save({**state, "conv1.weight": torch.zeros(64, 4, 7, 7)}, other)
     error = one_line_error("deeplabv3_resnet50", 3, {"backbone_weights": str(other)})
     assert error.where == str(other)
-    assert error.problem == "conv1.weight: the file holds (64, 4, 7, 7), the backbone needs shape (64, 3, 7, 7)"
+    assert error.problem == "not torchvision ResNet-50 weights: conv1.weight is (64, 4, 7, 7), the backbone needs (64, 3, 7, 7)"
     other.write_bytes(b"not a zip archive")
     assert one_line_error("fcn_resnet50", 3, {"backbone_weights": str(other)}).where == str(other)
 
@@ -139,7 +139,7 @@ def test_unusable_weight_files_are_refused_naming_them(resnet50_weights, tmp_pat
 def test_weights_need_1_or_3_channels_and_torchvisions_width(resnet50_weights) -> None:
     path, _ = resnet50_weights
     error = one_line_error("fcn_resnet50", 2, {"backbone_weights": str(path)})
-    assert error.where == "model.options.backbone_weights" and "1 or 3 channels, got 2" in error.problem
+    assert error.where == "model.options.backbone_weights" and "1 or 3 input channels, got 2" in error.problem
     error = one_line_error("fcn_resnet50", 3, {"backbone_weights": str(path), "width": 32})
     assert error.where == "model.options.width"
 

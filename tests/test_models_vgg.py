@@ -101,7 +101,7 @@ def test_weights_are_checked_on_the_meta_device_too(tmp_path: Path) -> None:
     path = save(vgg16_state_dict(), tmp_path / "vgg16.pth")
     with torch.device("meta"):
         build_model("vgg16_fcn", 1, 2, {"backbone_weights": path})
-        with pytest.raises(InputError, match="lacks features.0.bias"):
+        with pytest.raises(InputError, match="missing keys features.0.bias"):
             build_model("vgg16_fcn", 1, 2, {"backbone_weights": save({}, tmp_path / "empty.pth")})
 
 
@@ -134,15 +134,15 @@ def _without_last(state: dict) -> dict:
 @pytest.mark.parametrize(
     ("edit", "problem"),
     [
-        (_without_last, "lacks features.28.bias"),
-        (lambda state: {**state, "features.1.running_mean": torch.zeros(64)}, "has extra features.1.running_mean"),
+        (_without_last, "missing keys features.28.bias$"),
+        (lambda state: {**state, "features.1.running_mean": torch.zeros(64)}, "unexpected keys features.1.running_mean$"),
         (
             lambda state: {**state, "features.5.weight": torch.zeros(1).expand(128, 64, 1, 1)},
-            r"features.5.weight is \(128, 64, 1, 1\), VGG16 has \(128, 64, 3, 3\)",
+            r"features.5.weight is \(128, 64, 1, 1\), the backbone needs \(128, 64, 3, 3\)",
         ),
         (
             lambda state: {**state, "features.0.weight": torch.zeros(64, 1, 3, 3)},
-            r"features.0.weight is \(64, 1, 3, 3\), VGG16 has \(64, 3, 3, 3\)",
+            r"features.0.weight is \(64, 1, 3, 3\), the backbone needs \(64, 3, 3, 3\)",
         ),
         (lambda state: {**state, "features.0.bias": [0.0] * 64}, "features.0.bias is list"),
     ],
@@ -157,7 +157,7 @@ def test_a_mismatched_file_is_one_input_error_naming_it(tmp_path: Path, edit, pr
 def test_a_file_that_is_no_pytorch_file_is_named(tmp_path: Path) -> None:
     path = tmp_path / "vgg16.pth"
     path.write_text("not weights")
-    with pytest.raises(InputError, match="not a retinaseg VGG16 weight file") as error:
+    with pytest.raises(InputError, match="not a retinaseg backbone weight file") as error:
         build_model("vgg16_fcn", 3, 2, {"backbone_weights": str(path)})
     assert error.value.where == str(path)
 

@@ -11,19 +11,14 @@ for an output stride of 8. Parameter and buffer names are torchvision's
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from retinaseg.errors import InputError
-from retinaseg.io.torch_files import read_torch_file
+from retinaseg.models.backbone_weights import read_torchvision_weights
 
 #: Bottleneck blocks per stage.
 RESNET_LAYERS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
-
-#: Where weight-file problems are reported when the file itself is not to blame.
-WEIGHTS_OPTION = "model.options.backbone_weights"
 
 
 class Bottleneck(nn.Module):
@@ -83,6 +78,8 @@ class DilatedResNet(nn.Module):
 
     Attributes
     ----------
+    depth
+        50 or 101.
     layer3_channels, layer4_channels
         Channels of the two feature maps :meth:`forward` returns
         (1024 and 2048 at width 64).
@@ -99,6 +96,7 @@ class DilatedResNet(nn.Module):
         if depth not in RESNET_LAYERS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_LAYERS)}, got {depth}")
         blocks = RESNET_LAYERS[depth]
+        self.depth = depth
         self.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
@@ -147,50 +145,19 @@ class DilatedResNet(nn.Module):
 def load_backbone_weights(backbone: DilatedResNet, path: str | os.PathLike[str]) -> None:
     """Load a torchvision ResNet state dict (an ImageNet ``.pth``) into ``backbone``.
 
-    The classifier (``fc.*``) is ignored. For a grey backbone (1 input
-    channel) the first convolution becomes the sum of the file's RGB filters,
-    which answers a grey image as the RGB network answers the same image
-    repeated in R, G and B. ``num_batches_tracked`` buffers may be absent
-    (files saved by PyTorch before 0.4.1 lack them). On the meta device the
-    file is checked but nothing is copied.
-
-    Raises
-    ------
-    InputError
-        Naming ``model.options.backbone_weights``: a backbone with neither 1
-        nor 3 input channels. Naming the file: not a PyTorch state dict,
-        missing or unexpected keys, or a tensor of the wrong shape.
+    The classifier (``fc.*``) is ignored; a grey backbone gets the sum of the
+    RGB filters (:func:`~retinaseg.models.backbone_weights.read_torchvision_weights`,
+    which also lists what is refused). On the meta device the file is
+    checked but nothing is copied.
     """
-    in_channels = backbone.conv1.in_channels
-    if in_channels not in (1, 3):
-        raise InputError(WEIGHTS_OPTION, f"ImageNet weights need images of 1 or 3 channels, got {in_channels}")
-    state = read_torch_file(path, "backbone weight file")
-    state = {key: value for key, value in state.items() if not str(key).startswith("fc.")}
-    expected = backbone.state_dict()
-    optional = {key for key in expected if key.endswith("num_batches_tracked")}
-    missing = sorted(expected.keys() - state.keys() - optional)
-    unexpected = sorted(state.keys() - expected.keys(), key=str)
-    if missing or unexpected:
-        raise InputError(
-            path,
-            f"not a torchvision ResNet state dict for this depth: missing keys {_first(missing)}, "
-            f"unexpected keys {_first(unexpected)}",
-        )
-    conv1 = state["conv1.weight"]
-    if in_channels == 1 and isinstance(conv1, torch.Tensor) and conv1.ndim == 4 and conv1.shape[1] == 3:
-        state["conv1.weight"] = conv1.sum(dim=1, keepdim=True)
-    for key, value in state.items():
-        want = tuple(expected[key].shape)
-        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        if got != want:
-            raise InputError(path, f"{key}: the file holds {got}, the backbone needs shape {want}")
+    state = read_torchvision_weights(
+        path,
+        backbone.state_dict(),
+        name=f"torchvision ResNet-{backbone.depth} weights",
+        first_conv="conv1.weight",
+        keep=lambda key: not key.startswith("fc."),
+    )
     if backbone.conv1.weight.is_meta:
         return  # a trial build on the meta device (no memory): the file is checked, there is nothing to copy into
     # Not strict: only the optional ``num_batches_tracked`` may be missing, checked above.
     backbone.load_state_dict(state, strict=False)
-
-
-def _first(keys: Sequence[object], count: int = 3) -> str:
-    """Up to ``count`` keys and how many more, for one-line messages."""
-    shown = ", ".join(map(str, keys[:count])) or "none"
-    return f"{shown} (+{len(keys) - count} more)" if len(keys) > count else shown

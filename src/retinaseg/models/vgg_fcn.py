@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from retinaseg.errors import InputError
-from retinaseg.io.torch_files import read_torch_file
+from retinaseg.models.backbone_weights import WEIGHTS_OPTION, read_torchvision_weights
 from retinaseg.models.registry import register_model
 
 #: VGG16 (configuration D): output channels of each 3x3 convolution, ``"M"`` a 2x2 max-pooling.
@@ -29,8 +29,6 @@ VGG16_LAYERS: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256
 
 #: Index in :attr:`VGG16Features.features` of the max-poolings to strides 8, 16 and 32 (pool3, pool4, pool5).
 _POOL_INDICES = (16, 23, 30)
-
-_WEIGHTS_OPTION = "model.options.backbone_weights"
 
 
 class VGG16Features(nn.Module):
@@ -82,52 +80,28 @@ class VGG16Features(nn.Module):
     def load_torchvision_weights(self, path: str) -> None:
         """Copy the ``features.*`` weights of a torchvision VGG16 file into these layers.
 
-        Other keys (torchvision's ``classifier.*``) are ignored. For grey input
-        the first convolution becomes the sum of its RGB filters: on a grey
-        image copied into three channels both give the same response.
-        Torchvision's weights expect ImageNet-normalised RGB; fine-tuning
-        adapts them to retinaseg's per-image normalisation.
-
-        Parameters
-        ----------
-        path
-            A ``.pth`` file holding a torchvision ``vgg16`` state dict.
+        Other keys (torchvision's ``classifier.*``) are ignored; a grey
+        network gets the sum of the RGB filters
+        (:func:`~retinaseg.models.backbone_weights.read_torchvision_weights`,
+        which also lists what is refused: ``vgg16_bn`` and other depths among
+        them). Torchvision's weights expect ImageNet-normalised RGB;
+        fine-tuning adapts them to retinaseg's per-image normalisation.
 
         Raises
         ------
         InputError
-            Naming ``model.options.backbone_weights`` when the network has
-            neither 1 nor 3 input channels or a width other than 64; naming the file when it is not a
-            plain PyTorch file, or lacks a VGG16 key, has another key under
-            ``features.`` (``vgg16_bn``, other depths) or a tensor of another
-            shape.
+            Naming ``model.options.backbone_weights``: a width other than 64.
+            Otherwise as ``read_torchvision_weights``.
         """
-        if self.in_channels not in (1, 3):
-            raise InputError(_WEIGHTS_OPTION, f"ImageNet VGG16 weights need 1 or 3 input channels, got {self.in_channels}")
         if self.width != 64:
-            raise InputError(_WEIGHTS_OPTION, f"ImageNet VGG16 weights need width 64, got {self.width}")
-        stored = read_torch_file(path, "VGG16 weight file")
-        ours = {f"features.{key}": value for key, value in self.features.state_dict().items()}
-        # The file has torchvision's RGB first convolution whatever our input channels.
-        expected = {key: tuple(value.shape) for key, value in ours.items()}
-        expected["features.0.weight"] = (64, 3, 3, 3)
-        found = {key: value for key, value in stored.items() if key.startswith("features.")}
-        missing = sorted(set(expected) - set(found))
-        extra = sorted(set(found) - set(expected))
-        if missing or extra:
-            lists = [
-                f"{what} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-                for what, keys in (("lacks", missing), ("has extra", extra))
-                if keys
-            ]
-            raise InputError(path, f"not torchvision VGG16 weights (configuration D, no batch norm): {'; '.join(lists)}")
-        for key, shape in expected.items():
-            value = found[key]
-            if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
-                got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise InputError(path, f"not torchvision VGG16 weights: {key} is {got}, VGG16 has {shape}")
-        if self.in_channels == 1:
-            found["features.0.weight"] = found["features.0.weight"].sum(dim=1, keepdim=True)
+            raise InputError(WEIGHTS_OPTION, f"ImageNet VGG16 weights need width 64, got {self.width}")
+        found = read_torchvision_weights(
+            path,
+            {f"features.{key}": value for key, value in self.features.state_dict().items()},
+            name="torchvision VGG16 weights (configuration D, no batch norm)",
+            first_conv="features.0.weight",
+            keep=lambda key: key.startswith("features."),
+        )
         with torch.no_grad():
             # copy_ rather than load_state_dict: on the meta device (check_model_options) it is a silent no-op.
             for key, parameter in self.features.named_parameters():
@@ -141,7 +115,7 @@ def _backbone(in_channels: int, width: int, backbone_weights: str, freeze_backbo
         backbone.load_torchvision_weights(backbone_weights)
     elif freeze_backbone:
         # Frozen random filters are never what is wanted: most likely the weight file was forgotten.
-        raise InputError("model.options.freeze_backbone", f"freezes random weights: set {_WEIGHTS_OPTION} too")
+        raise InputError("model.options.freeze_backbone", f"freezes random weights: set {WEIGHTS_OPTION} too")
     backbone.requires_grad_(not freeze_backbone)
     return backbone
 
