@@ -241,6 +241,15 @@ def test_resize_and_patches_are_exclusive() -> None:
     assert error.value.where == "data.resize"
 
 
+def test_deeplabv3_needs_batches_of_two() -> None:
+    model = ["model.name=deeplabv3_resnet50", "model.options={width: 4}", "data.patch_size=[64, 64]"]
+    with pytest.raises(InputError, match="batches of at least 2, got 1") as error:
+        load_config(None, [*REQUIRED, *model, "data.batch_size=1"])
+    assert error.value.where == "data.batch_size"
+    load_config(None, [*REQUIRED, *model, "data.batch_size=2"])
+    load_config(None, [*REQUIRED, "model.name=fcn_resnet50", "data.patch_size=[64, 64]", "data.batch_size=1"])
+
+
 def test_resized_images_need_neither_one_size_nor_a_size_above_the_patch() -> None:
     # Whole images of different sizes batch once resized; the model's minimum applies to the resize alone.
     config = load_config(None, [*REQUIRED, "data.resize=[16, 16]", "data.batch_size=2"])

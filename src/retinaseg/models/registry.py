@@ -49,6 +49,10 @@ class ModelSpec:
         (``None``: unbounded on that side).
     choices
         ``{option: names}``: the values a string option may take.
+    min_batch_size
+        Smallest training batch the network can learn from (DeepLabV3's
+        image-pooling branch has batch norm on a 1x1 map: one value per
+        channel in a batch of one, which training cannot normalise).
 
     Notes
     -----
@@ -65,6 +69,7 @@ class ModelSpec:
     size_multiple: Callable[[dict[str, Any]], int] = lambda options: 1
     limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    min_batch_size: int = 1
 
     def resolve(self, options: dict[str, Any] | None) -> dict[str, Any]:
         """Defaults updated with ``options``, each checked (see the class notes).
@@ -108,6 +113,7 @@ def register_model(
     size_multiple: Callable[[dict[str, Any]], int] | None = None,
     limits: dict[str, tuple[float | None, float | None]] | None = None,
     choices: dict[str, tuple[str, ...]] | None = None,
+    min_batch_size: int = 1,
 ) -> Callable[[Builder], Builder]:
     """Decorator adding a builder function to the registry under ``name`` (arguments: :class:`ModelSpec`)."""
 
@@ -123,6 +129,7 @@ def register_model(
             size_multiple=size_multiple or (lambda options: 1),
             limits=dict(limits or {}),
             choices=dict(choices or {}),
+            min_batch_size=min_batch_size,
         )
         return builder
 

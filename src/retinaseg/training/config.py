@@ -32,6 +32,7 @@ from retinaseg.io.limits import check_class_names
 from retinaseg.io.sources import SOURCES, check_options
 from retinaseg.models.registry import (
     check_model_options,
+    get_model_spec,
     list_models,
     model_size_multiple,
 )
@@ -536,6 +537,17 @@ def _input_fits_model(config: dict[str, Any]) -> None:
             raise InputError(f"data.{key}", f"{list(size)}: this model needs sides that are multiples of {multiple}")
 
 
+def _batch_fits_model(config: dict[str, Any]) -> None:
+    """A training batch at least as large as the model can learn from (:attr:`ModelSpec.min_batch_size`)."""
+    least = get_model_spec(config["model"]["name"]).min_batch_size
+    if config["data"]["batch_size"] < least:
+        raise InputError(
+            "data.batch_size",
+            f"{config['model']['name']} trains on batches of at least {least}, got {config['data']['batch_size']} "
+            "(batch norm on its 1x1 image-pooling map has one value per channel in a batch of one)",
+        )
+
+
 def _validation_rounds(config: dict[str, Any]) -> None:
     trainer = config["trainer"]
     if trainer["check_val_every_n_epoch"] > trainer["max_epochs"]:
@@ -604,6 +616,7 @@ _SECTION_CHECKS: list[Callable[[dict[str, Any]], None]] = [
     _model,
     _patches_or_resize,
     _input_fits_model,
+    _batch_fits_model,
     _validation_rounds,
 ]
 """Checks of options that depend on another key (the source, the model) or of rules across keys."""
