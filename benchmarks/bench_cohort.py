@@ -156,7 +156,7 @@ def part_a(bench: Bench, vol: Path, repeats: int) -> None:
 
     from retinaseg.analysis.boundaries import layer_surfaces
     from retinaseg.analysis_outputs import AnalysisOutputs, write_analysis
-    from retinaseg.analyze import MIN_RETINA_UM, check_coverage, layer_model, measure_volume, torch_device
+    from retinaseg.analyze import MIN_RETINA_UM, check_coverage, layer_model, measure_volume, model_device
     from retinaseg.inference.checkpoint import load_model
     from retinaseg.inference.choose import choose_inference_option
     from retinaseg.inference.volume import segment_volume
@@ -172,7 +172,8 @@ def part_a(bench: Bench, vol: Path, repeats: int) -> None:
 
     s: dict[str, float] = {}
     s["read"], volume = _timed(lambda: read_oct(vol), repeats)
-    s["load model"], model = _timed(lambda: load_model(resolve_model_file(bench.model), torch_device(None)))
+    model_file = resolve_model_file(bench.model)
+    s["load model"], model = _timed(lambda: load_model(model_file, model_device(model_file, None, bench.inference)))
     layers = layer_model(model)
     chosen = bench.inference
     if bench.inference == "auto":  # what the first segmentation of a process pays; cached afterwards

@@ -248,6 +248,11 @@ def test_deeplabv3_needs_batches_of_two() -> None:
     assert error.value.where == "data.batch_size"
     load_config(None, [*REQUIRED, *model, "data.batch_size=2"])
     load_config(None, [*REQUIRED, "model.name=fcn_resnet50", "data.patch_size=[64, 64]", "data.batch_size=1"])
+    one_item = load_config(None, [*REQUIRED, *model, "data.batch_size=2", "data.patches_per_image=1"])
+    with pytest.raises(InputError, match="1 training item.s. per epoch make a batch of 1") as error:
+        validate_against_data(one_item, ["a", "b"], [(64, 64)])
+    assert error.value.where == "data.split.train"
+    validate_against_data(one_item, ["a", "b"], [(64, 64), (64, 64)])
 
 
 def test_resized_images_need_neither_one_size_nor_a_size_above_the_patch() -> None:

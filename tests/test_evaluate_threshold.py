@@ -48,3 +48,10 @@ def test_the_chase_threshold_is_chosen_on_validation_images_only(chase_root: Pat
     default = evaluate_model("chase_vessels_unet", tmp_path / "own", config=config, panels=False, device="cpu")
     assert default["threshold"]["value"] == 0.5
     assert (default["summary"]["f1"] == fixed["summary"]["f1"]) == (value == 0.5)
+    # the test images have no say: other test images, the same choice
+    config["data"]["split"]["test"] = ["12"]
+    other = evaluate_model("chase_vessels_unet", tmp_path / "other", config=config, threshold="val", panels=False, device="cpu")
+    assert other["threshold"]["value"] == value
+    with pytest.raises(InputError, match="val chooses the threshold on the validation images"):
+        evaluate_model("chase_vessels_unet", tmp_path / "val_on_val", config=config, split="val", threshold="val")
+    assert not (tmp_path / "val_on_val").exists()

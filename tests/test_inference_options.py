@@ -15,13 +15,14 @@ from retinaseg.data.preprocess import Preprocessing, prepare_image
 from retinaseg.errors import InputError
 from retinaseg.inference.choose import allowed_options, choose_inference_option, default_batch_size
 from retinaseg.inference.fold import fold_batch_norm
-from retinaseg.inference.options import INFERENCE_OPTIONS, OptimizedNetwork, prepare_model
+from retinaseg.inference.options import INFERENCE_OPTIONS, TORCH, OptimizedNetwork, prepare_model
 from retinaseg.inference.volume import network_images, segment_volume
 from retinaseg.models.trained import TrainedModel
 from retinaseg.training.config import load_config
 from retinaseg.volume import OctVolume
 
-FP32_OPTIONS = [name for name, option in INFERENCE_OPTIONS.items() if not option.reduced_precision]
+# PyTorch's float32 options; onnxruntime (float32 too) is tested with the ONNX export in test_onnx.py.
+FP32_OPTIONS = [name for name, option in INFERENCE_OPTIONS.items() if not option.reduced_precision and option.runtime == TORCH]
 
 
 def _unet(*overrides: str) -> TrainedModel:

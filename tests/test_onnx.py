@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 import torch
 
@@ -15,13 +14,18 @@ from retinaseg.analyze import analyze_volume
 from retinaseg.conventions import DEFAULT_MODEL, DUKE_CLASS_NAMES
 from retinaseg.data.preprocess import Preprocessing
 from retinaseg.errors import InputError
+from retinaseg.evaluate import evaluate_model
 from retinaseg.inference.checkpoint import load_model
 from retinaseg.inference.choose import allowed_options, model_for_inference
 from retinaseg.inference.onnx_runtime import METADATA_KEY, OnnxNetwork, export_onnx
 from retinaseg.inference.options import prepare_model
+from retinaseg.io.images import write_image_atomic
 from retinaseg.io.oct_files import read_oct
 from retinaseg.models.trained import TrainedModel
 from retinaseg.training.config import load_config
+
+onnx = pytest.importorskip("onnx", reason="the optional extra retinaseg[onnx] is not installed")
+pytest.importorskip("onnxruntime", reason="the optional extra retinaseg[onnx] is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +49,28 @@ def tiny_onnx(tiny: tuple[TrainedModel, Path], tmp_path_factory: pytest.TempPath
     return written
 
 
-def test_an_exported_model_gives_pytorchs_logits_at_any_size_and_batch(tiny: tuple[TrainedModel, Path], tiny_onnx: Path) -> None:
+@pytest.mark.parametrize("shape", [(3, 1, 37, 53), (1, 1, 200, 24), (2, 1, 5, 7)])
+def test_an_exported_model_gives_pytorchs_logits_at_other_sizes_and_batches(
+    tiny: tuple[TrainedModel, Path], tiny_onnx: Path, shape: tuple[int, int, int, int]
+) -> None:
     model = load_model(tiny_onnx)
     assert isinstance(model.network, OnnxNetwork)
     assert model.class_names == tiny[0].class_names and model.preprocessing == tiny[0].preprocessing
     assert model.device == torch.device("cpu")
-    images = torch.rand(3, 1, 37, 53, generator=torch.Generator().manual_seed(1))  # odd: padded to the size multiple
+    images = torch.rand(*shape, generator=torch.Generator().manual_seed(1))  # not multiples of 8: padded first
     expected = tiny[0].predict(images)
     got = model.predict(images)
-    assert got.shape == expected.shape == (3, len(DUKE_CLASS_NAMES), 37, 53)
+    assert got.shape == expected.shape == (shape[0], len(DUKE_CLASS_NAMES), *shape[2:])
     assert torch.allclose(got, expected, atol=1e-4)
+
+
+def test_a_pytorch_model_runs_as_onnxruntime_exported_once(tiny: tuple[TrainedModel, Path]) -> None:
+    model = TrainedModel.from_pretrained(tiny[1])
+    first, second = prepare_model(model, "onnxruntime"), prepare_model(model, "onnxruntime")
+    assert isinstance(first.network, OnnxNetwork) and second.network is first.network
+    assert prepare_model(first, "onnxruntime") is first
+    images = torch.rand(2, 1, 48, 40, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(first.predict(images).argmax(1), model.predict(images).argmax(1))
 
 
 def test_an_onnx_model_runs_as_onnxruntime_only(tiny_onnx: Path) -> None:
@@ -96,12 +112,18 @@ def _without_metadata(source: Path, target: Path, metadata: str | None) -> Path:
     return target
 
 
-def test_bad_onnx_files_are_refused_naming_the_file(tiny_onnx: Path, tmp_path: Path) -> None:
+def test_bad_onnx_files_are_refused_naming_the_file(
+    tiny_onnx: Path, tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]
+) -> None:
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(tiny_onnx.read_bytes()[:5000])
-    with pytest.raises(InputError, match="not an ONNX model") as err:
-        load_model(corrupt)
-    assert str(corrupt) in str(err.value)
+    image = tmp_path / "image.png"
+    write_image_atomic(image, np.zeros((16, 16), dtype=np.uint8))
+    code, _, err = run_cli("predict", "--model", corrupt, image, "--out", tmp_path / "out")
+    assert code == 2 and "not an ONNX model" in err and str(corrupt) in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match="is an ONNX model already"):
+        export_onnx(tiny_onnx, tmp_path / "again.onnx")
     foreign = _without_metadata(tiny_onnx, tmp_path / "foreign.onnx", None)
     with pytest.raises(InputError, match="without retinaseg's class names"):
         load_model(foreign)
@@ -109,6 +131,11 @@ def test_bad_onnx_files_are_refused_naming_the_file(tiny_onnx: Path, tmp_path: P
     metadata["class_names"] = metadata["class_names"][:3]
     edited = _without_metadata(tiny_onnx, tmp_path / "edited.onnx", json.dumps(metadata))
     with pytest.raises(InputError, match="graph gives 10 classes, the metadata names 3"):
+        load_model(edited)
+    metadata = json.loads(onnx.load(str(tiny_onnx)).metadata_props[-1].value)
+    metadata["preprocessing"]["channels"] = "rgb"
+    edited = _without_metadata(tiny_onnx, tmp_path / "rgb.onnx", json.dumps(metadata))
+    with pytest.raises(InputError, match="graph takes 1 channels, the metadata's preprocessing gives 3"):
         load_model(edited)
 
 
@@ -133,7 +160,7 @@ def test_analyze_refuses_what_an_onnx_model_cannot_do_before_any_work(
     scan = tmp_path / "scan.vol"
     scan.write_bytes(b"never read")
     code, _, err = run_cli("analyze", scan, "--model", tiny_onnx, "--out", tmp_path / "out", option, value)
-    assert code == 2 and option in err and "ONNX model" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and option in err and "ONNX" in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.vol"]
 
 
@@ -148,3 +175,16 @@ def test_a_network_the_exporter_cannot_translate_is_one_line(
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "unet network could not be exported to ONNX" in err and "made_up" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_scores_an_exported_model_as_the_pytorch_one(chase_root: Path, tmp_path: Path) -> None:
+    written, _ = export_onnx("chase_vessels_unet", tmp_path / "vessels.onnx")
+    config = load_model("chase_vessels_unet", "cpu").config
+    config["data"]["root"] = str(chase_root)
+    config["data"]["split"] = {"train": ["01"], "val": ["09"], "test": ["11"]}
+    scores = [
+        evaluate_model(model, tmp_path / name, config=config, panels=False, device="cpu")["summary"]
+        for name, model in (("pt", "chase_vessels_unet"), ("onnx", written))
+    ]
+    assert scores[0].keys() == scores[1].keys()
+    assert all(scores[1][key] == pytest.approx(value, abs=1e-4) for key, value in scores[0].items())

@@ -576,23 +576,23 @@ def check_fovea_in_scan(fovea_xy_mm: tuple[float, float], volume: OctVolume) -> 
         )
 
 
-def check_model_options(model_file: Path, device: str | None, inference: str) -> None:
+def check_runtime_options(model_file: Path, device: str | None, inference: str) -> None:
     """Refuse a ``--device`` or ``--inference`` the model cannot run with, before any work.
 
-    An ``.onnx`` model runs with ONNX Runtime on the CPU, as ``onnxruntime``
-    (or ``auto``, which means the same for it).
+    ONNX Runtime runs on the CPU here: an ``.onnx`` model runs as
+    ``onnxruntime`` (``auto`` means the same for it), and
+    ``--inference onnxruntime`` with another model needs the CPU too.
     """
-    if model_file.suffix != ".onnx":
-        return
-    if inference not in ("auto", "onnxruntime"):
+    onnx_file = model_file.suffix == ".onnx"
+    if onnx_file and inference not in ("auto", "onnxruntime"):
         raise InputError("--inference", f"{model_file} is an ONNX model: it runs as onnxruntime (or auto), not {inference}")
-    if device not in (None, "cpu"):
-        raise InputError("--device", f"{model_file} is an ONNX model: it runs on the CPU, not {device}")
+    if (onnx_file or inference == "onnxruntime") and device not in (None, "cpu"):
+        raise InputError("--device", f"ONNX Runtime runs on the CPU here, not {device} (use another --inference on a GPU)")
 
 
-def model_device(model_file: Path, device: str | None) -> str:
-    """Where the model in ``model_file`` runs: the CPU for an ONNX model, else :func:`torch_device`."""
-    return "cpu" if model_file.suffix == ".onnx" else torch_device(device)
+def model_device(model_file: Path, device: str | None, inference: str) -> str:
+    """Where the model in ``model_file`` runs: the CPU for ONNX Runtime, else :func:`torch_device`."""
+    return "cpu" if model_file.suffix == ".onnx" or inference == "onnxruntime" else torch_device(device)
 
 
 def torch_device(device: str | None) -> str:
@@ -638,7 +638,7 @@ def analyze_file(
 
     check_analysis_options(batch_size, device, fovea_xy_mm, inference)
     model_file = resolve_model_file(model)
-    check_model_options(model_file, device, inference)
+    check_runtime_options(model_file, device, inference)
     inputs = [path, model_file]  # the model may lie in an output folder of retinaseg, e.g. its training run
     check_output_dir(out_dir, ANALYSIS, overwrite=overwrite, inputs=inputs)
     volume = read_oct(path, **(read_options or {}))
@@ -647,7 +647,7 @@ def analyze_file(
 
     from retinaseg.inference.checkpoint import load_model
 
-    module = load_model(model_file, model_device(model_file, device))
+    module = load_model(model_file, model_device(model_file, device, inference))
     result = analyze_volume(
         volume, module, model_name=str(model), fovea_xy_mm=fovea_xy_mm, batch_size=batch_size, inference=inference
     )

@@ -88,7 +88,8 @@ def evaluate(
         str | None,
         typer.Option(
             help="Binary tasks: foreground probability threshold, a number in (0, 1) or 'val' (the best F1 on the "
-            "validation images, chosen before the split is scored); default: the model's evaluation.threshold."
+            "validation images, chosen before the split is scored); default: evaluation.threshold of the config "
+            "(the model's own without --config/--set)."
         ),
     ] = None,
 ) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 
 from retinaseg import __version__
 from retinaseg.analysis_outputs import AnalysisOutputs
-from retinaseg.analyze import check_analysis_options, check_model_options, layer_model, model_device
+from retinaseg.analyze import check_analysis_options, check_runtime_options, layer_model, model_device
 from retinaseg.cohort_inputs import ScanEntry, scan_checksum
 from retinaseg.cohort_table import DONE, FAILED, write_cohort_csv
 from retinaseg.cohort_tasks import RECORD_FILE, Outcome, ScanJob, analyze_scan, finish_scan, read_scan, segment_scan
@@ -186,9 +186,13 @@ def run_cohort(
     inputs = [*(entry.path for entry in entries), model_file]
     check_incremental_dir(out_dir, COHORT, inputs=inputs)
     # Everything that can refuse the run does so before the folder exists.
-    check_model_options(model_file, options.device, options.inference)
+    check_runtime_options(model_file, options.device, options.inference)
     client = _dask_client(options.scheduler) if options.scheduler is not None else None
-    device = model_device(model_file, options.device) if client is None else (options.device or "each worker's default")
+    device = (
+        model_device(model_file, options.device, options.inference)
+        if client is None
+        else (options.device or "each worker's default")
+    )
     out_dir = prepare_incremental_dir(out_dir, COHORT, inputs=inputs)
     model_sha256 = scan_checksum(model_file)  # a file's SHA-256, read in chunks
     jobs = [

@@ -42,8 +42,8 @@ def evaluate_model(
     Parameters
     ----------
     model
-        A ``.ckpt`` written by ``retinaseg train``, a ``.pt`` weight file or a
-        shipped model name (:func:`~retinaseg.inference.checkpoint.load_model`).
+        A ``.ckpt`` written by ``retinaseg train``, a ``.pt`` weight file, an
+        ``.onnx`` export or a shipped model name (:func:`~retinaseg.inference.checkpoint.load_model`).
     out_dir
         Output folder; written atomically (temp folder, then renamed).
     config
@@ -82,6 +82,8 @@ def evaluate_model(
     trained = load_model(model_file, device)
     if trained.task != "binary" and threshold is not None:
         raise InputError("--threshold", "applies to binary tasks only; this model has more than two classes")
+    if threshold == FROM_VALIDATION and split == "val":
+        raise InputError("--threshold", "val chooses the threshold on the validation images: score another split with it")
     config = config or trained.config
     inputs = [model_file, resolve_data_path(config["data"]["root"])]
     check_output_dir(out_dir, EVALUATION, overwrite=overwrite, inputs=inputs)
@@ -109,10 +111,7 @@ def evaluate_model(
     with staged_output_dir(out_dir, EVALUATION, overwrite=overwrite, inputs=inputs) as staging:
         for sample, stored in zip(track(prepared, description=f"evaluating {split}"), samples.samples, strict=True):
             probabilities = trained.predict(torch.from_numpy(sample.image)[None], probabilities=True)[0].cpu().numpy()
-            if binary is not None:
-                prediction = (probabilities[1] >= binary.threshold).astype(np.uint8)
-            else:
-                prediction = probabilities.argmax(axis=0).astype(np.uint8)
+            prediction = trained.class_map(probabilities, None if binary is None else binary.threshold)
             segmentation.update(prediction, sample.label, mask=sample.fov)
             if binary is not None:
                 binary.update(probabilities[1], sample.label == 1, fov=sample.fov)
@@ -201,7 +200,7 @@ def _operating_threshold(
 ) -> tuple[float, str]:
     """The binary threshold to score at, and how it was chosen (``threshold`` as for :func:`evaluate_model`)."""
     if threshold is None:
-        return default, "evaluation.threshold of the config (the model's own unless a config was given)"
+        return default, "evaluation.threshold of the config"
     if threshold != FROM_VALIDATION:
         value = parse_threshold(str(threshold))
         assert isinstance(value, float)
@@ -214,6 +213,6 @@ def _operating_threshold(
         probabilities = trained.predict(torch.from_numpy(sample.image)[None], probabilities=True)[0].cpu().numpy()
         evaluator.update(probabilities[1], sample.label == 1, fov=sample.fov)
     best = evaluator.result()["at_best_threshold_optimistic"]["threshold"]
-    if best is None:
-        raise InputError("data.split.val", "the validation images hold no foreground to choose the threshold on")
+    if best is None or not 0 < best < 1:  # no foreground, or nothing better than calling every pixel foreground
+        raise InputError("data.split.val", f"the validation images give no usable threshold (best F1 at {best})")
     return float(best), f"best pooled F1 over the {len(validation)} validation images ({', '.join(validation.subjects())})"

@@ -79,7 +79,7 @@ def predict_files(
     Parameters
     ----------
     model
-        A shipped model name, a ``.pt`` weight file or a ``.ckpt`` checkpoint
+        A shipped model name, a ``.pt`` weight file, a ``.ckpt`` checkpoint or an ``.onnx`` export
         (:func:`~retinaseg.inference.checkpoint.load_model`).
     inputs
         Image files and/or folders of images.
@@ -123,10 +123,7 @@ def predict_files(
                 probs[:, ~fov] = 0.0
                 probs[0, ~fov] = 1.0  # outside the field: background, for certain
                 write_image_atomic(staging / f"{path.stem}_fov.png", fov.astype(np.uint8) * 255)
-            if trained.task == "binary":  # the model's operating threshold (argmax would be 0.5)
-                classes = (probs[1] >= trained.evaluation.threshold).astype(np.uint8)
-            else:
-                classes = probs.argmax(axis=0).astype(np.uint8)
+            classes = trained.class_map(probs)  # binary tasks: at the model's operating threshold
             write_image_atomic(staging / f"{path.stem}_classes.png", classes)
             write_image_atomic(staging / f"{path.stem}_colour.png", colorize(classes, palette))
             write_image_atomic(staging / f"{path.stem}_overlay.png", overlay(image, classes, palette))

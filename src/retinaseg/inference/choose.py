@@ -23,6 +23,7 @@ from retinaseg.inference.options import (
     AUTO,
     INFERENCE_OPTIONS,
     ONNXRUNTIME,
+    TORCH,
     VALIDATED_REDUCED_PRECISION,
     InferenceOption,
     OptimizedNetwork,
@@ -87,7 +88,7 @@ def allowed_options(device: torch.device) -> tuple[str, ...]:
     return tuple(
         name
         for name, option in INFERENCE_OPTIONS.items()
-        if option.runtime == "torch" and (not option.reduced_precision or (name in VALIDATED_REDUCED_PRECISION and bf16_ok))
+        if option.runtime == TORCH and (not option.reduced_precision or (name in VALIDATED_REDUCED_PRECISION and bf16_ok))
     )
 
 
@@ -134,7 +135,8 @@ def choose_inference_option(
         Images per forward pass; default: :func:`default_batch_size`.
     candidates
         Option names to time; default: :func:`allowed_options` (reduced
-        precision only where validated). Naming others opts into them.
+        precision only where validated), or ``onnxruntime`` without timing
+        for a model run by ONNX Runtime. Naming others opts into them.
     repeats
         Timed runs per candidate.
 
@@ -151,6 +153,8 @@ def choose_inference_option(
     """
     device = model.device
     batch_size = default_batch_size(device) if batch_size is None else max(1, int(batch_size))
+    if isinstance(model.network, OnnxNetwork) and candidates is None:  # an ONNX model has one way to run
+        return InferenceChoice(INFERENCE_OPTIONS[ONNXRUNTIME], {}, batch_size)
     names = tuple(candidates) if candidates is not None else allowed_options(device)
     options = [inference_option(name) for name in names]
     key = (tuple(image_shape), batch_size, str(device), torch.get_num_threads(), names)
@@ -195,8 +199,6 @@ def model_for_inference(
     """
     if inference == AUTO and isinstance(model.network, OptimizedNetwork):
         return model, model.network.option
-    if inference == AUTO and isinstance(model.network, OnnxNetwork):
-        return model, INFERENCE_OPTIONS[ONNXRUNTIME]
     if inference == AUTO:
         option = choose_inference_option(model, image_shape, batch_size=batch_size).option
     else:

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ MAX_ONNX_BYTES = 2**31
 """Largest ONNX file read: protobuf's limit for one message, and far above any segmentation network here."""
 
 _INSTALL = "pip install 'retinaseg[onnx]'"
+
+_EXPORTER_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
 
 
 def _onnxruntime() -> Any:
@@ -82,7 +85,9 @@ class OnnxNetwork(nn.Module):
         settings.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         settings.intra_op_num_threads = threads or torch.get_num_threads()
         settings.inter_op_num_threads = 1
-        settings.log_severity_level = 3  # errors only: its warnings about unused initializers are not the user's concern
+        # Fatal only: a failing run raises an exception, which becomes retinaseg's one-line error; ORT's
+        # own multi-line error log before it would break that rule, its warnings are not the user's concern.
+        settings.log_severity_level = 4
         self.session = ort.InferenceSession(graph, settings, providers=["CPUExecutionProvider"])
         self.input_name: str = self.session.get_inputs()[0].name
 
@@ -122,10 +127,12 @@ def onnx_graph(model: TrainedModel) -> bytes:
         2: multiple * torch.export.Dim("height_blocks", min=1, max=8192 // multiple),
         3: multiple * torch.export.Dim("width_blocks", min=1, max=8192 // multiple),
     }
-    exporter_log = logging.getLogger("torch.onnx")
-    level = exporter_log.level
-    # The exporter warns about torchvision's operators being unavailable and about its own deprecations: nothing a user can act on.
-    exporter_log.setLevel(logging.ERROR)
+    # The exporter and its ONNX passes warn about torchvision's operators being unavailable, ambiguous attribute
+    # types and their own deprecations: nothing a user can act on. Failures raise and become one line.
+    loggers = [logging.getLogger(name) for name in _EXPORTER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -141,7 +148,8 @@ def onnx_graph(model: TrainedModel) -> bytes:
                 verbose=False,
             )
     finally:
-        exporter_log.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
     if program is None:  # the signature allows it; the dynamo exporter always returns a program
         raise RuntimeError("torch.onnx.export returned no program")
     proto = program.model_proto
@@ -161,54 +169,84 @@ def check_agreement(model: TrainedModel, network: OnnxNetwork, tolerance: float 
         1, model.preprocessing.in_channels, 3 * multiple, 5 * multiple, generator=torch.Generator().manual_seed(0)
     )
     with torch.no_grad():
-        expected = model.network(images).float()
+        expected = model.network(images.to(model.device)).float().cpu()
     difference = float((network(images) - expected).abs().max())
     if not difference <= tolerance:
         raise RuntimeError(f"the ONNX graph's logits differ from PyTorch's by {difference:.3g} (at most {tolerance} allowed)")
     return difference
 
 
+def checked_onnx_network(model: TrainedModel, what: str | os.PathLike[str]) -> tuple[OnnxNetwork, bytes, float]:
+    """``model`` exported (:func:`onnx_graph`), loaded in ONNX Runtime and checked (:func:`check_agreement`).
+
+    Returns the runner, its serialized graph and the largest logit
+    difference from PyTorch.
+
+    Raises
+    ------
+    InputError
+        Naming ``what`` (the model as the user named it): the ONNX packages
+        are missing, or the exporter cannot translate the network, or its
+        graph computes other logits than PyTorch (some graphs work at the
+        traced size only).
+    """
+    _onnxruntime()
+    try:
+        graph = onnx_graph(model)
+        network = OnnxNetwork(graph)
+        difference = check_agreement(model, network)
+    except InputError:
+        raise
+    except Exception as err:  # the exporter fails on unsupported operators in many ways; say so in one line
+        name = model.config["model"]["name"]
+        raise InputError(what, f"the {name} network could not be exported to ONNX ({describe_exception(err)})") from err
+    return network, graph, difference
+
+
 def export_onnx(model_name_or_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> tuple[Path, float]:
     """Write a model (shipped name, ``.pt`` or ``.ckpt``) as an ONNX file; returns the file and the logit difference.
 
-    The exported graph is checked against PyTorch (:func:`check_agreement`)
+    The exported graph is checked against PyTorch (:func:`checked_onnx_network`)
     before the file appears; it is written atomically, never over an existing file.
 
     Raises
     ------
     InputError
-        A bad model, an existing ``out_path``, the ONNX packages missing
-        (checked before the export), or a network the exporter cannot
-        translate or translates wrongly.
+        A bad model or an ``.onnx`` one (already exported), an existing
+        ``out_path``, the ONNX packages missing (checked before the export),
+        or a network the exporter cannot translate or translates wrongly.
     """
     from retinaseg.inference.checkpoint import load_model  # its loader dispatches back here for .onnx files
 
     out_path = Path(out_path)
     if out_path.suffix != ".onnx":
         raise InputError(out_path, "an ONNX model file ends in .onnx")
+    if Path(model_name_or_path).suffix == ".onnx":
+        raise InputError(model_name_or_path, "is an ONNX model already; export a .pt, .ckpt or shipped model")
     check_output_file(out_path, inputs=[model_name_or_path])
     _onnxruntime()
     model = load_model(os.fspath(model_name_or_path), "cpu")
-    try:
-        graph = onnx_graph(model)
-        difference = check_agreement(model, OnnxNetwork(graph))
-    except InputError:
-        raise
-    except Exception as err:  # the exporter fails on unsupported operators in many ways; say so in one line
-        network = model.config["model"]["name"]
-        raise InputError(
-            model_name_or_path, f"the {network} network could not be exported to ONNX ({describe_exception(err)})"
-        ) from err
+    _, graph, difference = checked_onnx_network(model, model_name_or_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_path) as tmp:
         tmp.write_bytes(graph)
     return out_path, difference
 
 
+# Keyed weakly by the PyTorch network: a process exports each network once, however many scans it segments.
+_RUNNERS: weakref.WeakKeyDictionary[nn.Module, OnnxNetwork] = weakref.WeakKeyDictionary()
+
+
 def onnx_model(model: TrainedModel) -> TrainedModel:
-    """``model`` (a PyTorch one) exported in memory and run by ONNX Runtime, with the same settings; ``model`` is unchanged."""
+    """``model`` (a PyTorch one) exported in memory, checked, and run by ONNX Runtime, with the same settings.
+
+    The export happens once per network and process (seconds); ``model``
+    is unchanged. Errors as :func:`checked_onnx_network`.
+    """
+    if model.network not in _RUNNERS:
+        _RUNNERS[model.network] = checked_onnx_network(model, model.config["model"]["name"])[0]
     runner = copy.copy(model)
-    runner.network = OnnxNetwork(onnx_graph(model))
+    runner.network = _RUNNERS[model.network]
     return runner
 
 
@@ -245,6 +283,11 @@ def load_onnx_model(path: str | os.PathLike[str]) -> TrainedModel:
         classes = network.session.get_outputs()[0].shape[1]
         if classes != len(model.class_names):
             raise ValueError(f"the graph gives {classes} classes, the metadata names {len(model.class_names)}")
+        channels = network.session.get_inputs()[0].shape[1]
+        if channels != model.preprocessing.in_channels:
+            raise ValueError(
+                f"the graph takes {channels} channels, the metadata's preprocessing gives {model.preprocessing.in_channels}"
+            )
     except Exception as err:  # edited metadata fails in the JSON, the lookups or the constructors
         raise InputError(path, f"unreadable retinaseg metadata ({describe_exception(err)})") from err
     return model.eval()

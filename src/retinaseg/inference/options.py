@@ -50,6 +50,9 @@ from retinaseg.models.trained import TrainedModel
 AUTO = "auto"
 """Inference setting that times the allowed options and takes the fastest."""
 
+TORCH = "torch"
+"""The runtime of every option but :data:`ONNXRUNTIME`."""
+
 ONNXRUNTIME = "onnxruntime"
 """The option (and runtime) of networks run by ONNX Runtime."""
 
@@ -73,7 +76,7 @@ class InferenceOption:
     autocast_dtype
         dtype PyTorch autocast runs eligible operations in, or ``None``: no autocast.
     runtime
-        ``"torch"`` or ``"onnxruntime"`` (then the other attributes are unused).
+        :data:`TORCH` or :data:`ONNXRUNTIME` (then the other attributes are unused).
     """
 
     name: str
@@ -81,7 +84,7 @@ class InferenceOption:
     weights_dtype: torch.dtype = torch.float32
     fold: bool = False
     autocast_dtype: torch.dtype | None = None
-    runtime: str = "torch"
+    runtime: str = TORCH
 
     @property
     def reduced_precision(self) -> bool:
@@ -159,8 +162,10 @@ def prepare_model(model: TrainedModel, option: InferenceOption | str) -> Trained
     evaluation) and its :meth:`~retinaseg.models.trained.TrainedModel.predict`
     works as ``model``'s. Its network is an :class:`OptimizedNetwork` around
     ``model``'s own network for the channels-first float32 options, else
-    around a converted copy (a few MB for the shipped models); ``model``
-    itself is never changed. Do not train or save the result.
+    around a converted copy (a few MB for the shipped models); for
+    ``onnxruntime`` an :class:`~retinaseg.inference.onnx_runtime.OnnxNetwork`
+    (exported once per network and process; an ONNX model is returned as it
+    is). ``model`` itself is never changed. Do not train or save the result.
 
     Parameters
     ----------
@@ -180,9 +185,9 @@ def prepare_model(model: TrainedModel, option: InferenceOption | str) -> Trained
     if isinstance(model.network, OptimizedNetwork):
         raise TypeError(f"the model runs as {model.network.option.name!r} already; prepare the original model")
     option = inference_option(option) if isinstance(option, str) else option
-    if isinstance(model.network, OnnxNetwork):
+    if isinstance(model.network, OnnxNetwork):  # loaded from an .onnx file, or prepared as onnxruntime before
         if option.runtime != ONNXRUNTIME:
-            raise InputError("inference", f"an ONNX model runs as {ONNXRUNTIME!r} only, not {option.name!r}")
+            raise InputError("inference", f"a network run by ONNX Runtime runs as {ONNXRUNTIME!r} only, not {option.name!r}")
         return model
     if option.runtime == ONNXRUNTIME:
         return onnx_model(model)

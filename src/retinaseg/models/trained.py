@@ -224,6 +224,20 @@ class TrainedModel:
                 logits = F.interpolate(logits, size=original, mode="bilinear", align_corners=False)
         return torch.softmax(logits.float(), dim=1) if probabilities else logits
 
+    def class_map(self, probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """``(H, W)`` uint8 classes of ``(K, H, W)`` probabilities.
+
+        Binary tasks: foreground where its probability is at least
+        ``threshold`` (default: ``evaluation.threshold``); otherwise the most
+        probable class. Training and its validation scores use the most
+        probable class (threshold 0.5) whatever the setting: the threshold is
+        an operating point chosen for a trained model.
+        """
+        if self.task == "binary":
+            chosen = self.evaluation.threshold if threshold is None else threshold
+            return (probabilities[1] >= chosen).astype(np.uint8)
+        return probabilities.argmax(axis=0).astype(np.uint8)
+
     def metadata(self) -> dict[str, Any]:
         """Everything but the weights, as plain data: what :meth:`save_pretrained` stores beside them."""
         return {

@@ -259,7 +259,8 @@ def validate_against_data(config: dict[str, Any], class_names: Sequence[str], im
     ------
     InputError
         Naming the key: a class id beyond the classes, a class weight per
-        class missing, a patch larger than the smallest image, whole images
+        class missing, a training set smaller than the model's smallest
+        batch, a patch larger than the smallest image, whole images
         of different sizes in one batch or too small for the model (whole
         images resized by ``data.resize`` are neither).
     """
@@ -278,6 +279,13 @@ def validate_against_data(config: dict[str, Any], class_names: Sequence[str], im
             "loss.class_weights", f"needs one weight per class ({num_classes}: {list(class_names)}), got {len(weights)}"
         )
     data = config["data"]
+    items = len(image_sizes) * (data["patches_per_image"] if data["patch_size"] is not None else 1)
+    least = get_model_spec(config["model"]["name"]).min_batch_size
+    if items < least:  # the whole training set is then one batch (no batch is dropped)
+        raise InputError(
+            "data.split.train",
+            f"{items} training item(s) per epoch make a batch of {items}; {config['model']['name']} trains on batches of at least {least}",
+        )
     if data["resize"] is not None:  # every image is resized to a size validate_config has checked
         return
     smallest = tuple(min(size[axis] for size in image_sizes) for axis in (0, 1))
