@@ -159,6 +159,8 @@ def _metrics(dataset: str, metrics: dict[str, Any] | None) -> dict[str, float]:
 
 
 def _cell(value: Any) -> str:
+    if value is None:  # a metric the run could not compute (no boundary found)
+        return "n/a"
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
     return str(value)
