@@ -72,18 +72,17 @@ class OnnxNetwork(nn.Module):
     Parameters
     ----------
     graph
-        The serialized ONNX model.
-    threads
-        Threads for one operator (ONNX Runtime's ``intra_op_num_threads``);
-        default: PyTorch's thread count, so both runtimes use the same cores.
+        The serialized ONNX model. The session runs one operator on as many
+        threads as PyTorch uses (``torch.get_num_threads()``), so
+        thread settings (OMP_NUM_THREADS, cohort workers) apply to both runtimes alike.
     """
 
-    def __init__(self, graph: bytes, threads: int | None = None) -> None:
+    def __init__(self, graph: bytes) -> None:
         super().__init__()
         ort = _onnxruntime()
         settings = ort.SessionOptions()
         settings.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        settings.intra_op_num_threads = threads or torch.get_num_threads()
+        settings.intra_op_num_threads = torch.get_num_threads()
         settings.inter_op_num_threads = 1
         # Fatal only: a failing run raises an exception, which becomes retinaseg's one-line error; ORT's
         # own multi-line error log before it would break that rule, its warnings are not the user's concern.
