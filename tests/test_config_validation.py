@@ -121,6 +121,7 @@ BAD_VALUES = [
     ("trainer.limit_train_batches=0", "trainer.limit_train_batches", "fraction in (0, 1]"),
     ("trainer.limit_train_batches=1.5", "trainer.limit_train_batches", "fraction in (0, 1]"),
     ("trainer.deterministic=yes", "trainer.deterministic", "true or false"),
+    ("trainer.channels_last=1", "trainer.channels_last", "true or false"),
     ("trainer.snapshot_every=0", "trainer.snapshot_every", "integer >= 1, got 0"),
     ("trainer.snapshot_every=-1", "trainer.snapshot_every", "integer >= 1"),
     ("trainer.snapshot_every=x", "trainer.snapshot_every", "integer >= 1"),

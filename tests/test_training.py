@@ -374,3 +374,34 @@ def test_shipped_configs_load_and_build(path: Path) -> None:
     build_loss(config["loss"]["name"], config["loss"]["class_weights"])
     relabel = config["data"]["relabel"]
     assert relabel is None or set(relabel) == {"class_names", "map"}
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # a step outside a Trainer, on purpose
+def test_channels_last_training_steps_and_saves_a_model_that_loads_as_any(tmp_path: Path) -> None:
+    from retinaseg.training.module import SegmentationModule
+
+    config = load_config(
+        None,
+        [
+            "name=cl",
+            "data.source=retinaseg",
+            "data.root=unused",
+            "model.options={depth: 3, base_channels: 4}",
+            "trainer.channels_last=true",
+        ],
+    )
+    preprocessing = {"channels": "grey", "clahe": False, "normalize": "percentile"}
+    module = SegmentationModule(config, list(DUKE_CLASS_NAMES), "multiclass", preprocessing)
+    weights = [p for p in module.model.parameters() if p.ndim == 4]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+    generator = torch.Generator().manual_seed(0)
+    batch = {
+        "image": torch.rand(2, 1, 32, 24, generator=generator),
+        "label": torch.randint(0, 10, (2, 32, 24), generator=generator),
+    }
+    loss = module.training_step(batch, 0)
+    loss.backward()
+    assert math.isfinite(float(loss.detach())) and all(p.grad is not None for p in weights)
+    saved = TrainedModel.from_pretrained(module.trained_model.save_pretrained(tmp_path / "cl.pt", half=False))
+    images = torch.rand(1, 1, 40, 48, generator=generator)
+    torch.testing.assert_close(saved.predict(images), module.trained_model.eval().predict(images), rtol=1e-4, atol=1e-5)

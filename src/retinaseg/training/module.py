@@ -55,13 +55,18 @@ class SegmentationModule(L.LightningModule):
         self.save_hyperparameters()
         self.trained_model = TrainedModel.from_config(config, class_names, task, Preprocessing(**preprocessing))
         self.model = self.trained_model.network
+        self.channels_last = bool(config["trainer"].get("channels_last", False))  # runs saved before the key: off
+        if self.channels_last:
+            # Module.to takes memory_format (documented), its type stubs do not list it.
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.loss = build_loss(config["loss"]["name"], config["loss"]["class_weights"])
         self.register_buffer(
             "_val_confusion", torch.zeros(len(class_names), len(class_names), dtype=torch.long), persistent=False
         )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self.model(batch["image"]), batch["label"])
+        images = batch["image"].contiguous(memory_format=torch.channels_last) if self.channels_last else batch["image"]
+        loss = self.loss(self.model(images), batch["label"])
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["image"]), sync_dist=True)
         return loss
 
