@@ -10,7 +10,7 @@ import torch
 from rich.progress import track
 
 from retinaseg.analysis.boundaries import boundaries_from_labels, boundary_mad
-from retinaseg.data.dataset import prepare_samples
+from retinaseg.data.dataset import PreparedSample, prepare_samples
 from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_model
 from retinaseg.io.model_files import resolve_model_file
@@ -110,7 +110,7 @@ def evaluate_model(
     pred_boundaries, true_boundaries = [], []
     with staged_output_dir(out_dir, EVALUATION, overwrite=overwrite, inputs=inputs) as staging:
         for sample, stored in zip(track(prepared, description=f"evaluating {split}"), samples.samples, strict=True):
-            probabilities = trained.predict(torch.from_numpy(sample.image)[None], probabilities=True)[0].cpu().numpy()
+            probabilities = _probabilities(trained, sample)
             prediction = trained.class_map(probabilities, None if binary is None else binary.threshold)
             segmentation.update(prediction, sample.label, mask=sample.fov)
             if binary is not None:
@@ -210,9 +210,13 @@ def _operating_threshold(
     evaluator = BinaryEvaluator()
     prepared = prepare_samples(validation, trained.preprocessing, config["data"]["fov"])
     for sample in track(prepared, description="choosing the threshold on val"):
-        probabilities = trained.predict(torch.from_numpy(sample.image)[None], probabilities=True)[0].cpu().numpy()
-        evaluator.update(probabilities[1], sample.label == 1, fov=sample.fov)
+        evaluator.update(_probabilities(trained, sample)[1], sample.label == 1, fov=sample.fov)
     best = evaluator.result()["at_best_threshold_optimistic"]["threshold"]
     if best is None or not 0 < best < 1:  # no foreground, or nothing better than calling every pixel foreground
         raise InputError("data.split.val", f"the validation images give no usable threshold (best F1 at {best})")
     return float(best), f"best pooled F1 over the {len(validation)} validation images ({', '.join(validation.subjects())})"
+
+
+def _probabilities(trained: TrainedModel, sample: PreparedSample) -> np.ndarray:
+    """``(K, H, W)`` class probabilities of one prepared sample, on the CPU."""
+    return trained.predict(torch.from_numpy(sample.image)[None], probabilities=True)[0].cpu().numpy()
