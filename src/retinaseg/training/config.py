@@ -76,7 +76,7 @@ DEFAULTS: dict[str, Any] = {
         "precision": "auto",  # auto: bf16-mixed on GPUs that support it, else 32-true
         "limit_train_batches": None,
         "deterministic": False,
-        # Weights and batches in channels-last layout: 1.34x faster steps for the U-Net on a CPU
+        # Weights and batches in channels-last layout: 1.18-1.34x faster steps for the U-Net on a CPU
         # (benchmarks/training_precision.py); off by default so committed recipes rerun as measured.
         "channels_last": False,
         "snapshot_every": None,  # epochs between prediction panels of the first 4 val images; None = off
