@@ -21,6 +21,7 @@ every boundary's mean is within 0.5 px and every sector (own fovea) within
 :data:`retinaseg.inference.options.VALIDATED_REDUCED_PRECISION`.
 
     python benchmarks/inference_options.py [--subjects 01 02 ...] [--threads N] [--repeats R] [--batch-sizes 1 4]
+        [--device cuda] [--options fp32 fp32_channels_last ...]
 
 Default: all ten subjects from ``$RETINASEG_DATA`` or ``../shared/data``;
 machines are noisy, compare within a run. Prints markdown.
@@ -34,19 +35,21 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from retinaseg.analysis.etdrs import etdrs_table
-from retinaseg.analyze import AnalysisResult, analyze_volume
 from retinaseg.conventions import DEFAULT_MODEL
 from retinaseg.inference.checkpoint import load_model
 from retinaseg.inference.choose import choose_inference_option, default_batch_size
 from retinaseg.inference.options import INFERENCE_OPTIONS, prepare_model
-from retinaseg.io.oct_files import read_oct
 from retinaseg.io.paths import find_dataset
 from retinaseg.models.trained import TrainedModel
+
+if TYPE_CHECKING:
+    from retinaseg.analyze import AnalysisResult
 
 BSCAN_SHAPE = (496, 768)
 """Synthetic B-scan ``(H, W)`` in pixels: a Spectralis 30° B-scan."""
@@ -69,10 +72,10 @@ def _cpu() -> str:
     return f"{name}; avx512_bf16 {'yes' if 'avx512_bf16' in flags else 'no'}, AMX {'yes' if 'amx_bf16' in flags else 'no'}"
 
 
-def _prepare(model: TrainedModel) -> tuple[dict[str, TrainedModel], dict[str, float]]:
-    """``model`` prepared as every option, and the seconds each preparation took (onnxruntime: the export)."""
+def _prepare(model: TrainedModel, names: list[str]) -> tuple[dict[str, TrainedModel], dict[str, float]]:
+    """``model`` prepared as each option named, and the seconds each preparation took (onnxruntime: the export)."""
     runners, seconds = {}, {}
-    for name in INFERENCE_OPTIONS:
+    for name in names:
         start = time.perf_counter()
         runners[name] = prepare_model(model, name)
         seconds[name] = time.perf_counter() - start
@@ -104,6 +107,8 @@ def _speed_table(seconds: dict[tuple[str, int], float], prepare_s: dict[str, flo
         "|---|---|---|" + "---|" * len(batch_sizes) + "---|",
     ]
     for name, option in INFERENCE_OPTIONS.items():
+        if name not in prepare_s:
+            continue
         best = min(seconds[name, b] for b in batch_sizes)
         ratio = f"{reference / best:.2f}x (best batch)" if reference else "n/a (no batch 4)"
         cells = " | ".join(f"{seconds[name, b]:.3f}" for b in batch_sizes)
@@ -183,6 +188,10 @@ class _Agreement:
 
 def _agreement(runners: dict[str, TrainedModel], root: Path, subjects: list[str], batch_size: int) -> dict[str, _Agreement]:
     """Every option's :class:`_Agreement` with fp32 on the given Duke subjects."""
+    # Imported here: the speed part alone runs without the analysis stack (eyepy), e.g. on a GPU host.
+    from retinaseg.analyze import analyze_volume
+    from retinaseg.io.oct_files import read_oct
+
     rows = {name: _Agreement() for name in runners}
     for subject in subjects:
         volume = read_oct(root / f"Subject_{subject}.vol")
@@ -221,19 +230,26 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--device", default=None, help="cpu, cuda, ...; default: retinaseg's default device")
+    parser.add_argument("--options", nargs="+", choices=list(INFERENCE_OPTIONS), default=list(INFERENCE_OPTIONS))
     args = parser.parse_args()
+    if "fp32" not in args.options:
+        parser.error("--options: fp32 is the reference and must be one of them")
     torch.set_num_threads(args.threads)
-    model = load_model(args.model)
+    model = load_model(args.model, device=args.device)
 
     print("```\npython " + " ".join(shlex.quote(a) for a in sys.argv) + "\n```\n")
-    print(f"CPU: {_cpu()}; PyTorch {torch.__version__}, {args.threads} threads; model {args.model}\n")
+    gpu = f"; GPU: {torch.cuda.get_device_name(model.device)}" if model.device.type == "cuda" else ""
+    print(f"CPU: {_cpu()}{gpu}; PyTorch {torch.__version__}, {args.threads} threads; model {args.model}\n")
     print(f"## (a) Speed on synthetic {BSCAN_SHAPE[0]}x{BSCAN_SHAPE[1]} B-scans, best of {args.repeats}\n")
-    runners, prepare_s = _prepare(model)
+    runners, prepare_s = _prepare(model, args.options)
     print(_speed_table(_speed(runners, args.batch_sizes, args.repeats), prepare_s, args.batch_sizes))
     start = time.perf_counter()
     choice = choose_inference_option(model, BSCAN_SHAPE)
     print(f"\n`auto` chose {choice.describe()} in {time.perf_counter() - start:.1f} s\n")
 
+    if not args.subjects:
+        return
     root = find_dataset("duke_dme_volumes")
     if root is None:
         print("(b) skipped: duke_dme_volumes not found in $RETINASEG_DATA or ../shared/data")
