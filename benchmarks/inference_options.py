@@ -23,7 +23,8 @@ every boundary's mean is within 0.5 px and every sector (own fovea) within
     python benchmarks/inference_options.py [--subjects 01 02 ...] [--threads N] [--repeats R] [--batch-sizes 1 4]
         [--device cuda] [--options fp32 fp32_channels_last ...]
 
-Default: all ten subjects from ``$RETINASEG_DATA`` or ``../shared/data``;
+Default: all ten subjects from ``$RETINASEG_DATA`` or ``../shared/data``; ``--subjects``
+with no value times the options only (part (a));
 machines are noisy, compare within a run. Prints markdown.
 """
 
@@ -106,14 +107,13 @@ def _speed_table(seconds: dict[tuple[str, int], float], prepare_s: dict[str, flo
         + " | fp32 batch 4 / option |",
         "|---|---|---|" + "---|" * len(batch_sizes) + "---|",
     ]
-    for name, option in INFERENCE_OPTIONS.items():
-        if name not in prepare_s:
-            continue
+    for name, prepared_s in prepare_s.items():
+        option = INFERENCE_OPTIONS[name]
         best = min(seconds[name, b] for b in batch_sizes)
         ratio = f"{reference / best:.2f}x (best batch)" if reference else "n/a (no batch 4)"
         cells = " | ".join(f"{seconds[name, b]:.3f}" for b in batch_sizes)
         reduced = "yes" if option.reduced_precision else "no"
-        lines.append(f"| {name} | {reduced} | {prepare_s[name]:.1f} | {cells} | {ratio} |")
+        lines.append(f"| {name} | {reduced} | {prepared_s:.1f} | {cells} | {ratio} |")
     return "\n".join(lines)
 
 
