@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from machine import cpu_description
 
 from retinaseg.conventions import DEFAULT_MODEL
 
@@ -129,8 +130,7 @@ def _machine() -> str:
     """CPU, cores, memory, load, PyTorch: the line every result needs."""
     import torch
 
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    cpu = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), platform.machine())
+    cpu = cpu_description()
     meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
     mem = next((int(line.split()[1]) / 2**20 for line in meminfo.splitlines() if line.startswith("MemTotal")), math.nan)
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

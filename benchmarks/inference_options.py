@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from machine import cpu_description
 
 from retinaseg.analysis.etdrs import etdrs_table
 from retinaseg.conventions import DEFAULT_MODEL
@@ -60,17 +61,6 @@ MAX_MEAN_BOUNDARY_PX = 0.5
 
 MAX_ETDRS_UM = 1.0
 """Largest ETDRS sector thickness difference from fp32 an option may have, any layer or sector, µm."""
-
-
-def _cpu() -> str:
-    """CPU model and whether it has the instructions bfloat16 needs (Linux; "unknown" elsewhere)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "unknown"
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown")
-    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
-    return f"{name}; avx512_bf16 {'yes' if 'avx512_bf16' in flags else 'no'}, AMX {'yes' if 'amx_bf16' in flags else 'no'}"
 
 
 def _prepare(model: TrainedModel, names: list[str]) -> tuple[dict[str, TrainedModel], dict[str, float]]:
@@ -240,7 +230,7 @@ def main() -> None:
 
     print("```\npython " + " ".join(shlex.quote(a) for a in sys.argv) + "\n```\n")
     gpu = f"; GPU: {torch.cuda.get_device_name(model.device)}" if model.device.type == "cuda" else ""
-    print(f"CPU: {_cpu()}{gpu}; PyTorch {torch.__version__}, {args.threads} threads; model {args.model}\n")
+    print(f"CPU: {cpu_description()}{gpu}; PyTorch {torch.__version__}, {args.threads} threads; model {args.model}\n")
     print(f"## (a) Speed on synthetic {BSCAN_SHAPE[0]}x{BSCAN_SHAPE[1]} B-scans, best of {args.repeats}\n")
     runners, prepare_s = _prepare(model, args.options)
     print(_speed_table(_speed(runners, args.batch_sizes, args.repeats), prepare_s, args.batch_sizes))

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+from machine import cpu_description
 
 from retinaseg.data.preprocess import Preprocessing
 from retinaseg.models.trained import TrainedModel
@@ -40,14 +41,6 @@ VARIANTS: dict[str, tuple[torch.dtype | None, bool]] = {
     "32-true, channels-last": (None, True),
     "bf16-mixed, channels-last": (torch.bfloat16, True),
 }
-
-
-def _cpu_flags() -> str:
-    try:
-        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split())
-    except (OSError, StopIteration):
-        return "unknown"
-    return f"avx512_bf16 {'yes' if 'avx512_bf16' in flags else 'no'}, AMX {'yes' if 'amx_bf16' in flags else 'no'}"
 
 
 def main() -> None:
@@ -98,7 +91,7 @@ def main() -> None:
 
     print(f"```\npython benchmarks/training_precision.py {args.config} --steps {args.steps} --threads {args.threads}\n```\n")
     print(
-        f"CPU: {_cpu_flags()}; PyTorch {torch.__version__}, {args.threads} threads; {config['model']['name']} "
+        f"CPU: {cpu_description()}; PyTorch {torch.__version__}, {args.threads} threads; {config['model']['name']} "
         f"{config['model']['options']}, batch {data['batch_size']} x {height}x{width}, loss {config['loss']['name']}\n"
     )
     print("| precision | s per optimizer step (best) | images/s | 32-true / this |\n|---|---|---|---|")
