@@ -18,7 +18,11 @@ largest ETDRS sector difference over every layer and sector in µm, once as
 grid at fp32's fovea (the segmentation's share). An option passes when
 every boundary's mean is within 0.5 px and every sector (own fovea) within
 1 µm; only options that passed may go into
-:data:`retinaseg.inference.options.VALIDATED_REDUCED_PRECISION`.
+:data:`retinaseg.inference.options.VALIDATED_REDUCED_PRECISION`. Every option
+sees the B-scans at full height; the rows ``+ retina rows`` are fp32 and
+``auto``'s choice with the network given only the rows around the retina
+after each volume's first B-scan (:mod:`retinaseg.inference.rows`, what
+``retinaseg analyze`` does unless ``--full-height``), judged by the same rule.
 
     python benchmarks/inference_options.py [--subjects 01 02 ...] [--threads N] [--repeats R] [--batch-sizes 1 4]
         [--device cuda] [--options fp32 fp32_channels_last ...]
@@ -176,8 +180,15 @@ class _Agreement:
         return max(self.boundary_means().values()) <= MAX_MEAN_BOUNDARY_PX and self.etdrs_um <= MAX_ETDRS_UM
 
 
+RETINA_ROWS = " + retina rows"
+"""Suffix of the agreement rows whose network sees only the rows around the retina."""
+
+
 def _agreement(runners: dict[str, TrainedModel], root: Path, subjects: list[str], batch_size: int) -> dict[str, _Agreement]:
-    """Every option's :class:`_Agreement` with fp32 on the given Duke subjects."""
+    """Every option's :class:`_Agreement` with fp32 at full height on the given Duke subjects.
+
+    A name ending in :data:`RETINA_ROWS` runs its option with ``retina_rows``; the others at full height.
+    """
     # Imported here: the speed part alone runs without the analysis stack (eyepy), e.g. on a GPU host.
     from retinaseg.analyze import analyze_volume
     from retinaseg.io.oct_files import read_oct
@@ -188,7 +199,8 @@ def _agreement(runners: dict[str, TrainedModel], root: Path, subjects: list[str]
         results = {}
         for name, runner in runners.items():
             start = time.perf_counter()
-            results[name] = analyze_volume(volume, runner, batch_size=batch_size, progress=False)
+            rows_only = name.endswith(RETINA_ROWS)
+            results[name] = analyze_volume(volume, runner, batch_size=batch_size, progress=False, retina_rows=rows_only)
             rows[name].add(results[name], results["fp32"], time.perf_counter() - start)
         print(f"Subject_{subject}: analysed with {len(runners)} options", file=sys.stderr, flush=True)
     return rows
@@ -246,7 +258,8 @@ def main() -> None:
         return
     batch_size = default_batch_size(model.device)
     print(f"## (b) Agreement with fp32 on Duke DME volumes {', '.join(args.subjects)} (batch {batch_size})\n")
-    rows = _agreement(runners, root, args.subjects, batch_size)
+    cropped = {f"{name}{RETINA_ROWS}": runners[name] for name in dict.fromkeys(["fp32", choice.option.name]) if name in runners}
+    rows = _agreement({**runners, **cropped}, root, args.subjects, batch_size)
     print(
         f"\nBoundary columns: mean |difference| from fp32 in px. ETDRS: largest sector difference over every layer, each"
         f" run with its own automatic fovea (as `retinaseg analyze`), and with the grid at fp32's fovea (the segmentation"

@@ -260,3 +260,19 @@ def test_convert_chase_db1(chase_root: Path, tmp_path: Path, run_cli: Callable[.
     np.testing.assert_array_equal(converted.image, read_image(chase_root / "Image_11R.jpg"))
     np.testing.assert_array_equal(converted.label, read_label_image(chase_root / "Image_11R_1stHO.png"))
     assert (converted.subject, converted.fov) == ("11", None)
+
+
+@pytest.mark.parametrize(("flags", "retina_rows"), [((), True), (("--full-height",), False)])
+def test_analyze_gives_the_network_the_retina_rows_unless_full_height(
+    flags: tuple[str, ...], retina_rows: bool, monkeypatch: pytest.MonkeyPatch, run_cli, tmp_path: Path
+) -> None:
+    seen: dict = {}
+
+    def analyze_file(scan: Path, out: Path, **settings: object) -> tuple[Path, dict]:
+        seen.update(settings)
+        return out / "report.html", {}
+
+    monkeypatch.setattr("retinaseg.analyze.analyze_file", analyze_file)
+    code, _, stderr = run_cli("analyze", tmp_path / "scan.vol", "--out", tmp_path / "out", *flags)
+    assert code == 0, stderr
+    assert seen["retina_rows"] is retina_rows

@@ -278,6 +278,7 @@ def analyze_volume(
     grid_spacing_mm: float = 0.02,
     progress: bool = True,
     inference: str = "auto",
+    retina_rows: bool = True,
 ) -> AnalysisResult:
     """Segment and measure one scan.
 
@@ -291,16 +292,19 @@ def analyze_volume(
         How to name the model in outputs.
     fovea_xy_mm, reference_px, reference_name, grid_spacing_mm
         As for :func:`measure_volume`.
-    batch_size, inference
-        B-scans per forward pass (default: per device) and how the network
-        runs, as for :func:`retinaseg.inference.volume.segment_volume`.
+    batch_size, inference, retina_rows
+        B-scans per forward pass (default: per device), how the network
+        runs and whether it sees only the rows around the retina after the
+        first B-scan, as for :func:`retinaseg.inference.volume.segment_volume`.
     progress
         Show a progress bar while segmenting.
     """
     from retinaseg.inference.volume import segment_volume
 
     layers = layer_model(module)
-    labels = segment_volume(volume, module, batch_size=batch_size, progress=progress, inference=inference)
+    labels = segment_volume(
+        volume, module, batch_size=batch_size, progress=progress, inference=inference, retina_rows=retina_rows
+    )
     return measure_volume(
         volume,
         labels,
@@ -622,13 +626,14 @@ def analyze_file(
     read_options: dict[str, Any] | None = None,
     outputs: AnalysisOutputs | None = None,
     inference: str = "auto",
+    retina_rows: bool = True,
 ) -> tuple[Path, dict[str, Any]]:
     """Read a scan, analyse it and write the outputs; returns the report path and the summary.
 
     ``read_options`` go to :func:`retinaseg.io.oct_files.read_oct` (pixel
     sizes and spacing for folders of B-scan images); ``outputs`` chooses the
-    optional outputs (default: all but NIfTI); ``batch_size`` and
-    ``inference`` as for :func:`analyze_volume`. The output location,
+    optional outputs (default: all but NIfTI); ``batch_size``,
+    ``inference`` and ``retina_rows`` as for :func:`analyze_volume`. The output location,
     the options, the model name and the scan itself are checked before
     PyTorch is imported and before any segmentation, so a wrong call fails
     within a second; an existing ``out_dir`` is only replaced with
@@ -649,7 +654,13 @@ def analyze_file(
 
     module = load_model(model_file, model_device(model_file, device, inference))
     result = analyze_volume(
-        volume, module, model_name=str(model), fovea_xy_mm=fovea_xy_mm, batch_size=batch_size, inference=inference
+        volume,
+        module,
+        model_name=str(model),
+        fovea_xy_mm=fovea_xy_mm,
+        batch_size=batch_size,
+        inference=inference,
+        retina_rows=retina_rows,
     )
     result = check_coverage(result, path)
     report = write_analysis(result, out_dir, overwrite=overwrite, inputs=inputs, outputs=outputs or AnalysisOutputs())

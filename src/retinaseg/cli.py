@@ -255,6 +255,14 @@ def analyze(
             "(an .onnx --model always runs so)."
         ),
     ] = "auto",
+    full_height: Annotated[
+        bool,
+        typer.Option(
+            "--full-height",
+            help="Give every B-scan to the network at full height (default: after a scan's first B-scan, only the "
+            "rows around the retina plus a margin; a B-scan whose retina reaches the crop's edge is redone whole).",
+        ),
+    ] = False,
     scale_x_mm: Annotated[float | None, typer.Option(help="Image folders: A-scan spacing in mm.")] = None,
     scale_z_mm: Annotated[float | None, typer.Option(help="Image folders: axial pixel size in mm.")] = None,
     bscan_spacing_mm: Annotated[float | None, typer.Option(help="Image folders: distance between B-scans in mm.")] = None,
@@ -311,6 +319,7 @@ def analyze(
         "device": device,
         "batch_size": batch_size,
         "inference": inference,
+        "retina_rows": not full_height,
         "overwrite": overwrite,
         "outputs": AnalysisOutputs(report=report, eye=single if eye is None else eye, nifti=nifti),
     }

@@ -63,9 +63,10 @@ class CohortOptions:
         Optional outputs per scan (report, ``.eye``, NIfTI).
     device
         ``cpu``, ``cuda`` ...; default: the best available.
-    batch_size, inference
-        B-scans per forward pass (default: per device) and how the network
-        runs (:func:`retinaseg.inference.volume.segment_volume`).
+    batch_size, inference, retina_rows
+        B-scans per forward pass (default: per device), how the network
+        runs, and whether it sees only the rows around the retina after a
+        scan's first B-scan (:func:`retinaseg.inference.volume.segment_volume`).
     workers
         Worker processes for reading, measuring and writing (local runs);
         0 does everything in this process.
@@ -80,6 +81,7 @@ class CohortOptions:
     device: str | None = None
     batch_size: int | None = None
     inference: str = "auto"
+    retina_rows: bool = True
     workers: int = 1
     scheduler: str | None = None
     overwrite: bool = False
@@ -105,6 +107,7 @@ def _job_key(entry: ScanEntry, options: CohortOptions, model_sha256: str) -> dic
         "fovea_xy_mm": list(entry.fovea_xy_mm) if entry.fovea_xy_mm else None,
         "read_options": entry.read_options,
         "inference": options.inference,  # reduced precision changes class maps
+        "retina_rows": options.retina_rows,  # so does the crop, within the agreement of BENCHMARKS.md
         "outputs": {"report": options.outputs.report, "eye": options.outputs.eye, "nifti": options.outputs.nifti},
     }
     return json.loads(json.dumps(key))
@@ -281,6 +284,7 @@ def _provenance(
             "device": device,
             "batch_size": options.batch_size,
             "inference": options.inference,
+            "retina_rows": options.retina_rows,
             "outputs": {"report": options.outputs.report, "eye": options.outputs.eye, "nifti": options.outputs.nifti},
             "workers": options.workers,
             "scheduler": options.scheduler,
@@ -303,12 +307,13 @@ def _run_local(jobs: list[ScanJob], model_file: str, device: str, options: Cohor
 
     model = load_model(model_file, device)
     layers = layer_model(model)
-    batch_size, inference, workers = options.batch_size, options.inference, options.workers
+    workers = options.workers
+    network = (options.batch_size, options.inference, options.retina_rows)  # segment_scan's settings
     if workers == 0:
         for job in jobs:
             outcome = read_scan(job)
             if outcome.failed is None:
-                outcome = segment_scan(job, outcome, model, batch_size, inference)
+                outcome = segment_scan(job, outcome, model, *network)
             if outcome.failed is None:
                 volume, labels = outcome.value
                 outcome = finish_scan(job, outcome, volume, labels, layers)
@@ -344,7 +349,7 @@ def _run_local(jobs: list[ScanJob], model_file: str, device: str, options: Cohor
             outcome = _result(job, future)
             read_ahead()
             if outcome.failed is None:
-                outcome = segment_scan(job, outcome, model, batch_size, inference)
+                outcome = segment_scan(job, outcome, model, *network)
             if outcome.failed is not None:
                 yield job, outcome
             else:
@@ -394,6 +399,7 @@ def _run_dask(jobs: list[ScanJob], client: Any, model_file: str, options: Cohort
             options.device,
             options.batch_size,
             options.inference,
+            options.retina_rows,
             key=f"retinaseg-analyze-{job.entry.id}-{run}",
             pure=False,
         ): job

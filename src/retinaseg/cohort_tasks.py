@@ -110,14 +110,22 @@ def read_scan(job: ScanJob) -> Outcome:
     return outcome
 
 
-def segment_scan(job: ScanJob, outcome: Outcome, model: TrainedModel, batch_size: int | None, inference: str) -> Outcome:
-    """Class maps of the scan read in ``outcome``; ``value`` becomes ``(volume, labels)``."""
+def segment_scan(
+    job: ScanJob, outcome: Outcome, model: TrainedModel, batch_size: int | None, inference: str, retina_rows: bool
+) -> Outcome:
+    """Class maps of the scan read in ``outcome``; ``value`` becomes ``(volume, labels)``.
+
+    ``batch_size``, ``inference`` and ``retina_rows`` as for :func:`retinaseg.inference.volume.segment_volume`.
+    """
     from retinaseg.inference.volume import segment_volume
 
     start = time.perf_counter()
     try:
         volume = outcome.value
-        outcome.value = (volume, segment_volume(volume, model, batch_size=batch_size, progress=False, inference=inference))
+        labels = segment_volume(
+            volume, model, batch_size=batch_size, progress=False, inference=inference, retina_rows=retina_rows
+        )
+        outcome.value = (volume, labels)
     except Exception as err:  # noqa: BLE001 - a failed row, never a stopped cohort
         outcome.fail(job, err)
     outcome.seconds["segment"] = time.perf_counter() - start
@@ -157,7 +165,9 @@ def _model(model_file: str, device: str | None) -> TrainedModel:
     return load_model(model_file, device)
 
 
-def analyze_scan(job: ScanJob, model_file: str, device: str | None, batch_size: int | None, inference: str) -> Outcome:
+def analyze_scan(
+    job: ScanJob, model_file: str, device: str | None, batch_size: int | None, inference: str, retina_rows: bool
+) -> Outcome:
     """Read, segment, measure and write one scan in this process (a Dask task); ``value`` is its row."""
     from retinaseg.analyze import layer_model
 
@@ -168,7 +178,7 @@ def analyze_scan(job: ScanJob, model_file: str, device: str | None, batch_size: 
         model = _model(model_file, device)
     except Exception as err:  # noqa: BLE001 - e.g. a worker that does not see the model file
         return outcome.fail(job, err)
-    outcome = segment_scan(job, outcome, model, batch_size, inference)
+    outcome = segment_scan(job, outcome, model, batch_size, inference, retina_rows)
     if outcome.failed is not None:
         return outcome
     volume, labels = outcome.value

@@ -5,6 +5,9 @@ kept, so memory grows with the volume's pixels (one byte each), not with the
 class probabilities. How the network runs (precision, memory layout) is an
 inference option (:mod:`retinaseg.inference.options`), by default the fastest
 allowed one on the machine at hand (:mod:`retinaseg.inference.choose`).
+After the first B-scan the network sees only the rows around the retina
+(:mod:`retinaseg.inference.rows`), unless told to segment every B-scan at
+full height.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from retinaseg.conventions import INVALID_DISPLAY_VALUE, SPECTRALIS_DISPLAY_GAMM
 from retinaseg.data.preprocess import prepare_image
 from retinaseg.inference.choose import default_batch_size, model_for_inference
 from retinaseg.inference.options import AUTO
+from retinaseg.inference.rows import RetinaRows
 from retinaseg.models.trained import TrainedModel
 from retinaseg.volume import OctVolume
 
@@ -42,6 +46,7 @@ def segment_volume(
     batch_size: int | None = None,
     progress: bool = True,
     inference: str = AUTO,
+    retina_rows: bool = True,
 ) -> np.ndarray:
     """Class map of every B-scan.
 
@@ -63,6 +68,12 @@ def segment_volume(
         reduced precision only where validated), or an option's name
         (:data:`~retinaseg.inference.options.INFERENCE_OPTIONS`).
         ``"fp32"`` is the network exactly as trained.
+    retina_rows
+        After the first B-scan, segment only the rows around the retina
+        (:class:`~retinaseg.inference.rows.RetinaRows`; a B-scan whose
+        retina reaches the crop's edge is segmented again at full height).
+        ``False``: every B-scan at full height. Models trained on resized
+        images always see the full height.
 
     Returns
     -------
@@ -78,11 +89,25 @@ def segment_volume(
     batch_size = default_batch_size(model.device) if batch_size is None else max(1, int(batch_size))
     runner, option = model_for_inference(model, inference, (images.shape[1], images.shape[2]), batch_size)
     labels = np.empty(images.shape, dtype=np.uint8)
+    rows = RetinaRows(images.shape[1], model.size_multiple) if retina_rows and model.preprocessing.resize is None else None
     starts: Iterable[int] = range(0, len(images), batch_size)
     if progress:
         starts = track(starts, description=f"segmenting {len(images)} B-scans ({option.name})")
     for start in starts:
         batch = np.stack([prepare_image(image, model.preprocessing) for image in images[start : start + batch_size]])
-        logits = runner.predict(torch.from_numpy(batch))
-        labels[start : start + len(batch)] = logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
+        if rows is None:
+            labels[start : start + len(batch)] = _classes(runner, batch)
+            continue
+        # The crop comes after preprocessing: normalisation sees the whole B-scan, as in training.
+        window = rows.window()
+        result, passed = rows.place(_classes(runner, batch[:, :, window[0] : window[1]]), window)
+        if not passed.all():
+            result[~passed] = _classes(runner, batch[~passed])
+        rows.update(result, full_height=passed if window == (0, images.shape[1]) else ~passed)
+        labels[start : start + len(batch)] = result
     return labels
+
+
+def _classes(model: TrainedModel, batch: np.ndarray) -> np.ndarray:
+    """``(B, H, W)`` uint8 class maps of a ``(B, C, H, W)`` float32 batch of network inputs."""
+    return model.predict(torch.from_numpy(np.ascontiguousarray(batch))).argmax(dim=1).to(torch.uint8).cpu().numpy()
