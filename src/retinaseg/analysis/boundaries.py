@@ -215,6 +215,16 @@ def layer_surfaces(
                 for i in chunks
             ]
         )
+    start, stop = _rows_needed(labels, layer_classes, fluid_classes, invalid)
+    if (start, stop) != (0, labels.shape[1]):
+        cropped = layer_surfaces(
+            labels[:, start:stop],
+            layer_classes,
+            fluid_classes,
+            None if invalid is None else invalid[:, start:stop],
+            min_retina_px,
+        )
+        return (cropped + start)[0] if single else cropped + start
     n_layers = len(layer_classes)
     height = labels.shape[1]
 
@@ -270,6 +280,33 @@ def layer_surfaces(
     no_retina = surfaces[:, -1] - surfaces[:, 0] < min_retina_px  # False where either is NaN
     surfaces[np.broadcast_to(no_retina[:, None, :], surfaces.shape)] = np.nan
     return surfaces[0] if single else surfaces
+
+
+def _rows_needed(
+    labels: np.ndarray, layer_classes: Sequence[int], fluid_classes: Sequence[int], invalid: np.ndarray | None
+) -> tuple[int, int]:
+    """``(start, stop)``: the rows :func:`layer_surfaces` must look at; the surfaces are the same from them alone.
+
+    Rows above ``start`` hold only valid pixels above the retina (no layer,
+    no fluid), rows from ``stop`` down only valid pixels of the last layer, in
+    every B-scan and column: the fit never places a boundary there, and
+    every boundary lies ``start`` rows lower than in the crop (the same up to
+    float rounding where one is interpolated under fluid). One such row
+    is kept at each cut, so the crop's edges stay clean as the image's were.
+    Most of a B-scan's rows are vitreous or choroid, so this saves most of
+    the work.
+    """
+    height = labels.shape[1]
+    outside = ~np.isin(labels, [*layer_classes, *fluid_classes])
+    last_layer = labels == layer_classes[-1]
+    if invalid is not None:
+        outside &= ~invalid
+        last_layer &= ~invalid
+    above = np.flatnonzero(~outside.all(axis=(0, 2)))
+    below = np.flatnonzero(~last_layer.all(axis=(0, 2)))
+    if not len(above) or not len(below):
+        return 0, height
+    return max(0, int(above[0]) - 1), min(height, int(below[-1]) + 2)
 
 
 #: Pieces of retina smaller than this fraction of the B-scan's largest piece
