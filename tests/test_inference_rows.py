@@ -75,6 +75,25 @@ def test_a_blank_bscan_keeps_the_band() -> None:
     assert rows.window() == window
 
 
+def test_a_crop_without_retina_fails_the_check() -> None:
+    rows = RetinaRows(HEIGHT, margin_px=16)
+    rows.update(_retina(40, 59), full_height=np.array([True]))
+    window = rows.window()
+    no_retina = _retina(50, 49)[:, window[0] : window[1]]  # vitreous straight onto choroid
+    _, passed = rows.place(no_retina, window)
+    assert passed.tolist() == [False]
+
+
+def test_nothing_is_learned_from_a_bscan_with_one_class_at_top_and_bottom() -> None:
+    rows = RetinaRows(HEIGHT, margin_px=16)
+    blank = np.zeros((1, HEIGHT, WIDTH), dtype=np.uint8)
+    rows.update(blank, full_height=np.array([True]))
+    assert rows.window() == (0, HEIGHT)
+    background_both_sides = _retina(40, 59) % 2  # classes 0, 1, 0: a crop could not tell a missed retina
+    rows.update(background_both_sides, full_height=np.array([True]))
+    assert rows.window() == (0, HEIGHT)
+
+
 def test_a_margin_smaller_than_the_guard_is_refused() -> None:
     with pytest.raises(ValueError, match="margin_px"):
         RetinaRows(HEIGHT, margin_px=GUARD_PX - 1)
@@ -99,12 +118,19 @@ class _ColumnLayers(nn.Module):
         return 10 * torch.cat([1 - seen, bright, seen - bright], dim=1) + self.weight
 
 
-def _model() -> TrainedModel:
+class _Bright(_ColumnLayers):
+    """Class 1 where bright, 0 elsewhere: background both above and below the retina."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return super().forward(images)[:, :2]
+
+
+def _model(network: nn.Module | None = None) -> TrainedModel:
     config = load_config(None, ["name=rows", "data.source=retinaseg", "data.root=unused", "model.options={depth: 3}"])
     model = TrainedModel.from_config(
         config, DUKE_CLASS_NAMES, "multiclass", Preprocessing(channels="grey", clahe=False, normalize="percentile")
     )
-    model.network = _ColumnLayers()
+    model.network = network or _ColumnLayers()
     return model
 
 
@@ -134,3 +160,13 @@ def test_segmenting_the_retina_rows_gives_the_full_height_class_maps_with_fewer_
     whole = model.network.rows.count(height)
     assert whole >= batch_size + 1  # the first batch, and the jump redone whole
     assert min(model.network.rows) <= height // 2  # the others saw the band and its margins only
+
+
+def test_a_model_with_background_above_and_below_sees_every_bscan_whole() -> None:
+    height = 320
+    volume = _volume([40, 42, 220, 222, 224], height)  # a jump a crop would miss entirely
+    model = _model(_Bright())
+    full = segment_volume(volume, model, batch_size=1, progress=False, inference="fp32", retina_rows=False)
+    model.network.rows.clear()
+    np.testing.assert_array_equal(segment_volume(volume, model, batch_size=1, progress=False, inference="fp32"), full)
+    assert model.network.rows == [height] * len(volume.reflectance)

@@ -197,6 +197,7 @@ def layer_surfaces(
     if single:
         labels = labels[None]
         invalid = None if invalid is None else np.asarray(invalid)[None]
+    invalid = None if invalid is None else np.asarray(invalid, dtype=bool)
     if labels.ndim != 3 or not np.issubdtype(labels.dtype, np.integer):
         raise InputError("labels", f"must be (N, H, W) integer class maps, got {labels.dtype} {labels.shape}")
     if invalid is not None and invalid.shape != labels.shape:
@@ -216,15 +217,32 @@ def layer_surfaces(
             ]
         )
     start, stop = _rows_needed(labels, layer_classes, fluid_classes, invalid)
-    if (start, stop) != (0, labels.shape[1]):
-        cropped = layer_surfaces(
-            labels[:, start:stop],
-            layer_classes,
-            fluid_classes,
-            None if invalid is None else invalid[:, start:stop],
-            min_retina_px,
-        )
-        return (cropped + start)[0] if single else cropped + start
+    surfaces = _surfaces(
+        labels[:, start:stop],
+        layer_classes,
+        fluid_classes,
+        None if invalid is None else invalid[:, start:stop],
+        min_retina_px,
+        (start, labels.shape[1]),
+    )
+    return surfaces[0] if single else surfaces
+
+
+def _surfaces(
+    labels: np.ndarray,
+    layer_classes: Sequence[int],
+    fluid_classes: Sequence[int],
+    invalid: np.ndarray | None,
+    min_retina_px: float,
+    rows_of_image: tuple[int, int],
+) -> np.ndarray:
+    """:func:`layer_surfaces` of rows ``start`` to ``start + H`` of B-scans of ``height`` rows, ``(start, height)`` = ``rows_of_image``.
+
+    ``labels`` and ``invalid`` are ``(N, H, W)``; the rows left out
+    (:func:`_rows_needed`) are not looked at, and the surfaces are in rows
+    of the whole image, equal to those computed from all its rows.
+    """
+    start, image_height = rows_of_image
     n_layers = len(layer_classes)
     height = labels.shape[1]
 
@@ -237,7 +255,6 @@ def layer_surfaces(
 
     top_invalid = bottom_invalid = np.zeros(labels.shape, dtype=bool)
     if invalid is not None:
-        invalid = invalid.astype(bool)
         top_invalid = np.logical_and.accumulate(invalid, axis=1)
         bottom_invalid = np.logical_and.accumulate(invalid[:, ::-1], axis=1)[:, ::-1]
         depth = np.where(top_invalid, -1, np.where(bottom_invalid, n_layers - 1, depth))
@@ -256,8 +273,9 @@ def layer_surfaces(
         known_below < height, np.take_along_axis(depth, np.minimum(known_below, height - 1), axis=1), n_layers - 1
     )
     k = np.arange(n_layers)[None, :, None, None]
-    deepest = (depth_from_above[:, None] < k).sum(axis=2).astype(np.float64)  # (N, L, W)
-    shallowest = (depth_from_below[:, None] < k).sum(axis=2).astype(np.float64)
+    # in rows of the whole image from here on: every value as computed from all rows
+    deepest = (depth_from_above[:, None] < k).sum(axis=2).astype(np.float64) + start  # (N, L, W)
+    shallowest = (depth_from_below[:, None] < k).sum(axis=2).astype(np.float64) + start
 
     surfaces = np.where(deepest == shallowest, deepest, np.nan)
     columns = np.arange(surfaces.shape[2])
@@ -274,12 +292,12 @@ def layer_surfaces(
     top_rows = top_invalid.sum(axis=1)[:, None, :]  # (N, 1, W)
     bottom_rows = bottom_invalid.sum(axis=1)[:, None, :]
     unseen = ((top_rows > 0) & (surfaces <= top_rows + _EDGE_MARGIN_PX)) | (
-        (bottom_rows > 0) & (surfaces >= height - bottom_rows - _EDGE_MARGIN_PX)
+        (bottom_rows > 0) & (surfaces >= image_height - bottom_rows - _EDGE_MARGIN_PX)
     )
     surfaces[unseen] = np.nan
     no_retina = surfaces[:, -1] - surfaces[:, 0] < min_retina_px  # False where either is NaN
     surfaces[np.broadcast_to(no_retina[:, None, :], surfaces.shape)] = np.nan
-    return surfaces[0] if single else surfaces
+    return surfaces
 
 
 def _rows_needed(
@@ -290,8 +308,7 @@ def _rows_needed(
     Rows above ``start`` hold only valid pixels above the retina (no layer,
     no fluid), rows from ``stop`` down only valid pixels of the last layer, in
     every B-scan and column: the fit never places a boundary there, and
-    every boundary lies ``start`` rows lower than in the crop (the same up to
-    float rounding where one is interpolated under fluid). One such row
+    every boundary lies ``start`` rows lower than in the crop. One such row
     is kept at each cut, so the crop's edges stay clean as the image's were.
     Most of a B-scan's rows are vitreous or choroid, so this saves most of
     the work.

@@ -1,21 +1,24 @@
 """Run the network only on the rows of a B-scan around the retina.
 
 In an OCT B-scan the retina fills a band of rows: above it the network sees
-one class (vitreous), below it another (choroid, or background again), and
-segmentation time grows with the rows it is given. Neighbouring B-scans of a
-volume put the retina at nearly the same rows, so :class:`RetinaRows`
-segments the first B-scan at full height, learns the class above and below
-the retina and the band of rows between them, and gives the next B-scans to
-the network cropped to that band plus a margin of context. The rows outside
-the crop get the class above or below.
+one class (vitreous), below it another (choroid), and segmentation time
+grows with the rows it is given. Neighbouring B-scans of a volume put the
+retina at nearly the same rows, so :class:`RetinaRows` segments the first
+B-scans at full height, learns the class above and the class below the
+retina and the band of rows between them, and gives the next B-scans to the
+network cropped to that band plus a margin of context. The rows outside the
+crop get the class above or below.
 
-Every cropped result is checked: its first and last :data:`GUARD_PX` rows
-must hold only the class above and the class below (unless the crop reaches
-the image's edge there). A B-scan failing the check (the retina moved, a
-structure reaches the crop's edge) is segmented again at full height, so the
-saving never costs a cut-off retina; the agreement with full-height
-segmentation is measured in ``benchmarks/inference_options.py --retina-rows``
-(BENCHMARKS.md).
+Every cropped result is checked: it must show retina (a class other than
+those two), and its first and last :data:`GUARD_PX` rows must hold only the
+class above and the class below (unless the crop reaches the image's edge
+there). A B-scan failing the check (the retina moved or left the crop, a
+structure reaches the crop's edge) is segmented again at full height. A
+model whose class above the retina is also the class below it (background
+on both sides) is never cropped: a crop that missed the retina would look
+like one above or below it. The agreement with full-height segmentation is
+measured by ``benchmarks/inference_options.py`` (its ``+ retina rows``
+rows; BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -60,8 +63,8 @@ class RetinaRows:
         self._band: tuple[int, int] | None = None  # first and last retina row seen, inclusive
 
     def window(self) -> tuple[int, int]:
-        """``(start, stop)`` rows for the next batch: the whole height until a retina was seen."""
-        if self._band is None:
+        """``(start, stop)`` rows for the next batch: the whole height until a retina was seen between two classes."""
+        if self._band is None or self._classes is None:
             return 0, self.height
         start = max(0, self._band[0] - self.margin_px)
         stop = min(self.height, self._band[1] + 1 + self.margin_px)
@@ -87,9 +90,9 @@ class RetinaRows:
             ``(B, height, W)`` uint8: ``labels`` in their rows, the class
             above the retina over them and the class below under them.
         passed : numpy.ndarray
-            ``(B,)`` bool: the B-scan's crop holds only the outside classes
-            in its :data:`GUARD_PX` rows at each cut edge. Segment the others
-            again at full height.
+            ``(B,)`` bool: the B-scan's crop shows retina, and only the
+            outside classes in its :data:`GUARD_PX` rows at each cut edge.
+            Segment the others again at full height.
         """
         start, stop = window
         if (start, stop) == (0, self.height) or self._classes is None:
@@ -99,7 +102,7 @@ class RetinaRows:
         full[:, :start] = above
         full[:, start:stop] = labels
         full[:, stop:] = below
-        passed = np.ones(len(labels), dtype=bool)
+        passed = ((labels != above) & (labels != below)).any(axis=(1, 2))  # the crop shows retina
         if start > 0:
             passed &= (labels[:, :GUARD_PX] == above).all(axis=(1, 2))
         if stop < self.height:
@@ -117,12 +120,16 @@ class RetinaRows:
             ``(B, height, W)`` uint8 classes of the batch.
         full_height
             ``(B,)`` bool: which of them were segmented at full height; the
-            classes above and below the retina are learned from those (the
-            most common class of the top and bottom row), the band from all.
+            classes above and below the retina are learned from the last of
+            those whose top and bottom rows differ in their most common
+            class (a blank B-scan, vitreous through, teaches nothing), the
+            band from all.
         """
-        if full_height.any():
-            whole = labels[full_height]
-            self._classes = (_most_common(whole[:, 0]), _most_common(whole[:, -1]))
+        for image in labels[full_height][::-1]:
+            top, bottom = _most_common(image[0]), _most_common(image[-1])
+            if top != bottom:
+                self._classes = (top, bottom)
+                break
         if self._classes is None:
             return
         above, below = self._classes
