@@ -21,8 +21,8 @@ every boundary's mean is within 0.5 px and every sector (own fovea) within
 :data:`retinaseg.inference.options.VALIDATED_REDUCED_PRECISION`. Every option
 sees the B-scans at full height; the rows ``+ retina rows`` are fp32 and
 ``auto``'s choice with the network given only the rows around the retina
-after each volume's first B-scan (:mod:`retinaseg.inference.rows`, what
-``retinaseg analyze`` does unless ``--full-height``), judged by the same rule.
+after each volume's first B-scan (:mod:`retinaseg.inference.rows`,
+``retinaseg analyze --retina-rows``), judged by the same rule.
 
     python benchmarks/inference_options.py [--subjects 01 02 ...] [--threads N] [--repeats R] [--batch-sizes 1 4]
         [--device cuda] [--options fp32 fp32_channels_last ...]

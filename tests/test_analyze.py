@@ -150,8 +150,8 @@ def test_a_model_without_layer_order_is_refused() -> None:
 def test_segment_volume_in_batches(phantom: tuple) -> None:
     volume, _ = phantom
     module = _tiny_model()
-    one = segment_volume(volume, module, batch_size=1, progress=False, retina_rows=False)
-    three = segment_volume(volume, module, batch_size=3, progress=False, retina_rows=False)
+    one = segment_volume(volume, module, batch_size=1, progress=False)
+    three = segment_volume(volume, module, batch_size=3, progress=False)
     assert one.shape == volume.shape and one.dtype == np.uint8 and one.max() < len(DUKE_CLASS_NAMES)
     np.testing.assert_array_equal(one, three)
 

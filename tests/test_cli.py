@@ -262,8 +262,8 @@ def test_convert_chase_db1(chase_root: Path, tmp_path: Path, run_cli: Callable[.
     assert (converted.subject, converted.fov) == ("11", None)
 
 
-@pytest.mark.parametrize(("flags", "retina_rows"), [((), True), (("--full-height",), False)])
-def test_analyze_gives_the_network_the_retina_rows_unless_full_height(
+@pytest.mark.parametrize(("flags", "retina_rows"), [((), False), (("--retina-rows",), True)])
+def test_analyze_gives_the_network_the_retina_rows_on_request(
     flags: tuple[str, ...], retina_rows: bool, monkeypatch: pytest.MonkeyPatch, run_cli, tmp_path: Path
 ) -> None:
     seen: dict = {}

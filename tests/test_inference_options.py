@@ -86,14 +86,13 @@ def test_float32_options_give_todays_class_maps(volume: OctVolume, model: Traine
     expected = _todays_labels(volume, model)
     assert len(np.unique(expected)) > 1  # a constant map would match anything
     for batch_size in (1, 4, None):
-        labels = segment_volume(volume, model, batch_size=batch_size, progress=False, inference=inference, retina_rows=False)
+        labels = segment_volume(volume, model, batch_size=batch_size, progress=False, inference=inference)
         np.testing.assert_array_equal(labels, expected)
 
 
 @pytest.mark.usefixtures("float32_only")
 def test_the_old_call_still_works(volume: OctVolume, model: TrainedModel) -> None:
-    labels = segment_volume(volume, model, batch_size=4, progress=True, retina_rows=False)
-    np.testing.assert_array_equal(labels, _todays_labels(volume, model))
+    np.testing.assert_array_equal(segment_volume(volume, model, batch_size=4, progress=True), _todays_labels(volume, model))
 
 
 def test_folding_batch_norm_keeps_the_logits(model: TrainedModel) -> None:
@@ -184,7 +183,6 @@ def test_unknown_options_are_refused_with_the_closest_name(volume: OctVolume, mo
 
 def test_a_prepared_model_runs_as_prepared(volume: OctVolume, model: TrainedModel) -> None:
     prepared = prepare_model(model, "fp32_channels_last")
-    labels = segment_volume(volume, prepared, progress=False, retina_rows=False)
-    np.testing.assert_array_equal(labels, _todays_labels(volume, model))
+    np.testing.assert_array_equal(segment_volume(volume, prepared, progress=False), _todays_labels(volume, model))
     with pytest.raises(TypeError, match="prepare the original model"):
         prepare_model(prepared, "fp32")

@@ -151,10 +151,10 @@ def test_segmenting_the_retina_rows_gives_the_full_height_class_maps_with_fewer_
     height = 320
     volume = _volume([100, 102, 104, 106, 186, 184, 182, 180], height)
     model = _model()
-    full = segment_volume(volume, model, batch_size=batch_size, progress=False, inference="fp32", retina_rows=False)
+    full = segment_volume(volume, model, batch_size=batch_size, progress=False, inference="fp32")
     assert model.network.rows == [height] * len(volume.reflectance)
     model.network.rows.clear()
-    cropped = segment_volume(volume, model, batch_size=batch_size, progress=False, inference="fp32")
+    cropped = segment_volume(volume, model, batch_size=batch_size, progress=False, inference="fp32", retina_rows=True)
     np.testing.assert_array_equal(cropped, full)
     assert set(np.unique(full)) == {0, 1, 2}
     whole = model.network.rows.count(height)
@@ -166,7 +166,8 @@ def test_a_model_with_background_above_and_below_sees_every_bscan_whole() -> Non
     height = 320
     volume = _volume([40, 42, 220, 222, 224], height)  # a jump a crop would miss entirely
     model = _model(_Bright())
-    full = segment_volume(volume, model, batch_size=1, progress=False, inference="fp32", retina_rows=False)
+    full = segment_volume(volume, model, batch_size=1, progress=False, inference="fp32")
     model.network.rows.clear()
-    np.testing.assert_array_equal(segment_volume(volume, model, batch_size=1, progress=False, inference="fp32"), full)
+    rows = segment_volume(volume, model, batch_size=1, progress=False, inference="fp32", retina_rows=True)
+    np.testing.assert_array_equal(rows, full)
     assert model.network.rows == [height] * len(volume.reflectance)

@@ -278,7 +278,7 @@ def analyze_volume(
     grid_spacing_mm: float = 0.02,
     progress: bool = True,
     inference: str = "auto",
-    retina_rows: bool = True,
+    retina_rows: bool = False,
 ) -> AnalysisResult:
     """Segment and measure one scan.
 
@@ -626,7 +626,7 @@ def analyze_file(
     read_options: dict[str, Any] | None = None,
     outputs: AnalysisOutputs | None = None,
     inference: str = "auto",
-    retina_rows: bool = True,
+    retina_rows: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Read a scan, analyse it and write the outputs; returns the report path and the summary.
 

@@ -255,12 +255,13 @@ def analyze(
             "(an .onnx --model always runs so)."
         ),
     ] = "auto",
-    full_height: Annotated[
+    retina_rows: Annotated[
         bool,
         typer.Option(
-            "--full-height",
-            help="Give every B-scan to the network at full height (default: after a scan's first B-scan, only the "
-            "rows around the retina plus a margin; a B-scan whose retina reaches the crop's edge is redone whole).",
+            "--retina-rows",
+            help="After a scan's first B-scan, give the network only the rows around the retina plus 64 rows: "
+            "about 1.6x faster on a CPU, but results change (ETDRS sectors up to 19 µm on the Duke volumes; "
+            "BENCHMARKS.md).",
         ),
     ] = False,
     scale_x_mm: Annotated[float | None, typer.Option(help="Image folders: A-scan spacing in mm.")] = None,
@@ -319,7 +320,7 @@ def analyze(
         "device": device,
         "batch_size": batch_size,
         "inference": inference,
-        "retina_rows": not full_height,
+        "retina_rows": retina_rows,
         "overwrite": overwrite,
         "outputs": AnalysisOutputs(report=report, eye=single if eye is None else eye, nifti=nifti),
     }

@@ -81,7 +81,7 @@ class CohortOptions:
     device: str | None = None
     batch_size: int | None = None
     inference: str = "auto"
-    retina_rows: bool = True
+    retina_rows: bool = False
     workers: int = 1
     scheduler: str | None = None
     overwrite: bool = False
@@ -107,7 +107,7 @@ def _job_key(entry: ScanEntry, options: CohortOptions, model_sha256: str) -> dic
         "fovea_xy_mm": list(entry.fovea_xy_mm) if entry.fovea_xy_mm else None,
         "read_options": entry.read_options,
         "inference": options.inference,  # reduced precision changes class maps
-        "retina_rows": options.retina_rows,  # so does the crop, within the agreement of BENCHMARKS.md
+        "retina_rows": options.retina_rows,  # so does the crop (BENCHMARKS.md)
         "outputs": {"report": options.outputs.report, "eye": options.outputs.eye, "nifti": options.outputs.nifti},
     }
     return json.loads(json.dumps(key))
