@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from retinaseg.analysis import boundaries as boundaries_module
 from retinaseg.analysis.boundaries import (
     boundaries_from_labels,
     boundary_mad,
@@ -190,9 +191,9 @@ def test_volumes_are_processed_in_chunks_with_the_same_result() -> None:
     np.testing.assert_array_equal(together, one_by_one)
 
 
-@pytest.mark.parametrize("wedge", [False, True])
+@pytest.mark.parametrize("wedges", [False, True])
 def test_surfaces_from_the_rows_around_the_retina_equal_those_of_the_whole_height(
-    wedge: bool, monkeypatch: pytest.MonkeyPatch
+    wedges: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rng = np.random.default_rng(5)
     clean = np.repeat(np.repeat([0, 1, 2, 3, 4, 4], [30, 6, 6, 6, 6, 30])[:, None], 20, axis=1)  # 84 rows, 4 = last layer
@@ -202,13 +203,21 @@ def test_surfaces_from_the_rows_around_the_retina_equal_those_of_the_whole_heigh
         rng.random(volume[:, band].shape) < 0.15, rng.integers(0, 5, volume[:, band].shape), volume[:, band]
     )
     volume[2, 40:44, 5:9] = 9
+    volume[2, 29:31, 10:12] = 9  # fluid at the top of the retina
     volume[4, 12, 3] = 2
     invalid = np.zeros(volume.shape, dtype=bool)
-    if wedge:
+    if wedges:  # padding joined to the top and to the bottom edge, one reaching into the retina; a column without data
         invalid[1, :10, 15:] = True
-    mask = invalid if wedge else None
+        invalid[0, 60:, :4] = True
+        invalid[3, :33, 7:9] = True
+        invalid[5, :, 11] = True
+    mask = invalid if wedges else None
+    real = boundaries_module._rows_needed
+    crops: list[tuple[int, int]] = []
+    monkeypatch.setattr(boundaries_module, "_rows_needed", lambda *args: crops.append(real(*args)) or crops[-1])
     cropped = layer_surfaces(volume, [1, 2, 3, 4], [9], invalid=mask, min_retina_px=1)
-    monkeypatch.setattr("retinaseg.analysis.boundaries._rows_needed", lambda labels, *args: (0, labels.shape[1]))
+    assert any(start > 0 for start, _ in crops) and any(stop < clean.shape[0] for _, stop in crops)
+    monkeypatch.setattr(boundaries_module, "_rows_needed", lambda labels, *args: (0, labels.shape[1]))
     whole = layer_surfaces(volume, [1, 2, 3, 4], [9], invalid=mask, min_retina_px=1)
     np.testing.assert_array_equal(cropped, whole)
-    assert np.isfinite(whole).mean() > 0.9
+    assert np.isfinite(whole).mean() > 0.8

@@ -216,15 +216,25 @@ def layer_surfaces(
                 for i in chunks
             ]
         )
-    start, stop = _rows_needed(labels, layer_classes, fluid_classes, invalid)
+    height = labels.shape[1]
+    invalid = np.zeros(labels.shape, dtype=bool) if invalid is None else invalid
+    top_invalid = np.logical_and.accumulate(invalid, axis=1)  # padding wedges from the top edge
+    bottom_invalid = np.logical_and.accumulate(invalid[:, ::-1], axis=1)[:, ::-1]
+    start, stop = _rows_needed(labels, layer_classes, fluid_classes, invalid, top_invalid, bottom_invalid)
+    rows = slice(start, stop)
     surfaces = _surfaces(
-        labels[:, start:stop],
-        layer_classes,
-        fluid_classes,
-        None if invalid is None else invalid[:, start:stop],
-        min_retina_px,
-        (start, labels.shape[1]),
+        labels[:, rows], layer_classes, fluid_classes, invalid[:, rows], (top_invalid[:, rows], bottom_invalid[:, rows]), start
     )
+
+    # A boundary lying on the edge of a padding wedge may be hidden under it.
+    top_rows = top_invalid.sum(axis=1)[:, None, :]  # (N, 1, W)
+    bottom_rows = bottom_invalid.sum(axis=1)[:, None, :]
+    unseen = ((top_rows > 0) & (surfaces <= top_rows + _EDGE_MARGIN_PX)) | (
+        (bottom_rows > 0) & (surfaces >= height - bottom_rows - _EDGE_MARGIN_PX)
+    )
+    surfaces[unseen] = np.nan
+    no_retina = surfaces[:, -1] - surfaces[:, 0] < min_retina_px  # False where either is NaN
+    surfaces[np.broadcast_to(no_retina[:, None, :], surfaces.shape)] = np.nan
     return surfaces[0] if single else surfaces
 
 
@@ -232,17 +242,19 @@ def _surfaces(
     labels: np.ndarray,
     layer_classes: Sequence[int],
     fluid_classes: Sequence[int],
-    invalid: np.ndarray | None,
-    min_retina_px: float,
-    rows_of_image: tuple[int, int],
+    invalid: np.ndarray,
+    edge_invalid: tuple[np.ndarray, np.ndarray],
+    first_row: int,
 ) -> np.ndarray:
-    """:func:`layer_surfaces` of rows ``start`` to ``start + H`` of B-scans of ``height`` rows, ``(start, height)`` = ``rows_of_image``.
+    """Ordered surfaces of ``(N, H, W)`` label maps, before the edge-of-wedge and no-retina rules.
 
-    ``labels`` and ``invalid`` are ``(N, H, W)``; the rows left out
-    (:func:`_rows_needed`) are not looked at, and the surfaces are in rows
-    of the whole image, equal to those computed from all its rows.
+    ``labels`` are rows ``first_row`` onwards of the B-scans
+    (:func:`_rows_needed`); the surfaces are in rows of the whole B-scans,
+    every value as computed from all rows. ``invalid`` marks pixels without
+    data, ``edge_invalid`` those of them joined to the top and to the
+    bottom edge of the whole B-scan.
     """
-    start, image_height = rows_of_image
+    top_invalid, bottom_invalid = edge_invalid
     n_layers = len(layer_classes)
     height = labels.shape[1]
 
@@ -253,12 +265,8 @@ def _surfaces(
     depth = lut[labels]  # (N, H, W): -1 above the retina, k inside layer k
     unknown = fluid[labels]
 
-    top_invalid = bottom_invalid = np.zeros(labels.shape, dtype=bool)
-    if invalid is not None:
-        top_invalid = np.logical_and.accumulate(invalid, axis=1)
-        bottom_invalid = np.logical_and.accumulate(invalid[:, ::-1], axis=1)[:, ::-1]
-        depth = np.where(top_invalid, -1, np.where(bottom_invalid, n_layers - 1, depth))
-        unknown = (unknown | invalid) & ~top_invalid & ~bottom_invalid
+    depth = np.where(top_invalid, -1, np.where(bottom_invalid, n_layers - 1, depth))
+    unknown = (unknown | invalid) & ~top_invalid & ~bottom_invalid
 
     unknown |= _detached_retina(depth, unknown, n_layers)
     depth = np.where(unknown, depth, _monotone_fit(depth, unknown, n_layers))
@@ -273,9 +281,8 @@ def _surfaces(
         known_below < height, np.take_along_axis(depth, np.minimum(known_below, height - 1), axis=1), n_layers - 1
     )
     k = np.arange(n_layers)[None, :, None, None]
-    # in rows of the whole image from here on: every value as computed from all rows
-    deepest = (depth_from_above[:, None] < k).sum(axis=2).astype(np.float64) + start  # (N, L, W)
-    shallowest = (depth_from_below[:, None] < k).sum(axis=2).astype(np.float64) + start
+    deepest = (depth_from_above[:, None] < k).sum(axis=2).astype(np.float64) + first_row  # (N, L, W)
+    shallowest = (depth_from_below[:, None] < k).sum(axis=2).astype(np.float64) + first_row
 
     surfaces = np.where(deepest == shallowest, deepest, np.nan)
     columns = np.arange(surfaces.shape[2])
@@ -287,43 +294,39 @@ def _surfaces(
     never_seen = np.isnan(surfaces)
     surfaces = np.maximum.accumulate(np.where(never_seen, -np.inf, surfaces), axis=1)
     surfaces[never_seen] = np.nan
-
-    # A boundary lying on the edge of a padding wedge may be hidden under it.
-    top_rows = top_invalid.sum(axis=1)[:, None, :]  # (N, 1, W)
-    bottom_rows = bottom_invalid.sum(axis=1)[:, None, :]
-    unseen = ((top_rows > 0) & (surfaces <= top_rows + _EDGE_MARGIN_PX)) | (
-        (bottom_rows > 0) & (surfaces >= image_height - bottom_rows - _EDGE_MARGIN_PX)
-    )
-    surfaces[unseen] = np.nan
-    no_retina = surfaces[:, -1] - surfaces[:, 0] < min_retina_px  # False where either is NaN
-    surfaces[np.broadcast_to(no_retina[:, None, :], surfaces.shape)] = np.nan
     return surfaces
 
 
 def _rows_needed(
-    labels: np.ndarray, layer_classes: Sequence[int], fluid_classes: Sequence[int], invalid: np.ndarray | None
+    labels: np.ndarray,
+    layer_classes: Sequence[int],
+    fluid_classes: Sequence[int],
+    invalid: np.ndarray,
+    top_invalid: np.ndarray,
+    bottom_invalid: np.ndarray,
 ) -> tuple[int, int]:
-    """``(start, stop)``: the rows :func:`layer_surfaces` must look at; the surfaces are the same from them alone.
+    """``(start, stop)``: the rows :func:`layer_surfaces` must fit; the surfaces are the same from them alone.
 
-    Rows above ``start`` hold only valid pixels above the retina (no layer,
-    no fluid), rows from ``stop`` down only valid pixels of the last layer, in
-    every B-scan and column: the fit never places a boundary there, and
-    every boundary lies ``start`` rows lower than in the crop. One such row
-    is kept at each cut, so the crop's edges stay clean as the image's were.
-    Most of a B-scan's rows are vitreous or choroid, so this saves most of
-    the work.
+    Rows above ``start`` hold, in every B-scan and column, only pixels above
+    the retina: valid ones of no layer and no fluid, or padding joined to
+    the top edge (which counts as vitreous); rows from ``stop`` down only
+    pixels of the last layer: valid ones, or padding joined to the bottom
+    edge. The fit never places a boundary there (any other layer would
+    disagree with every such pixel), so every boundary lies ``start`` rows
+    lower than in the crop. Most of a B-scan's rows are vitreous or choroid:
+    this saves most of the work. ``top_invalid``/``bottom_invalid`` mark
+    the padding joined to the top/bottom edge (a column without any data is
+    both, and counts as above the retina).
     """
     height = labels.shape[1]
-    outside = ~np.isin(labels, [*layer_classes, *fluid_classes])
-    last_layer = labels == layer_classes[-1]
-    if invalid is not None:
-        outside &= ~invalid
-        last_layer &= ~invalid
-    above = np.flatnonzero(~outside.all(axis=(0, 2)))
-    below = np.flatnonzero(~last_layer.all(axis=(0, 2)))
-    if not len(above) or not len(below):
+    valid = ~invalid
+    above_retina = (valid & ~np.isin(labels, [*layer_classes, *fluid_classes])) | top_invalid
+    last_layer = (valid & (labels == layer_classes[-1])) | (bottom_invalid & ~top_invalid)
+    needed_above = np.flatnonzero(~above_retina.all(axis=(0, 2)))
+    needed_below = np.flatnonzero(~last_layer.all(axis=(0, 2)))
+    if not len(needed_above) or not len(needed_below):
         return 0, height
-    return max(0, int(above[0]) - 1), min(height, int(below[-1]) + 2)
+    return int(needed_above[0]), int(needed_below[-1]) + 1
 
 
 #: Pieces of retina smaller than this fraction of the B-scan's largest piece
