@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import platform
@@ -55,6 +56,22 @@ from retinaseg.conventions import DEFAULT_MODEL
 HERE = Path(__file__).resolve().parent
 T = TypeVar("T")
 
+# Linux counts a process's resident set before its exec into its peak (ru_maxrss), and a child
+# starts with its parent's: a command started by this process once it holds PyTorch and the
+# model would report their memory as its own. So commands start from this small launcher,
+# started before anything large is loaded: one JSON line in (command, log file), one out.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+for line in sys.stdin:
+    job = json.loads(line)
+    with open(job["log"], "wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(job["cmd"], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+    print(json.dumps([seconds, usage.ru_maxrss, os.waitstatus_to_exitcode(status)]), flush=True)
+"""
+
 
 @dataclass(frozen=True)
 class Run:
@@ -74,6 +91,9 @@ class Bench:
         script = Path(sys.executable).parent / "retinaseg"
         self.cli = [str(script)] if script.exists() else [sys.executable, "-m", "retinaseg.cli"]
         self.runs = 0
+        self.launcher = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
 
     def show(self, cmd: list[str]) -> str:
         """The command as printed: ``retinaseg`` for the CLI, ``$TMP`` for the temporary folder."""
@@ -86,21 +106,25 @@ class Bench:
         return [*self.cli, "analyze", *map(str, args), "--model", self.model, *extra]
 
     def run(self, cmd: list[str], check: bool = True) -> Run:
-        """Run ``cmd`` with its output in a log file; ``os.wait4`` gives this process's own resource usage."""
+        """Run ``cmd`` from the launcher with its output in a log file; ``os.wait4`` gives its own resource usage."""
         self.runs += 1
         log = self.tmp / f"run{self.runs:03d}.log"
         print(f"[bench] {self.show(cmd)}", file=sys.stderr, flush=True)
-        with log.open("wb") as out:
-            start = time.perf_counter()
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            _, status, usage = os.wait4(proc.pid, 0)
-            seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        rss = usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)  # bytes on macOS, KiB on Linux
-        if check and proc.returncode != 0:
+        assert self.launcher.stdin is not None and self.launcher.stdout is not None
+        self.launcher.stdin.write(json.dumps({"cmd": cmd, "log": str(log)}) + "\n")
+        self.launcher.stdin.flush()
+        seconds, maxrss, returncode = json.loads(self.launcher.stdout.readline())
+        rss = maxrss / (2**20 if sys.platform == "darwin" else 2**10)  # bytes on macOS, KiB on Linux
+        if check and returncode != 0:
             tail = log.read_text(errors="replace")[-3000:]
-            raise SystemExit(f"failed (exit {proc.returncode}): {self.show(cmd)}\n{tail}")
-        return Run(seconds, rss, proc.returncode, log)
+            raise SystemExit(f"failed (exit {returncode}): {self.show(cmd)}\n{tail}")
+        return Run(seconds, rss, returncode, log)
+
+    def close(self) -> None:
+        """End the launcher."""
+        if self.launcher.stdin is not None:
+            self.launcher.stdin.close()
+        self.launcher.wait()
 
     def volume(self, n_bscans: int, subject: str, seed: int) -> Path:
         """The benchmark volume of ``n_bscans`` B-scans in the temporary folder (made once)."""
@@ -433,6 +457,7 @@ def main() -> None:
             part_b(bench, bscans_list, f"{int(args.subject):02d}", args.seed)
         if "c" in parts and vol is not None:
             part_c(bench, vol, args.copies, args.dask_workers)
+        bench.close()
     print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 

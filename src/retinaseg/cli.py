@@ -260,7 +260,7 @@ def analyze(
         typer.Option(
             "--retina-rows",
             help="After a scan's first B-scan, give the network only the rows around the retina plus 64 rows: "
-            "about 1.6x faster on a CPU, but results change (ETDRS sectors up to 19 µm on the Duke volumes; "
+            "1.3-1.6x faster on a CPU, but results change (ETDRS sectors up to 19 µm on the Duke volumes; "
             "BENCHMARKS.md).",
         ),
     ] = False,

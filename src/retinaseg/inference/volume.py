@@ -72,7 +72,7 @@ def segment_volume(
         After the first B-scan, segment only the rows around the retina
         (:class:`~retinaseg.inference.rows.RetinaRows`; a B-scan whose
         retina reaches the crop's edge is segmented again at full height).
-        About 1.6x faster for the shipped U-Net on a CPU, but the network
+        1.3-1.6x faster for the shipped U-Net on a CPU, but the network
         sees less context: on the Duke volumes boundaries moved up to 0.6 px
         on average and ETDRS sectors up to 19 µm, beyond the rule reduced
         precision must pass, so it is off by default. Models trained on
