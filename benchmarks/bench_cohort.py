@@ -235,8 +235,8 @@ def part_a(bench: Bench, vol: Path, repeats: int) -> None:
 
     with_report, no_report = bench.tmp / "a_cli_report", bench.tmp / "a_cli_no_report"
     cmd_r, cmd_n = bench.analyze(vol, "--out", with_report), bench.analyze(vol, "--out", no_report, "--no-report")
-    cmd_f = bench.analyze(vol, "--out", bench.tmp / "a_cli_retina_rows", "--no-report", "--retina-rows")
-    run_r, run_n, run_f = bench.run(cmd_r), bench.run(cmd_n), bench.run(cmd_f)
+    cmd_rows = bench.analyze(vol, "--out", bench.tmp / "a_cli_retina_rows", "--no-report", "--retina-rows")
+    run_r, run_n, run_rows = bench.run(cmd_r), bench.run(cmd_n), bench.run(cmd_rows)
 
     n, height, width = volume.shape
     total = sum(s.values())
@@ -257,7 +257,7 @@ def part_a(bench: Bench, vol: Path, repeats: int) -> None:
     for cmd, run, out in (
         (cmd_r, run_r, with_report),
         (cmd_n, run_n, no_report),
-        (cmd_f, run_f, bench.tmp / "a_cli_retina_rows"),
+        (cmd_rows, run_rows, bench.tmp / "a_cli_retina_rows"),
     ):
         print(f"| `{bench.show(cmd)}` | {run.seconds:.1f} | {run.peak_rss_mib:.0f} | {_size_mib(out):.1f} |")
     report, figures = with_report / "report.html", with_report / "figures"
