@@ -265,6 +265,21 @@ def test_corrupt_input_exits_2_and_writes_nothing(
 # --- weight files and shipped models ---------------------------------------------------------
 
 
+def test_export_model_stores_how_the_model_is_applied(trained: dict, tmp_path: Path, run_cli: Callable) -> None:
+    weights = tmp_path / "operating.pt"
+    settings = ["--set", "evaluation.threshold=0.8", "--set", "evaluation.flips=[horizontal]"]
+    assert run_cli("export-model", trained["checkpoint"], weights, *settings)[0] == 0
+    exported, original = load_model(weights, "cpu"), load_model(trained["checkpoint"], "cpu")
+    assert (exported.evaluation.threshold, exported.evaluation.flips) == (0.8, ("horizontal",))
+    assert {**exported.config, "evaluation": original.config["evaluation"]} == original.config  # nothing else changed
+    again = tmp_path / "again.pt"  # a weight file takes new settings too
+    assert run_cli("export-model", weights, again, "--set", "evaluation.flips=[]")[0] == 0
+    assert load_model(again, "cpu").evaluation.flips == ()
+    code, _, stderr = run_cli("export-model", trained["checkpoint"], tmp_path / "refused.pt", "--set", "trainer.max_epochs=3")
+    assert code == 2 and stderr.startswith("retinaseg: error: trainer.max_epochs: only how the model is applied can be set")
+    assert not (tmp_path / "refused.pt").exists()
+
+
 def test_exported_weights_give_the_checkpoints_predictions(trained: dict, tmp_path: Path) -> None:
     weights = export_weights(trained["checkpoint"], tmp_path / "tiny.pt")
     assert weights.stat().st_size < Path(trained["checkpoint"]).stat().st_size
@@ -337,6 +352,36 @@ def test_predict_with_a_fundus_model_calls_nothing_outside_the_field_of_view(tmp
     assert (fov <= inside).all() and fov.sum() > 0.8 * inside.sum()  # the disc less its eroded rim
     assert (classes[~fov] == 0).all() and (classes[fov] == 1).all()
     assert (read_image(out / "photo_probability.png")[~fov] == 0).all()
+
+
+@pytest.mark.parametrize("flips", [["horizontal"], ["horizontal", "vertical"]])
+def test_test_time_flips_make_predictions_mirror_symmetric(flips: list[str]) -> None:
+    from retinaseg.data.preprocess import Preprocessing
+    from retinaseg.models.trained import FLIPS, TrainedModel
+
+    def model(flip_names: list[str]) -> TrainedModel:
+        torch.manual_seed(0)
+        options = ["name=t", "data.source=retinaseg", "data.root=unused", "model.options={depth: 2, base_channels: 4}"]
+        config = load_config(None, [*options, f"evaluation.flips={flip_names}"])
+        return TrainedModel.from_config(config, ["background", "a", "b"], "multiclass", Preprocessing()).eval()
+
+    image = torch.rand(2, 1, 24, 40)
+    plain, flipped = model([]), model(flips)
+    assert flipped.evaluation.flips == tuple(flips)
+    for name in flips:
+        axis = FLIPS[name]
+        mirrored = flipped.predict(image.flip(axis)).flip(axis)
+        torch.testing.assert_close(mirrored, flipped.predict(image), atol=1e-5, rtol=1e-5)
+        # Random weights are not symmetric: without the flips the mirrored image gives other logits.
+        assert not torch.allclose(plain.predict(image.flip(axis)).flip(axis), plain.predict(image), atol=1e-3)
+
+
+def test_test_time_flips_are_checked_by_name() -> None:
+    options = ["name=t", "data.source=retinaseg", "data.root=unused"]
+    with pytest.raises(InputError, match=r"evaluation.flips: unknown flip 'horizontl'; did you mean 'horizontal'"):
+        load_config(None, [*options, "evaluation.flips=[horizontl]"])
+    with pytest.raises(InputError, match="evaluation.flips: must be a list of distinct flips"):
+        load_config(None, [*options, "evaluation.flips=[vertical, vertical]"])
 
 
 @pytest.mark.parametrize(("threshold", "expected"), [(0.6, 1), (0.8, 0)])

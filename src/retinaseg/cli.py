@@ -148,15 +148,28 @@ def convert(
     )
 
 
-@app.command("export-model", epilog="Example: retinaseg export-model runs/duke_unet/best.ckpt duke_layers_unet.pt")
+@app.command(
+    "export-model",
+    epilog="Example: retinaseg export-model runs/chase/best.ckpt chase.pt --set evaluation.threshold=0.88 "
+    "--set 'evaluation.flips=[horizontal]'",
+)
 def export_model(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint written by retinaseg train.")],
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint written by retinaseg train, or a .pt weight file.")],
     out: Annotated[Path, typer.Argument(help="New .pt weight file (usable as --model).")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="How the model is applied, stored with it: evaluation.KEY=VALUE for threshold, flips "
+            "(test-time: horizontal, vertical), roi_size, overlap, sw_batch_size.",
+        ),
+    ] = None,
 ) -> None:
     """Keep only what inference needs from a checkpoint: config, classes, half-precision weights."""
     from retinaseg.inference.checkpoint import export_weights
+    from retinaseg.training.config import operating_settings
 
-    written = export_weights(checkpoint, out)
+    written = export_weights(checkpoint, out, operating_settings(set_ or []))
     console.print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -10,7 +10,9 @@ the models shipped with retinaseg are such files, in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -54,15 +56,20 @@ def load_model(name_or_path: str | Path, device: str | torch.device | None = Non
     return TrainedModel.from_pretrained(path).to(device or default_device())
 
 
-def export_weights(checkpoint: str | Path, out_path: str | Path) -> Path:
+def export_weights(checkpoint: str | Path, out_path: str | Path, evaluation: Mapping[str, Any] | None = None) -> Path:
     """Write the inference-only weight file of a training checkpoint.
 
     Parameters
     ----------
     checkpoint
-        A ``.ckpt`` written by ``retinaseg train``.
+        A ``.ckpt`` written by ``retinaseg train``, or a ``.pt`` weight file
+        (to store other ``evaluation`` settings with it).
     out_path
         Destination ``.pt`` file; written atomically, never over an existing file.
+    evaluation
+        ``evaluation`` settings to store instead of the trained ones, e.g. an
+        operating threshold chosen on validation images or test-time flips
+        (checked by :func:`retinaseg.training.config.operating_settings`).
 
     Returns
     -------
@@ -71,4 +78,8 @@ def export_weights(checkpoint: str | Path, out_path: str | Path) -> Path:
     """
     out_path = Path(out_path)
     check_output_file(out_path, inputs=[checkpoint])
-    return TrainedModel.from_pretrained(checkpoint).save_pretrained(out_path)
+    model = TrainedModel.from_pretrained(checkpoint)
+    if evaluation:
+        config = {**model.config, "evaluation": {**model.config["evaluation"], **evaluation}}
+        model = TrainedModel(model.network, config, model.class_names, model.task, model.preprocessing)
+    return model.save_pretrained(out_path)

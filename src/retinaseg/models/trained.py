@@ -30,6 +30,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,12 @@ _CHECKPOINT_LAYOUT_FORMATS = (None, "retinaseg-weights-1")
 _CHECKPOINT_PREFIX = "model."
 """Where training checkpoints keep the network's weights in their ``state_dict``."""
 
+FLIPS = {"horizontal": -1, "vertical": -2}
+"""Test-time flips a model may be applied with (``evaluation.flips``) and the axis of ``(B, C, H, W)`` each mirrors.
+
+Vertical flips suit fundus photos, not B-scans: OCT anatomy is ordered top to bottom.
+"""
+
 
 @dataclass(frozen=True)
 class EvaluationSettings:
@@ -77,6 +84,10 @@ class EvaluationSettings:
         Classes (fluid) that hide the boundary below them.
     threshold
         Binary tasks: a pixel is foreground where its probability is at least this.
+    flips
+        Test-time flips (names of :data:`FLIPS`): the logits are averaged over
+        the image as it is and mirrored by every combination of these flips
+        (each mirrored back), 2 passes for one flip, 4 for two; ``()``: one pass.
     """
 
     roi_size: tuple[int, int] | None
@@ -86,6 +97,7 @@ class EvaluationSettings:
     boundary_classes: tuple[int, ...]
     fluid_classes: tuple[int, ...]
     threshold: float = 0.5
+    flips: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, evaluation: Mapping[str, Any], num_classes: int) -> EvaluationSettings:
@@ -99,7 +111,14 @@ class EvaluationSettings:
             boundary_classes=tuple(int(c) for c in evaluation["boundary_classes"] or ()),
             fluid_classes=tuple(int(c) for c in evaluation["fluid_classes"] or ()),
             threshold=float(evaluation.get("threshold", 0.5)),  # models saved before the key existed used 0.5
+            flips=tuple(evaluation.get("flips") or ()),  # and no flips
         )
+
+    @property
+    def flip_dims(self) -> list[tuple[int, ...]]:
+        """The image axes mirrored in each pass of :attr:`flips`, ``()`` for the unflipped one first."""
+        axes = [FLIPS[name] for name in self.flips]
+        return [dims for count in range(len(axes) + 1) for dims in combinations(axes, count)]
 
 
 class TrainedModel:
@@ -210,19 +229,34 @@ class TrainedModel:
         size = None if self.preprocessing.resize == original else self.preprocessing.resize
         if size is not None:
             images = _resize_inputs(images, size)
+        images = images.to(self.device)
+        passes = self.evaluation.flip_dims
         with torch.no_grad():
-            logits = infer_logits(
-                self.network,
-                images.to(self.device),
-                self.size_multiple,
-                roi_size=roi_size or self.evaluation.roi_size,
-                overlap=self.evaluation.overlap,
-                sw_batch_size=self.evaluation.sw_batch_size,
-            )
+            # Averaged in float32: a reduced-precision sum would round each partial result.
+            logits = self._logits(images, roi_size, passes[0])
+            if len(passes) > 1:
+                logits = logits.float()
+                for dims in passes[1:]:
+                    logits += self._logits(images, roi_size, dims)
+                logits /= len(passes)
             if size is not None:
                 # align_corners=False is the pixel-centre convention of the input resize, so the two stay aligned.
                 logits = F.interpolate(logits, size=original, mode="bilinear", align_corners=False)
         return torch.softmax(logits.float(), dim=1) if probabilities else logits
+
+    def _logits(self, images: torch.Tensor, roi_size: tuple[int, int] | None, flip_dims: tuple[int, ...]) -> torch.Tensor:
+        """Logits of one pass, the input mirrored along ``flip_dims`` and the logits mirrored back."""
+        if flip_dims:
+            images = images.flip(flip_dims)
+        logits = infer_logits(
+            self.network,
+            images,
+            self.size_multiple,
+            roi_size=roi_size or self.evaluation.roi_size,
+            overlap=self.evaluation.overlap,
+            sw_batch_size=self.evaluation.sw_batch_size,
+        )
+        return logits.flip(flip_dims) if flip_dims else logits
 
     def class_map(self, probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """``(H, W)`` uint8 classes of ``(K, H, W)`` probabilities.

@@ -36,6 +36,7 @@ from retinaseg.models.registry import (
     list_models,
     model_size_multiple,
 )
+from retinaseg.models.trained import FLIPS
 from retinaseg.numeric import is_finite_number, is_integer
 from retinaseg.training.losses import LOSS_NAMES
 
@@ -89,6 +90,7 @@ DEFAULTS: dict[str, Any] = {
         "boundary_classes": None,  # OCT: classes whose top edge per column is a boundary (MAD in µm)
         "fluid_classes": [],  # OCT: classes (fluid) that hide the boundary below them
         "threshold": 0.5,  # binary tasks: foreground where its probability >= this (predict, evaluate)
+        "flips": [],  # test-time flips averaged into the logits: horizontal, vertical (validation, predict, evaluate)
     },
     "output": {"runs_dir": "runs"},
 }
@@ -168,16 +170,49 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not isinstance(user, dict):
             raise InputError(path, "config must be a mapping of keys to values")
     for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InputError(item, "override must look like key.sub=value")
-        _set_path(user, key.split("."), yaml.load(value, Loader=_Loader) if value else None)
+        key, value = _override(item)
+        _set_path(user, key.split("."), value)
     config = _merge(copy.deepcopy(DEFAULTS), user, ())
     for required in REQUIRED:
         if _get_path(config, required) is None:
             raise InputError(".".join(required), f"missing config key (in {path or 'overrides'})")
     validate_config(config)
     return config
+
+
+OPERATING_KEYS = ("threshold", "flips", "roi_size", "overlap", "sw_batch_size")
+"""``evaluation`` keys that say how a trained model is applied rather than what it learnt."""
+
+
+def operating_settings(overrides: Sequence[str]) -> dict[str, Any]:
+    """``{"threshold": 0.88, ...}`` from ``evaluation.KEY=VALUE`` strings, ``KEY`` one of :data:`OPERATING_KEYS`.
+
+    Each value is parsed as in :func:`load_config` and checked as that config
+    key is (``export-model --set`` stores them with a trained model).
+
+    Raises
+    ------
+    InputError
+        Another key than those, or a bad value, naming the key.
+    """
+    settings: dict[str, Any] = {}
+    for item in overrides:
+        key, value = _override(item)
+        name = key.removeprefix("evaluation.")
+        if name == key or name not in OPERATING_KEYS:
+            keys = ", ".join(f"evaluation.{k}" for k in OPERATING_KEYS)
+            raise InputError(key, f"only how the model is applied can be set here: {keys}")
+        _RULES[key](key, value)
+        settings[name] = value
+    return settings
+
+
+def _override(item: str) -> tuple[str, Any]:
+    """``("key.sub", value)`` of a ``key.sub=value`` string, the value parsed as YAML (``[1, 2]``, ``true``, ``1e-3``)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise InputError(item, "override must look like key.sub=value")
+    return key, yaml.load(value, Loader=_Loader) if value else None
 
 
 def save_config(config: dict[str, Any], path: str | Path) -> None:
@@ -441,6 +476,14 @@ def _class_weights(key: str, value: Any) -> None:
         raise InputError(key, f"must be a list of finite numbers >= 0, one per class, not all 0, got {value!r}")
 
 
+def _flips(key: str, value: Any) -> None:
+    if not isinstance(value, (list, tuple)) or len(set(map(str, value))) != len(value):
+        raise InputError(key, f"must be a list of distinct flips ({', '.join(FLIPS)}), got {value!r}")
+    for name in value:
+        if name not in FLIPS:
+            raise InputError(key, unknown_name("flip", name, FLIPS))
+
+
 def _subjects(key: str, value: Any) -> None:
     if value == "rest":
         return
@@ -619,6 +662,7 @@ _RULES: dict[str, Check] = {
     "evaluation.boundary_classes": _optional(_class_ids),
     "evaluation.fluid_classes": _optional(_class_ids),
     "evaluation.threshold": _number(0, 1, low_open=True, high_open=True),
+    "evaluation.flips": _flips,
     "output.runs_dir": _text,
 }
 """One check per key of :data:`DEFAULTS`, in its order; the free-form options are :data:`_SECTION_CHECKS`'."""
