@@ -134,6 +134,9 @@ BAD_VALUES = [
     ("evaluation.fluid_classes=9", "evaluation.fluid_classes", "class ids"),
     ("evaluation.threshold=1", "evaluation.threshold", "in (0, 1)"),
     ("evaluation.threshold=0", "evaluation.threshold", "in (0, 1)"),
+    ("evaluation.flips=[horizontl]", "evaluation.flips", "did you mean 'horizontal'"),
+    ("evaluation.flips=[vertical, vertical]", "evaluation.flips", "list of distinct flips"),
+    ("evaluation.flips=horizontal", "evaluation.flips", "list of distinct flips"),
     ("output.runs_dir=''", "output.runs_dir", "non-empty"),
 ]
 
@@ -228,6 +231,7 @@ def test_every_key_has_a_bad_value_case() -> None:
         "evaluation.overlap=0",
         "evaluation.fluid_classes=[]",
         "evaluation.threshold=0.73",
+        "evaluation.flips=[horizontal, vertical]",
         "data.split.train=rest",
         "model.options={depth: 6, norm: none, dropout: 0}",
     ],

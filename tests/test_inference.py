@@ -376,14 +376,6 @@ def test_test_time_flips_make_predictions_mirror_symmetric(flips: list[str]) -> 
         assert not torch.allclose(plain.predict(image.flip(axis)).flip(axis), plain.predict(image), atol=1e-3)
 
 
-def test_test_time_flips_are_checked_by_name() -> None:
-    options = ["name=t", "data.source=retinaseg", "data.root=unused"]
-    with pytest.raises(InputError, match=r"evaluation.flips: unknown flip 'horizontl'; did you mean 'horizontal'"):
-        load_config(None, [*options, "evaluation.flips=[horizontl]"])
-    with pytest.raises(InputError, match="evaluation.flips: must be a list of distinct flips"):
-        load_config(None, [*options, "evaluation.flips=[vertical, vertical]"])
-
-
 @pytest.mark.parametrize(("threshold", "expected"), [(0.6, 1), (0.8, 0)])
 def test_predict_uses_a_binary_models_own_threshold(tmp_path: Path, threshold: float, expected: int) -> None:
     from retinaseg.data.preprocess import Preprocessing
