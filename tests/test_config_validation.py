@@ -137,6 +137,7 @@ BAD_VALUES = [
     ("evaluation.flips=[horizontl]", "evaluation.flips", "did you mean 'horizontal'"),
     ("evaluation.flips=[vertical, vertical]", "evaluation.flips", "list of distinct flips"),
     ("evaluation.flips=horizontal", "evaluation.flips", "list of distinct flips"),
+    ("evaluation.flips=[[horizontal]]", "evaluation.flips", "unknown flip"),
     ("output.runs_dir=''", "output.runs_dir", "non-empty"),
 ]
 

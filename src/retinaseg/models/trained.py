@@ -232,10 +232,9 @@ class TrainedModel:
         images = images.to(self.device)
         passes = self.evaluation.flip_dims
         with torch.no_grad():
-            # Averaged in float32: a reduced-precision sum would round each partial result.
             logits = self._logits(images, roi_size, passes[0])
             if len(passes) > 1:
-                logits = logits.float()
+                logits = logits.float()  # summed in float32: a reduced-precision sum would round each partial result
                 for dims in passes[1:]:
                     logits += self._logits(images, roi_size, dims)
                 logits /= len(passes)

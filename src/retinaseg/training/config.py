@@ -480,7 +480,7 @@ def _flips(key: str, value: Any) -> None:
     if not isinstance(value, (list, tuple)) or len(set(map(str, value))) != len(value):
         raise InputError(key, f"must be a list of distinct flips ({', '.join(FLIPS)}), got {value!r}")
     for name in value:
-        if name not in FLIPS:
+        if not isinstance(name, str) or name not in FLIPS:
             raise InputError(key, unknown_name("flip", name, FLIPS))
 
 
