@@ -275,6 +275,9 @@ def test_export_model_stores_how_the_model_is_applied(trained: dict, tmp_path: P
     again = tmp_path / "again.pt"  # a weight file takes new settings too
     assert run_cli("export-model", weights, again, "--set", "evaluation.flips=[]")[0] == 0
     assert load_model(again, "cpu").evaluation.flips == ()
+    shipped = tmp_path / "shipped.pt"  # and a shipped model, by name
+    assert run_cli("export-model", "duke_layers_unet_small", shipped, "--set", "evaluation.flips=[horizontal]")[0] == 0
+    assert load_model(shipped, "cpu").evaluation.flips == ("horizontal",)
     code, _, stderr = run_cli("export-model", trained["checkpoint"], tmp_path / "refused.pt", "--set", "trainer.max_epochs=3")
     assert code == 2 and stderr.startswith("retinaseg: error: trainer.max_epochs: only how the model is applied can be set")
     assert not (tmp_path / "refused.pt").exists()

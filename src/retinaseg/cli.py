@@ -154,7 +154,9 @@ def convert(
     "--set 'evaluation.flips=[horizontal]'",
 )
 def export_model(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint written by retinaseg train, or a .pt weight file.")],
+    checkpoint: Annotated[
+        str, typer.Argument(help="Checkpoint written by retinaseg train, or a .pt weight file or shipped model name.")
+    ],
     out: Annotated[Path, typer.Argument(help="New .pt weight file (usable as --model).")],
     set_: Annotated[
         list[str] | None,

@@ -62,8 +62,8 @@ def export_weights(checkpoint: str | Path, out_path: str | Path, evaluation: Map
     Parameters
     ----------
     checkpoint
-        A ``.ckpt`` written by ``retinaseg train``, or a ``.pt`` weight file
-        (to store other ``evaluation`` settings with it).
+        A ``.ckpt`` written by ``retinaseg train``, or a ``.pt`` weight file or
+        shipped model's name (to store other ``evaluation`` settings with it).
     out_path
         Destination ``.pt`` file; written atomically, never over an existing file.
     evaluation
@@ -76,9 +76,9 @@ def export_weights(checkpoint: str | Path, out_path: str | Path, evaluation: Map
     Path
         ``out_path``.
     """
-    out_path = Path(out_path)
-    check_output_file(out_path, inputs=[checkpoint])
-    model = TrainedModel.from_pretrained(checkpoint)
+    out_path, source = Path(out_path), resolve_model_file(checkpoint)
+    check_output_file(out_path, inputs=[source])
+    model = TrainedModel.from_pretrained(source)
     if evaluation:
         config = {**model.config, "evaluation": {**model.config["evaluation"], **evaluation}}
         model = TrainedModel(model.network, config, model.class_names, model.task, model.preprocessing)
