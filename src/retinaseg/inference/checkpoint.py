@@ -76,9 +76,9 @@ def export_weights(checkpoint: str | Path, out_path: str | Path, evaluation: Map
     Path
         ``out_path``.
     """
-    out_path, source = Path(out_path), resolve_model_file(checkpoint)
-    check_output_file(out_path, inputs=[source])
-    model = TrainedModel.from_pretrained(source)
+    out_path = Path(out_path)
+    check_output_file(out_path, inputs=[checkpoint])  # first: an existing output is refused before any reading
+    model = TrainedModel.from_pretrained(resolve_model_file(checkpoint))
     if evaluation:
         config = {**model.config, "evaluation": {**model.config["evaluation"], **evaluation}}
         model = TrainedModel(model.network, config, model.class_names, model.task, model.preprocessing)
