@@ -91,6 +91,7 @@ BAD_VALUES = [
     ("loss.name=dice_cee", "loss.name", "did you mean 'dice_ce'"),
     ("loss.class_weights=[0, 0]", "loss.class_weights", "not all 0"),
     ("loss.class_weights=[1, x]", "loss.class_weights", "finite numbers"),
+    ("loss.boundary_weight=-1", "loss.boundary_weight", ">= 0"),
     ("optimizer.name=rmsprop", "optimizer.name", "unknown optimizer 'rmsprop'"),
     ("optimizer.momentum=1", "optimizer.momentum", "in [0, 1)"),
     ("optimizer.name=adamx", "optimizer.name", "did you mean"),

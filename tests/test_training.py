@@ -21,7 +21,7 @@ from retinaseg.io.dataset_format import write_dataset
 from retinaseg.models import get_model_spec
 from retinaseg.models.trained import TrainedModel
 from retinaseg.training.config import DEFAULTS, load_config
-from retinaseg.training.losses import LOSS_NAMES, build_loss
+from retinaseg.training.losses import LOSS_NAMES, build_loss, label_edges
 
 from conftest import file_contents
 
@@ -74,7 +74,7 @@ def test_defaults_fill_everything_not_given() -> None:
     config = load_config(None, REQUIRED)
     assert config["name"] == "run" and config["data"]["root"] == "somewhere"
     assert config["trainer"] == DEFAULTS["trainer"]
-    assert config["loss"] == {"name": "dice_ce", "class_weights": None}
+    assert config["loss"] == {"name": "dice_ce", "class_weights": None, "boundary_weight": 0.0}
 
 
 def test_file_values_and_overrides(tmp_path: Path) -> None:
@@ -225,6 +225,33 @@ def test_overlap_losses_for_a_wrong_prediction(name: str, expected: float) -> No
     # Every class occurs and every pixel is predicted as the next class: no overlap, Dice = IoU = 0.
     target = torch.arange(3).repeat_interleave(16).view(1, 6, 8)
     assert build_loss(name)(_confident_logits((target + 1) % 3, 3), target).item() == pytest.approx(expected, abs=1e-4)
+
+
+def test_label_edges_are_the_pixels_beside_another_class() -> None:
+    target = torch.tensor([[[0, 0, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]]])
+    expected = torch.tensor([[[0, 0, 1, 1], [0, 1, 1, 1], [0, 1, 1, 0]]], dtype=torch.bool)
+    assert torch.equal(label_edges(target), expected)
+
+
+def test_boundary_weighted_cross_entropy_by_hand() -> None:
+    # One row, classes 0 0 1: the last two pixels are edges (weight 11), the first is not (1).
+    target = torch.tensor([[[0, 0, 1]]])
+    logits = torch.tensor([[[[0.0, 2.0, 0.0]], [[0.0, 0.0, 0.0]]]])  # CE: ln 2, ln(1 + e^-2), ln 2
+    expected = (math.log(2) + 11 * math.log(1 + math.exp(-2)) + 11 * math.log(2)) / 23
+    assert build_loss("ce", boundary_weight=10)(logits, target).item() == pytest.approx(expected, rel=1e-6)
+    # Class weights weight the terms and the norm as PyTorch's weighted mean does: (1, 11 w0, 11 w1) with w = (1, 3).
+    weighted = (math.log(2) + 11 * math.log(1 + math.exp(-2)) + 33 * math.log(2)) / (1 + 11 + 33)
+    assert build_loss("ce", [1.0, 3.0], boundary_weight=10)(logits, target).item() == pytest.approx(weighted, rel=1e-6)
+
+
+def test_boundary_weight_changes_nothing_without_boundaries() -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8, generator=generator)
+    target = torch.full((2, 8, 8), 1)
+    for name in ("ce", "dice_ce"):
+        torch.testing.assert_close(build_loss(name, boundary_weight=10)(logits, target), build_loss(name)(logits, target))
+    with pytest.raises(InputError, match="weights the cross-entropy: use loss ce or dice_ce, not 'dice'"):
+        build_loss("dice", boundary_weight=10)
 
 
 def test_unknown_loss_is_named() -> None:

@@ -38,7 +38,7 @@ from retinaseg.models.registry import (
 )
 from retinaseg.models.trained import FLIPS
 from retinaseg.numeric import is_finite_number, is_integer
-from retinaseg.training.losses import LOSS_NAMES
+from retinaseg.training.losses import LOSS_NAMES, check_boundary_weight
 
 DEFAULTS: dict[str, Any] = {
     "name": None,  # run name: runs/<name>/
@@ -62,7 +62,7 @@ DEFAULTS: dict[str, Any] = {
         "relabel": None,  # {class_names: [...], map: {old_id: new_id}} e.g. layers -> whole retina
     },
     "model": {"name": "unet", "options": {}},
-    "loss": {"name": "dice_ce", "class_weights": None},
+    "loss": {"name": "dice_ce", "class_weights": None, "boundary_weight": 0.0},
     "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9},  # momentum: sgd only
     "scheduler": {"name": "cosine", "patience": 5, "factor": 0.5, "min_lr": 1e-6},
     "trainer": {
@@ -602,6 +602,10 @@ def _batch_fits_model(config: dict[str, Any]) -> None:
         )
 
 
+def _boundary_weight_loss(config: dict[str, Any]) -> None:
+    check_boundary_weight(config["loss"]["name"], config["loss"]["boundary_weight"])
+
+
 def _validation_rounds(config: dict[str, Any]) -> None:
     trainer = config["trainer"]
     if trainer["check_val_every_n_epoch"] > trainer["max_epochs"]:
@@ -634,6 +638,7 @@ _RULES: dict[str, Check] = {
     "model.name": _model_name,
     "loss.name": _choice("loss", LOSS_NAMES),
     "loss.class_weights": _optional(_class_weights),
+    "loss.boundary_weight": _number(0),
     "optimizer.name": _choice("optimizer", OPTIMIZERS),
     "optimizer.lr": _number(0, low_open=True),
     "optimizer.weight_decay": _number(0),
@@ -673,6 +678,7 @@ _SECTION_CHECKS: list[Callable[[dict[str, Any]], None]] = [
     _patches_or_resize,
     _input_fits_model,
     _batch_fits_model,
+    _boundary_weight_loss,
     _validation_rounds,
 ]
 """Checks of options that depend on another key (the source, the model) or of rules across keys."""

@@ -59,7 +59,9 @@ class SegmentationModule(L.LightningModule):
         if self.channels_last:
             # Module.to takes memory_format (documented), its type stubs do not list it.
             self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.loss = build_loss(config["loss"]["name"], config["loss"]["class_weights"])
+        loss = config["loss"]
+        # Configs saved before boundary_weight existed trained without it.
+        self.loss = build_loss(loss["name"], loss["class_weights"], loss.get("boundary_weight", 0.0))
         self.register_buffer(
             "_val_confusion", torch.zeros(len(class_names), len(class_names), dtype=torch.long), persistent=False
         )
