@@ -267,10 +267,10 @@ def test_corrupt_input_exits_2_and_writes_nothing(
 
 def test_export_model_stores_how_the_model_is_applied(trained: dict, tmp_path: Path, run_cli: Callable) -> None:
     weights = tmp_path / "operating.pt"
-    settings = ["--set", "evaluation.threshold=0.8", "--set", "evaluation.flips=[horizontal]"]
+    settings = ["--set", "evaluation.overlap=0.5", "--set", "evaluation.flips=[horizontal]"]
     assert run_cli("export-model", trained["checkpoint"], weights, *settings)[0] == 0
     exported, original = load_model(weights, "cpu"), load_model(trained["checkpoint"], "cpu")
-    assert (exported.evaluation.threshold, exported.evaluation.flips) == (0.8, ("horizontal",))
+    assert (exported.evaluation.overlap, exported.evaluation.flips) == (0.5, ("horizontal",))
     assert {**exported.config, "evaluation": original.config["evaluation"]} == original.config  # nothing else changed
     again = tmp_path / "again.pt"  # a weight file takes new settings too
     assert run_cli("export-model", weights, again, "--set", "evaluation.flips=[]")[0] == 0
@@ -278,9 +278,30 @@ def test_export_model_stores_how_the_model_is_applied(trained: dict, tmp_path: P
     shipped = tmp_path / "shipped.pt"  # and a shipped model, by name
     assert run_cli("export-model", "duke_layers_unet_small", shipped, "--set", "evaluation.flips=[horizontal]")[0] == 0
     assert load_model(shipped, "cpu").evaluation.flips == ("horizontal",)
-    code, _, stderr = run_cli("export-model", trained["checkpoint"], tmp_path / "refused.pt", "--set", "trainer.max_epochs=3")
+    refused = tmp_path / "refused.pt"
+    code, _, stderr = run_cli("export-model", trained["checkpoint"], refused, "--set", "trainer.max_epochs=3")
     assert code == 2 and stderr.startswith("retinaseg: error: trainer.max_epochs: only how the model is applied can be set")
-    assert not (tmp_path / "refused.pt").exists()
+    code, _, stderr = run_cli("export-model", trained["checkpoint"], refused, "--set", "evaluation.threshold=0.3")
+    assert code == 2 and "evaluation.threshold: applies to binary models only" in stderr  # a multiclass model
+    code, _, stderr = run_cli("export-model", weights, weights)
+    assert code == 2 and "exists; retinaseg never replaces a file" in stderr
+    assert not refused.exists()
+
+
+def test_a_model_file_with_unknown_flips_is_refused_on_loading(trained: dict, tmp_path: Path) -> None:
+    payload = torch.load(export_weights(trained["checkpoint"], tmp_path / "good.pt"), weights_only=True)
+    metadata = json.loads(payload["metadata"])
+    metadata["config"]["evaluation"]["flips"] = ["diagonal"]  # written by hand: retinaseg writes no such file
+    torch.save({**payload, "metadata": json.dumps(metadata)}, tmp_path / "edited.pt")
+    with pytest.raises(InputError, match="evaluation.flips must list names of horizontal, vertical"):
+        load_model(tmp_path / "edited.pt", "cpu")
+
+
+def test_evaluate_applies_the_flips_of_the_config_it_is_given(trained: dict, tmp_path: Path) -> None:
+    own = evaluate_model(trained["checkpoint"], tmp_path / "own", split="val", panels=False)
+    config = {**trained["config"], "evaluation": {**trained["config"]["evaluation"], "flips": ["horizontal"]}}
+    flipped = evaluate_model(trained["checkpoint"], tmp_path / "flipped", config=config, split="val", panels=False)
+    assert flipped["segmentation"] != own["segmentation"]  # a one-epoch network is not mirror-symmetric
 
 
 def test_exported_weights_give_the_checkpoints_predictions(trained: dict, tmp_path: Path) -> None:

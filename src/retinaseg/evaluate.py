@@ -99,6 +99,7 @@ def evaluate_model(
 
     # What is scored follows the evaluation config given, which need not be the model's own.
     settings = EvaluationSettings.from_config(config["evaluation"], len(class_names))
+    trained.evaluation = settings  # and so is how the model is applied (flips, windows)
     binary = None
     if samples.task == "binary":
         value, how_chosen = _operating_threshold(trained, splits["val"], config, settings.threshold, threshold)

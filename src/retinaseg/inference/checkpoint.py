@@ -78,7 +78,12 @@ def export_weights(checkpoint: str | Path, out_path: str | Path, evaluation: Map
     """
     out_path = Path(out_path)
     check_output_file(out_path, inputs=[checkpoint])  # first: an existing output is refused before any reading
-    model = TrainedModel.from_pretrained(resolve_model_file(checkpoint))
+    source = resolve_model_file(checkpoint)
+    if source.suffix == ".onnx":
+        raise InputError(source, "an ONNX export holds no PyTorch weights: export from the .pt or .ckpt it was made from")
+    model = TrainedModel.from_pretrained(source)
+    if evaluation and "threshold" in evaluation and model.task != "binary":
+        raise InputError("evaluation.threshold", "applies to binary models only; this one takes the most probable class")
     if evaluation:
         config = {**model.config, "evaluation": {**model.config["evaluation"], **evaluation}}
         model = TrainedModel(model.network, config, model.class_names, model.task, model.preprocessing)

@@ -181,9 +181,9 @@ def check_output_file(path: str | os.PathLike[str], *, inputs: Iterable[str | os
     :func:`check_output_dir`.
     """
     path = Path(path)
-    _check_location(path, inputs)
-    if os.path.lexists(path):
+    if os.path.lexists(path):  # first: an input given as the output is an existing file, and this says why
         raise InputError(path, "exists; retinaseg never replaces a file, choose another name")
+    _check_location(path, inputs)
 
 
 def _process_gone(folder: Path) -> bool:

@@ -111,7 +111,7 @@ class EvaluationSettings:
             boundary_classes=tuple(int(c) for c in evaluation["boundary_classes"] or ()),
             fluid_classes=tuple(int(c) for c in evaluation["fluid_classes"] or ()),
             threshold=float(evaluation.get("threshold", 0.5)),  # models saved before the key existed used 0.5
-            flips=tuple(evaluation.get("flips") or ()),  # and no flips
+            flips=_flip_names(evaluation.get("flips")),  # and no flips
         )
 
     @property
@@ -119,6 +119,14 @@ class EvaluationSettings:
         """The image axes mirrored in each pass of :attr:`flips`, ``()`` for the unflipped one first."""
         axes = [FLIPS[name] for name in self.flips]
         return [dims for count in range(len(axes) + 1) for dims in combinations(axes, count)]
+
+
+def _flip_names(flips: Any) -> tuple[str, ...]:
+    """``evaluation.flips`` of a stored config as a tuple; ``ValueError`` for anything but known names."""
+    names = tuple(flips or ())
+    if isinstance(flips, str) or any(not isinstance(name, str) or name not in FLIPS for name in names):
+        raise ValueError(f"evaluation.flips must list names of {', '.join(FLIPS)}, got {flips!r}")
+    return names
 
 
 class TrainedModel:
@@ -196,7 +204,8 @@ class TrainedModel:
         """Logits or class probabilities for whole images of any size, without gradients.
 
         Images are padded to :attr:`size_multiple` and segmented in one pass,
-        or segmented by overlapping windows (:mod:`retinaseg.models.sliding`).
+        or segmented by overlapping windows (:mod:`retinaseg.models.sliding`);
+        with ``evaluation.flips`` once more per mirror image, the logits averaged.
         A model trained on resized images (``preprocessing.resize``) gets
         its input resized to that size as in training
         (:func:`~retinaseg.data.geometry.resize_channels_first`, on the CPU),
@@ -234,10 +243,12 @@ class TrainedModel:
         with torch.no_grad():
             logits = self._logits(images, roi_size, passes[0])
             if len(passes) > 1:
-                logits = logits.float()  # summed in float32: a reduced-precision sum would round each partial result
+                # Summed in at least float32 (a reduced-precision sum rounds each partial result), returned in
+                # the passes' own dtype, so that what predict returns does not depend on the flips.
+                total = logits.to(torch.promote_types(logits.dtype, torch.float32))
                 for dims in passes[1:]:
-                    logits += self._logits(images, roi_size, dims)
-                logits /= len(passes)
+                    total += self._logits(images, roi_size, dims)
+                logits = (total / len(passes)).to(logits.dtype)
             if size is not None:
                 # align_corners=False is the pixel-centre convention of the input resize, so the two stay aligned.
                 logits = F.interpolate(logits, size=original, mode="bilinear", align_corners=False)

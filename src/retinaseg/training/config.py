@@ -667,7 +667,7 @@ _RULES: dict[str, Check] = {
     "evaluation.boundary_classes": _optional(_class_ids),
     "evaluation.fluid_classes": _optional(_class_ids),
     "evaluation.threshold": _number(0, 1, low_open=True, high_open=True),
-    "evaluation.flips": _flips,
+    "evaluation.flips": _optional(_flips),
     "output.runs_dir": _text,
 }
 """One check per key of :data:`DEFAULTS`, in its order; the free-form options are :data:`_SECTION_CHECKS`'."""
