@@ -82,9 +82,9 @@ def export_weights(checkpoint: str | Path, out_path: str | Path, evaluation: Map
     if source.suffix == ".onnx":
         raise InputError(source, "an ONNX export holds no PyTorch weights: export from the .pt or .ckpt it was made from")
     model = TrainedModel.from_pretrained(source)
-    if evaluation and "threshold" in evaluation and model.task != "binary":
-        raise InputError("evaluation.threshold", "applies to binary models only; this one takes the most probable class")
     if evaluation:
+        if "threshold" in evaluation and model.task != "binary":
+            raise InputError("evaluation.threshold", "applies to binary models only; this one takes the most probable class")
         config = {**model.config, "evaluation": {**model.config["evaluation"], **evaluation}}
         model = TrainedModel(model.network, config, model.class_names, model.task, model.preprocessing)
     return model.save_pretrained(out_path)

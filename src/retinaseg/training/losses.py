@@ -108,25 +108,24 @@ def build_loss(
     of pixels on a class boundary ``1 + boundary_weight`` times (ReLayNet: 10).
     """
     weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+
+    def overlap(jaccard: bool = False) -> nn.Module:
+        return _IndexTargetLoss(DiceLoss(softmax=True, to_onehot_y=True, jaccard=jaccard, weight=weights))
+
     if boundary_weight:
         check_boundary_weight(name, boundary_weight)
         weighted_ce = _BoundaryWeightedCE(boundary_weight, weights)
-        if name == "ce":
-            return weighted_ce
-        return _SumOfLosses(_IndexTargetLoss(DiceLoss(softmax=True, to_onehot_y=True, weight=weights)), weighted_ce)
+        return weighted_ce if name == "ce" else _SumOfLosses(overlap(), weighted_ce)
     if name == "ce":
         return nn.CrossEntropyLoss(weight=weights)
     if name == "bce":
         return _OneHotBCELoss(weights)
     if name == "dice":
-        return _IndexTargetLoss(DiceLoss(softmax=True, to_onehot_y=True, weight=weights))
+        return overlap()
     if name == "jaccard":
-        return _IndexTargetLoss(DiceLoss(softmax=True, to_onehot_y=True, jaccard=True, weight=weights))
+        return overlap(jaccard=True)
     if name == "dice_jaccard":
-        return _SumOfLosses(
-            _IndexTargetLoss(DiceLoss(softmax=True, to_onehot_y=True, weight=weights)),
-            _IndexTargetLoss(DiceLoss(softmax=True, to_onehot_y=True, jaccard=True, weight=weights)),
-        )
+        return _SumOfLosses(overlap(), overlap(jaccard=True))
     if name == "dice_ce":
         return _IndexTargetLoss(DiceCELoss(softmax=True, to_onehot_y=True, weight=weights))
     raise InputError("loss.name", unknown_name("loss", name, LOSS_NAMES))
