@@ -149,3 +149,19 @@ def test_loading_and_applying_a_model_needs_no_lightning() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+
+
+def test_analysing_with_a_unet_imports_no_monai() -> None:
+    """Importing MONAI imports all of it (seconds); the U-Nets ``analyze`` runs are built without it."""
+    code = (
+        "import sys\n"
+        "import torch\n"
+        "import retinaseg.analyze, retinaseg.analysis_outputs, retinaseg.cohort, retinaseg.cohort_inputs\n"
+        "from retinaseg.inference.checkpoint import load_model\n"
+        "from retinaseg.inference.volume import segment_volume\n"
+        "for name in ('duke_layers_unet', 'duke_layers_unet_small', 'chase_vessels_unet'):\n"
+        "    load_model(name, 'cpu').predict(torch.zeros(1, 1, 40, 30))\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'monai'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout

@@ -13,10 +13,9 @@ All blocks keep the shape ``(B, C, H, W)`` of their input.
 from __future__ import annotations
 
 import torch
-from monai.networks.blocks import Convolution
 from torch import nn
 
-from retinaseg.models.unet import ACTIVATION
+from retinaseg.models.blocks import conv_norm_act
 
 
 def _squeeze_width(channels: int, reduction: int, minimum: int) -> int:
@@ -99,7 +98,7 @@ class MultiScaleChannelFusion(nn.Module):
     channels
         Channels ``C`` of the input and output ``(B, C, H, W)``.
     norm
-        MONAI ``norm`` argument of the branches (see :func:`retinaseg.models.unet.monai_norm`).
+        Normalisation of the branches: ``"batch"``, ``"instance"`` or ``"none"``.
     dropout
         Dropout probability in each branch.
     dilations
@@ -111,17 +110,14 @@ class MultiScaleChannelFusion(nn.Module):
     def __init__(
         self,
         channels: int,
-        norm: str | tuple,
+        norm: str,
         dropout: float = 0.0,
         dilations: tuple[int, ...] = (1, 2, 4),
         reduction: int = 16,
         min_hidden: int = 32,
     ) -> None:
         super().__init__()
-        self.branches = nn.ModuleList(
-            Convolution(2, channels, channels, act=ACTIVATION, norm=norm, dropout=dropout, dilation=d, padding=d)
-            for d in dilations
-        )
+        self.branches = nn.ModuleList(conv_norm_act(channels, channels, norm, dropout, dilation=d) for d in dilations)
         hidden = _squeeze_width(channels, reduction, min_hidden)
         # No normalisation in the squeeze: batch norm of (B, C, 1, 1) fails for a batch of one in training.
         self.squeeze = nn.Sequential(

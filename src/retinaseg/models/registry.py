@@ -9,7 +9,6 @@ network's :attr:`ModelSpec.size_multiple`; callers pad with
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -138,7 +137,8 @@ def register_model(
 
 def get_model_spec(name: str) -> ModelSpec:
     """The registered spec for ``name``; unknown names list the known ones."""
-    _load_builtin_models()
+    if name not in _REGISTRY:
+        _load_builtin_models(name)
     if name not in _REGISTRY:
         raise InputError("model.name", unknown_name("model", name, sorted(_REGISTRY)))
     return _REGISTRY[name]
@@ -219,14 +219,35 @@ def _option_type(default: Any) -> tuple[Callable[[Any], bool], str, str]:
     return (lambda value: isinstance(value, kind)), f"a {kind.__name__}", f"{kind.__name__} values"
 
 
-#: Modules of this package that hold no network builders.
-_NOT_NETWORK_MODULES = frozenset({"registry", "trained", "sliding", "profile"})
+#: The module of this package registering each built-in network. Building one imports its module only:
+#: importing them all would import MONAI (about 1.7 s) for any network. A test checks the map.
+_BUILTIN_MODULES = {
+    "unet": "unet",
+    "cbam_unet": "unet_variants",
+    "cmp_unet": "unet_variants",
+    "deform_unet": "unet_variants",
+    "sa_unet": "sa_unet",
+    "relaynet": "relaynet",
+    "fcn8s": "vgg_fcn",
+    "vgg16_fcn": "vgg_fcn",
+    "fcn_resnet50": "resnet_seg",
+    "fcn_resnet101": "resnet_seg",
+    "deeplabv3_resnet50": "resnet_seg",
+    "deeplabv3_resnet101": "resnet_seg",
+    "basic_unet": "monai_nets",
+    "attention_unet": "monai_nets",
+    "dynunet": "monai_nets",
+    "segresnet": "monai_nets",
+    "swin_unetr": "monai_nets",
+    "flexible_unet": "monai_nets",
+}
 
 
-def _load_builtin_models() -> None:
-    """Import every network module of this package: importing runs their ``@register_model`` decorators."""
-    import retinaseg.models as package
+def _load_builtin_models(name: str | None = None) -> None:
+    """Import the module registering built-in network ``name``, or every network module when ``name`` is not one.
 
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name not in _NOT_NETWORK_MODULES:
-            importlib.import_module(f"{package.__name__}.{module.name}")
+    Importing runs the modules' ``@register_model`` decorators.
+    """
+    modules = [_BUILTIN_MODULES[name]] if name in _BUILTIN_MODULES else sorted(set(_BUILTIN_MODULES.values()))
+    for module in modules:
+        importlib.import_module(f"{__package__}.{module}")

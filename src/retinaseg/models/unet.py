@@ -2,7 +2,8 @@
 
 The depth study of the work retinaseg started from compared U-Nets with 2 to 4
 levels for fundus vessels; OCT layers usually need 4-5 levels to see the whole
-retinal thickness. Built from MONAI's ``TwoConv``/``Down``/``UpCat`` blocks.
+retinal thickness. Built from MONAI's ``BasicUNet`` blocks, written out in
+:mod:`retinaseg.models.blocks` (same layers and weight names).
 The optional residual shortcut (``residual: true``) is the one of the vessel
 report: every double convolution gets a 1x1-projected identity added to it.
 """
@@ -10,20 +11,10 @@ report: every double convolution gets a 1x1-projected identity added to it.
 from __future__ import annotations
 
 import torch
-from monai.networks.nets.basic_unet import Down, TwoConv, UpCat
 from torch import nn
 
+from retinaseg.models.blocks import NORMS, UpCat, double_conv, down_block
 from retinaseg.models.registry import register_model
-
-#: Activation of every convolution block (MONAI's ``(name, arguments)`` form).
-ACTIVATION = ("relu", {"inplace": True})
-
-
-def monai_norm(norm: str) -> str | tuple:
-    """MONAI's ``norm`` argument for ``"batch"``, ``"instance"`` or ``"none"``."""
-    norm_choice: str | tuple | None = {"batch": "batch", "instance": ("instance", {"affine": True}), "none": None}[norm]
-    # MONAI annotates the blocks' norm as str | tuple, but their Convolution takes None: no normalisation.
-    return norm_choice  # type: ignore[return-value]
 
 
 class ResidualBlock(nn.Module):
@@ -82,19 +73,12 @@ class UNet(nn.Module):
         super().__init__()
         if not 2 <= depth <= 6:
             raise ValueError(f"U-Net depth must be 2-6, got {depth}")
-        act = ACTIVATION
-        norm_arg = monai_norm(norm)
         widths = [base_channels * 2**level for level in range(depth)]
-        self.stem: nn.Module = TwoConv(2, in_channels, widths[0], act, norm_arg, bias=True, dropout=dropout)
-        self.downs = nn.ModuleList(
-            Down(2, widths[i], widths[i + 1], act, norm_arg, bias=True, dropout=dropout) for i in range(depth - 1)
-        )
-        self.ups = nn.ModuleList(
-            UpCat(2, widths[i + 1], widths[i], widths[i], act, norm_arg, bias=True, dropout=dropout)
-            for i in reversed(range(depth - 1))
-        )
+        self.stem: nn.Module = double_conv(in_channels, widths[0], norm, dropout)
+        self.downs = nn.ModuleList(down_block(widths[i], widths[i + 1], norm, dropout) for i in range(depth - 1))
+        self.ups = nn.ModuleList(UpCat(widths[i + 1], widths[i], widths[i], norm, dropout) for i in reversed(range(depth - 1)))
         if residual:
-            # Wrapping MONAI's blocks keeps the state-dict keys of ``residual: false`` (and its weight files) unchanged.
+            # Wrapping the blocks keeps the state-dict keys of ``residual: false`` (and its weight files) unchanged.
             self.stem = ResidualBlock(self.stem, in_channels, widths[0])
             for i, down in enumerate(self.downs):
                 down.convs = ResidualBlock(down.get_submodule("convs"), widths[i], widths[i + 1])
@@ -119,7 +103,7 @@ class UNet(nn.Module):
     defaults={"depth": 4, "base_channels": 32, "norm": "batch", "dropout": 0.0, "residual": False},
     size_multiple=lambda options: 2 ** (options["depth"] - 1),
     limits={"depth": (2, 6), "base_channels": (1, None), "dropout": (0, 1)},
-    choices={"norm": ("batch", "instance", "none")},
+    choices={"norm": NORMS},
 )
 def build_unet(in_channels: int, num_classes: int, **options) -> nn.Module:
     return UNet(in_channels, num_classes, **options)

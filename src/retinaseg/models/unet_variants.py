@@ -6,7 +6,7 @@ levels whose width doubles from ``base_channels``, 2x2 max-pooling down,
 (``depth`` 2-6, ``base_channels``, ``norm``, ``dropout``). Their designs:
 
 ``cbam_unet``
-    Encoder of MONAI double convolutions. A CBAM (channel then spatial
+    Encoder of double convolutions. A CBAM (channel then spatial
     attention, :class:`~retinaseg.models.attention_blocks.CBAM`) refines the
     bottleneck before the decoder. Coarse/fine aggregation: decoder level
     ``l`` concatenates the upsampled decoder feature with the fine feature
@@ -36,14 +36,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from monai.networks.blocks import ADN, Convolution
-from monai.networks.nets.basic_unet import TwoConv
 from torch import nn
 
 from retinaseg.models.attention_blocks import CBAM, MultiScaleChannelFusion
+from retinaseg.models.blocks import NORMS, conv_norm_act, double_conv, norm_dropout_act
 from retinaseg.models.deform import DeformConv2d
 from retinaseg.models.registry import register_model
-from retinaseg.models.unet import ACTIVATION, monai_norm
 
 #: ``block(in_channels, out_channels)``: a module keeping the height and width.
 BlockFactory = Callable[[int, int], nn.Module]
@@ -56,9 +54,9 @@ def _widths(depth: int, base_channels: int) -> list[int]:
     return [base_channels * 2**level for level in range(depth)]
 
 
-def _double_conv(norm: str | tuple, dropout: float) -> BlockFactory:
-    """MONAI's double 3x3 convolution block, as in :class:`~retinaseg.models.unet.UNet`."""
-    return lambda in_channels, out_channels: TwoConv(2, in_channels, out_channels, ACTIVATION, norm, bias=True, dropout=dropout)
+def _double_conv(norm: str, dropout: float) -> BlockFactory:
+    """The double 3x3 convolution block of :class:`~retinaseg.models.unet.UNet`."""
+    return lambda in_channels, out_channels: double_conv(in_channels, out_channels, norm, dropout)
 
 
 def _encoder(in_channels: int, widths: Sequence[int], block: Callable[[int, int, int], nn.Module]) -> nn.ModuleList:
@@ -120,7 +118,7 @@ class CBAMUNet(nn.Module):
     ) -> None:
         super().__init__()
         widths = _widths(depth, base_channels)
-        block = _double_conv(monai_norm(norm), dropout)
+        block = _double_conv(norm, dropout)
         self.encoder = _encoder(in_channels, widths, lambda level, cin, cout: block(cin, cout))
         self.bridge = CBAM(widths[-1])
         levels = list(reversed(range(depth - 1)))
@@ -162,18 +160,16 @@ class CMPUNet(nn.Module):
     ) -> None:
         super().__init__()
         widths = _widths(depth, base_channels)
-        norm_arg = monai_norm(norm)
 
         def fusion_level(level: int, cin: int, cout: int) -> nn.Module:
-            entry = Convolution(2, cin, cout, act=ACTIVATION, norm=norm_arg, dropout=dropout, padding=1)
-            return nn.Sequential(entry, MultiScaleChannelFusion(cout, norm_arg, dropout))
+            return nn.Sequential(conv_norm_act(cin, cout, norm, dropout), MultiScaleChannelFusion(cout, norm, dropout))
 
         self.encoder = _encoder(in_channels, widths, fusion_level)
-        block = _double_conv(norm_arg, dropout)
+        block = _double_conv(norm, dropout)
         levels = list(reversed(range(depth - 1)))
         self.decoder = nn.ModuleList(UpBlock(widths[i + 1], block(2 * widths[i], widths[i])) for i in levels)
         self.pyramid = nn.ModuleList(nn.Conv2d(widths[i], widths[0], kernel_size=1) for i in levels)
-        self.fuse = Convolution(2, len(levels) * widths[0], widths[0], act=ACTIVATION, norm=norm_arg, dropout=dropout, padding=1)
+        self.fuse = conv_norm_act(len(levels) * widths[0], widths[0], norm, dropout)
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -196,11 +192,11 @@ class DeformableDoubleConv(nn.Sequential):
     Maps ``(B, in_channels, H, W)`` to ``(B, out_channels, H, W)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, norm: str | tuple, dropout: float) -> None:
+    def __init__(self, in_channels: int, out_channels: int, norm: str, dropout: float) -> None:
         layers: list[nn.Module] = []
         for cin in (in_channels, out_channels):
             layers.append(DeformConv2d(cin, out_channels, kernel_size=3, padding=1))
-            layers.append(ADN("NDA", out_channels, act=ACTIVATION, norm=norm, norm_dim=2, dropout=dropout))
+            layers.append(norm_dropout_act(out_channels, norm, dropout))
         super().__init__(*layers)
 
 
@@ -227,11 +223,10 @@ class DeformUNet(nn.Module):
     ) -> None:
         super().__init__()
         widths = _widths(depth, base_channels)
-        norm_arg = monai_norm(norm)
-        regular = _double_conv(norm_arg, dropout)
+        regular = _double_conv(norm, dropout)
 
         def level_block(level: int, cin: int, cout: int) -> nn.Module:
-            return regular(cin, cout) if level == 0 else DeformableDoubleConv(cin, cout, norm_arg, dropout)
+            return regular(cin, cout) if level == 0 else DeformableDoubleConv(cin, cout, norm, dropout)
 
         self.encoder = _encoder(in_channels, widths, level_block)
         self.decoder = nn.ModuleList(
@@ -249,7 +244,7 @@ class DeformUNet(nn.Module):
 
 _DEFAULTS = {"depth": 4, "base_channels": 32, "norm": "batch", "dropout": 0.0}
 _LIMITS: dict[str, tuple[float | None, float | None]] = {"depth": (2, 6), "base_channels": (1, None), "dropout": (0, 1)}
-_CHOICES: dict[str, tuple[str, ...]] = {"norm": ("batch", "instance", "none")}
+_CHOICES: dict[str, tuple[str, ...]] = {"norm": NORMS}
 
 
 def _size_multiple(options: dict) -> int:
