@@ -221,3 +221,20 @@ def test_surfaces_from_the_rows_around_the_retina_equal_those_of_the_whole_heigh
     whole = layer_surfaces(volume, [1, 2, 3, 4], [9], invalid=mask, min_retina_px=1)
     np.testing.assert_array_equal(cropped, whole)
     assert np.isfinite(whole).mean() > 0.8
+
+
+def test_columns_already_in_order_are_their_own_fit() -> None:
+    """The fit runs only on out-of-order columns; fitting every column gives the same depths at the known pixels."""
+    rng = np.random.default_rng(7)
+    ordered = np.sort(rng.integers(-1, 4, size=(3, 25, 40)), axis=1).astype(np.int8)  # (N, H, W), layers -1 to 3
+    depth = np.where(rng.random(ordered.shape) < 0.02, rng.integers(-1, 4, ordered.shape), ordered).astype(np.int8)
+    unknown = rng.random(depth.shape) < 0.1
+    fitted = boundaries_module._monotone_fit(depth, unknown, 4)
+    everything = boundaries_module._fit_columns(
+        depth.transpose(1, 0, 2).reshape(25, -1), unknown.transpose(1, 0, 2).reshape(25, -1), 4
+    )
+    everything = everything.reshape(25, 3, 40).transpose(1, 0, 2)
+    out_of_order = (depth != ordered).any(axis=1)
+    assert 0 < out_of_order.mean() < 1
+    np.testing.assert_array_equal(fitted[~unknown], everything[~unknown])
+    np.testing.assert_array_equal(fitted[unknown], depth[unknown])

@@ -10,6 +10,7 @@ for PyTorch to load.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -436,6 +437,10 @@ def main() -> None:
     except InputError as err:
         print(f"retinaseg: error: {_printable(str(err))}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        # Interpreter shutdown would garbage-collect every object still alive (PyTorch's and
+        # the model's: 0.3-0.4 s on 2 cores); the memory goes back with the process anyway.
+        gc.freeze()
 
 
 if __name__ == "__main__":

@@ -218,8 +218,11 @@ def layer_surfaces(
         )
     height = labels.shape[1]
     invalid = np.zeros(labels.shape, dtype=bool) if invalid is None else invalid
-    top_invalid = np.logical_and.accumulate(invalid, axis=1)  # padding wedges from the top edge
-    bottom_invalid = np.logical_and.accumulate(invalid[:, ::-1], axis=1)[:, ::-1]
+    if invalid.any():
+        top_invalid = np.logical_and.accumulate(invalid, axis=1)  # padding wedges from the top edge
+        bottom_invalid = np.logical_and.accumulate(invalid[:, ::-1], axis=1)[:, ::-1]
+    else:  # the usual case, without the two passes over the B-scans
+        top_invalid = bottom_invalid = invalid
     start, stop = _rows_needed(labels, layer_classes, fluid_classes, invalid, top_invalid, bottom_invalid)
     rows = slice(start, stop)
     surfaces = _surfaces(
@@ -256,7 +259,6 @@ def _surfaces(
     """
     top_invalid, bottom_invalid = edge_invalid
     n_layers = len(layer_classes)
-    height = labels.shape[1]
 
     lut = np.full(max(int(labels.max(initial=0)), *layer_classes, *fluid_classes) + 1, -1, dtype=np.int8)
     lut[list(layer_classes)] = np.arange(n_layers)
@@ -269,20 +271,19 @@ def _surfaces(
     unknown = (unknown | invalid) & ~top_invalid & ~bottom_invalid
 
     unknown |= _detached_retina(depth, unknown, n_layers)
-    depth = np.where(unknown, depth, _monotone_fit(depth, unknown, n_layers))
+    depth = _monotone_fit(depth, unknown, n_layers)
 
     # Unknown pixels take the layer above them (count toward the upper layer:
-    # boundary at the pocket's bottom) or the layer below (boundary at its top).
-    rows = np.arange(height)[None, :, None]
-    known_above = np.maximum.accumulate(np.where(unknown, -1, rows), axis=1)
-    known_below = np.minimum.accumulate(np.where(unknown, height, rows)[:, ::-1], axis=1)[:, ::-1]
-    depth_from_above = np.where(known_above >= 0, np.take_along_axis(depth, np.maximum(known_above, 0), axis=1), -1)
-    depth_from_below = np.where(
-        known_below < height, np.take_along_axis(depth, np.minimum(known_below, height - 1), axis=1), n_layers - 1
-    )
-    k = np.arange(n_layers)[None, :, None, None]
-    deepest = (depth_from_above[:, None] < k).sum(axis=2).astype(np.float64) + first_row  # (N, L, W)
-    shallowest = (depth_from_below[:, None] < k).sum(axis=2).astype(np.float64) + first_row
+    # boundary at the pocket's bottom) or the layer below (boundary at its top);
+    # only columns with unknown pixels change.
+    depth_from_above, depth_from_below = depth, depth
+    bscans, columns = np.nonzero(unknown.any(axis=1))
+    if len(bscans):
+        depth_from_above, depth_from_below = depth.copy(), depth.copy()
+        above, below = _fill_unknown(depth[bscans, :, columns], unknown[bscans, :, columns], n_layers)
+        depth_from_above[bscans, :, columns], depth_from_below[bscans, :, columns] = above, below
+    deepest = _rows_above_layers(depth_from_above, n_layers) + first_row  # (N, L, W)
+    shallowest = _rows_above_layers(depth_from_below, n_layers) + first_row
 
     surfaces = np.where(deepest == shallowest, deepest, np.nan)
     columns = np.arange(surfaces.shape[2])
@@ -295,6 +296,38 @@ def _surfaces(
     surfaces = np.maximum.accumulate(np.where(never_seen, -np.inf, surfaces), axis=1)
     surfaces[never_seen] = np.nan
     return surfaces
+
+
+def _fill_unknown(depth: np.ndarray, unknown: np.ndarray, n_layers: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(K, H)`` columns with each unknown pixel given the depth of the nearest known pixel above, and below.
+
+    Without a known pixel above (below), a pixel counts as above the retina
+    (in the last layer).
+    """
+    height = depth.shape[1]
+    rows = np.arange(height)
+    known_above = np.maximum.accumulate(np.where(unknown, -1, rows), axis=1)
+    known_below = np.minimum.accumulate(np.where(unknown, height, rows)[:, ::-1], axis=1)[:, ::-1]
+    from_above = np.where(known_above >= 0, np.take_along_axis(depth, np.maximum(known_above, 0), axis=1), -1)
+    from_below = np.where(
+        known_below < height, np.take_along_axis(depth, np.minimum(known_below, height - 1), axis=1), n_layers - 1
+    )
+    return from_above, from_below
+
+
+def _rows_above_layers(depth: np.ndarray, n_layers: int) -> np.ndarray:
+    """``(N, L, W)`` float64: rows of each column above layer ``k``, for depths that never decrease down a column.
+
+    That is the first row of depth ``k`` or more (``H`` if none), found from
+    the rows where the depth steps up, rather than by counting rows ``L`` times.
+    """
+    n, height, width = depth.shape
+    start_before = np.full((n, 1, width), -2, dtype=depth.dtype)  # below every depth: row 0 starts a run
+    bscans, rows, columns = np.nonzero(np.diff(depth, axis=1, prepend=start_before) > 0)
+    first_row = np.full((n, n_layers + 1, width), height, dtype=np.float64)  # index depth + 1, depth -1 to L - 1
+    first_row[bscans, depth[bscans, rows, columns] + 1, columns] = rows
+    # a layer absent from a column starts where the next deeper one present does
+    return np.minimum.accumulate(first_row[:, ::-1], axis=1)[:, ::-1][:, 1:]
 
 
 def _rows_needed(
@@ -320,7 +353,9 @@ def _rows_needed(
     """
     height = labels.shape[1]
     valid = ~invalid
-    above_retina = (valid & ~np.isin(labels, [*layer_classes, *fluid_classes])) | top_invalid
+    in_retina = np.zeros(max(int(labels.max(initial=0)), *layer_classes, *fluid_classes) + 1, dtype=bool)
+    in_retina[[*layer_classes, *fluid_classes]] = True
+    above_retina = (valid & ~in_retina[labels]) | top_invalid
     last_layer = (valid & (labels == layer_classes[-1])) | (bottom_invalid & ~top_invalid)
     needed_above = np.flatnonzero(~above_retina.all(axis=(0, 2)))
     needed_below = np.flatnonzero(~last_layer.all(axis=(0, 2)))
@@ -361,7 +396,7 @@ def _detached_retina(depth: np.ndarray, unknown: np.ndarray, n_layers: int) -> n
 
 
 def _monotone_fit(depth: np.ndarray, unknown: np.ndarray, n_layers: int) -> np.ndarray:
-    """Closest layer order of each column, by dynamic programming.
+    """Closest layer order of each column (:func:`_fit_columns`), at its known pixels.
 
     Parameters
     ----------
@@ -375,17 +410,46 @@ def _monotone_fit(depth: np.ndarray, unknown: np.ndarray, n_layers: int) -> np.n
     Returns
     -------
     numpy.ndarray
-        ``(N, H, W)`` int8 depths, non-decreasing down every column, that
-        differ from ``depth`` at the fewest known pixels (ties: the deeper
-        layer starts as low as possible).
+        ``(N, H, W)`` int8 depths that differ from ``depth`` at the fewest
+        known pixels while never decreasing down a column's known pixels
+        (unknown pixels keep their input value).
     """
-    n, height, width = depth.shape
+    # A column whose known pixels already go down the layers in order is its own best fit (no pixel
+    # disagrees); on a network's B-scans that is all but a few percent, so only the rest is fitted.
+    in_order = np.maximum.accumulate(np.where(unknown, -1, depth), axis=1)
+    out_of_order = ((depth < in_order) & ~unknown).any(axis=1)  # (N, W)
+    fitted = depth.astype(np.int8, copy=True)
+    if out_of_order.any():
+        bscans, columns = np.nonzero(out_of_order)
+        fit = _fit_columns(depth[bscans, :, columns].T, unknown[bscans, :, columns].T, n_layers)  # (H, C)
+        fitted[bscans, :, columns] = np.where(unknown[bscans, :, columns], fitted[bscans, :, columns], fit.T)
+    return fitted
+
+
+def _fit_columns(depth: np.ndarray, unknown: np.ndarray, n_layers: int) -> np.ndarray:
+    """Closest layer order of each column, by dynamic programming.
+
+    Parameters
+    ----------
+    depth
+        ``(H, C)`` layer index per pixel of ``C`` columns, -1 above the retina.
+    unknown
+        ``(H, C)`` pixels that fit any layer.
+    n_layers
+        Number of layers.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, C)`` int8 depths, non-decreasing down every column, that differ
+        from ``depth`` at the fewest known pixels (ties: the deeper layer
+        starts as low as possible).
+    """
+    height, n_columns = depth.shape
     states = np.arange(-1, n_layers)[:, None]  # (S, 1): -1 = above the retina
-    flat_depth = depth.transpose(1, 0, 2).reshape(height, 1, n * width)
-    flat_unknown = unknown.transpose(1, 0, 2).reshape(height, 1, n * width)
-    mismatch = (flat_depth != states[None]) & ~flat_unknown  # (H, S, C)
+    mismatch = (depth[:, None, :] != states[None]) & ~unknown[:, None, :]  # (H, S, C)
     cost = mismatch[0].astype(np.int32)
-    previous = np.empty((height, states.size, n * width), dtype=np.int8)
+    previous = np.empty((height, states.size, n_columns), dtype=np.int8)
     previous[0] = np.arange(states.size)[:, None]
     for row in range(1, height):
         # best predecessor state <= s (prefix minimum over the states)
@@ -397,9 +461,9 @@ def _monotone_fit(depth: np.ndarray, unknown: np.ndarray, n_layers: int) -> np.n
             best_state[s] = np.where(better, best_state[s - 1], best_state[s])
         previous[row] = best_state
         cost = best_cost + mismatch[row]
-    fitted = np.empty((height, n * width), dtype=np.int8)
+    fitted = np.empty((height, n_columns), dtype=np.int8)
     state = cost.argmin(axis=0)
     for row in range(height - 1, -1, -1):
         fitted[row] = state
-        state = previous[row, state, np.arange(n * width)]
-    return (fitted - 1).reshape(height, n, width).transpose(1, 0, 2)
+        state = previous[row, state, np.arange(n_columns)]
+    return fitted - 1
