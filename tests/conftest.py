@@ -34,6 +34,14 @@ def _dataset(name: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test (and every command it starts) gets its own empty cache folder, never the user's."""
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("RETINASEG_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def duke_npy_root() -> Path:
     return _dataset("duke_dme_chiu2015")

@@ -1,8 +1,10 @@
-"""Inference options (precision, memory layout), batch-norm folding and the option chooser, on small random-weight U-Nets."""
+"""Inference options (precision, memory layout), batch-norm folding and the option chooser and its cache, on small random-weight U-Nets."""
 
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ from retinaseg.conventions import DUKE_CLASS_NAMES
 from retinaseg.data.phantom import make_phantom_oct_volume
 from retinaseg.data.preprocess import Preprocessing, prepare_image
 from retinaseg.errors import InputError
+from retinaseg.inference import choose as choose_module
+from retinaseg.inference.choice_cache import CACHE_FILE
 from retinaseg.inference.choose import allowed_options, choose_inference_option, default_batch_size
 from retinaseg.inference.fold import fold_batch_norm
 from retinaseg.inference.options import INFERENCE_OPTIONS, TORCH, OptimizedNetwork, prepare_model
@@ -186,3 +190,57 @@ def test_a_prepared_model_runs_as_prepared(volume: OctVolume, model: TrainedMode
     np.testing.assert_array_equal(segment_volume(volume, prepared, progress=False), _todays_labels(volume, model))
     with pytest.raises(TypeError, match="prepare the original model"):
         prepare_model(prepared, "fp32")
+
+
+def _forget_in_process_choices() -> None:
+    """What a new process starts with: no choice in memory (the disk cache stays)."""
+    choose_module._CHOICES.clear()
+
+
+def test_a_later_process_reuses_the_timed_choice_without_timing(
+    model: TrainedModel, private_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _forget_in_process_choices()
+    timed = choose_inference_option(model, (40, 56))
+    assert not timed.remembered and (private_cache / CACHE_FILE).is_file()
+    _forget_in_process_choices()
+    monkeypatch.setattr(choose_module, "_segment", lambda *args: pytest.fail("timed again"))
+    again = choose_inference_option(model, (40, 56))
+    assert again.remembered and again.option == timed.option and "earlier run" in again.describe()
+    assert again.seconds_per_image == pytest.approx(timed.seconds_per_image)
+
+
+@pytest.mark.parametrize("change", ["image size", "threads", "candidates"])
+def test_another_size_thread_count_or_candidate_list_is_timed_anew(model: TrainedModel, change: str) -> None:
+    _forget_in_process_choices()
+    choose_inference_option(model, (40, 56))
+    _forget_in_process_choices()
+    threads = torch.get_num_threads()
+    try:
+        if change == "threads":
+            torch.set_num_threads(threads + 1)
+        shape = (40, 64) if change == "image size" else (40, 56)
+        candidates = ["fp32", "fp32_channels_last"] if change == "candidates" else None
+        assert not choose_inference_option(model, shape, candidates=candidates).remembered
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_damaged_cache_file_is_ignored_and_replaced(model: TrainedModel, private_cache: Path) -> None:
+    (private_cache / CACHE_FILE).write_text("{not json")
+    _forget_in_process_choices()
+    assert not choose_inference_option(model, (40, 56)).remembered
+    assert json.loads((private_cache / CACHE_FILE).read_text())
+
+
+@pytest.mark.parametrize("where", ["disabled", "unwritable"])
+def test_without_a_usable_cache_folder_the_options_are_timed_each_time(
+    model: TrainedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    monkeypatch.setenv("RETINASEG_CACHE_DIR", "" if where == "disabled" else str(blocker / "cache"))
+    for _ in range(2):
+        _forget_in_process_choices()
+        assert not choose_inference_option(model, (40, 56)).remembered
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a file"]

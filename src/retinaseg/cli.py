@@ -266,7 +266,7 @@ def analyze(
     inference: Annotated[
         str,
         typer.Option(
-            help="How the network runs: auto (the fastest validated option, timed on this machine), fp32, "
+            help="How the network runs: auto (the fastest validated option, timed once on this machine), fp32, "
             "fp32_channels_last, fp32_folded_channels_last, bf16_channels_last, bf16_autocast, onnxruntime "
             "(an .onnx --model always runs so)."
         ),

@@ -4,7 +4,8 @@ Which option is fastest depends on the CPU or GPU (AMX, AVX-512 BF16, tensor
 cores), the thread count and the image size, so it is measured, not guessed:
 :func:`choose_inference_option` runs each candidate on synthetic images of
 the real size and keeps the fastest. The choice is cached per process, so a
-cohort pays for it once.
+cohort pays for it once, and on disk (:mod:`~retinaseg.inference.choice_cache`),
+so later runs on the same machine skip the timing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from retinaseg.inference.choice_cache import choice_key, recall_choice, remember_choice
 from retinaseg.inference.onnx_runtime import OnnxNetwork
 from retinaseg.inference.options import (
     AUTO,
@@ -56,16 +58,20 @@ class InferenceChoice:
         Best time per image of each candidate, in s, by option name.
     batch_size
         Images per forward pass in the timing.
+    remembered
+        The times are an earlier process's on this machine, read from the cache.
     """
 
     option: InferenceOption
     seconds_per_image: dict[str, float]
     batch_size: int
+    remembered: bool = False
 
     def describe(self) -> str:
         """One line for logs, e.g. ``"fp32_channels_last (s per image at batch 1: fp32 0.412, fp32_channels_last 0.205)"``."""
         times = ", ".join(f"{name} {seconds:.3f}" for name, seconds in self.seconds_per_image.items())
-        return f"{self.option.name} (s per image at batch {self.batch_size}: {times})"
+        earlier = ", timed by an earlier run" if self.remembered else ""
+        return f"{self.option.name} (s per image at batch {self.batch_size}: {times}{earlier})"
 
 
 # Keyed weakly by network: a network garbage-collected and another one allocated at its address never share a choice.
@@ -122,7 +128,10 @@ def choose_inference_option(
     up (kernel selection, weight reordering), then ``repeats`` times, the
     candidates taking turns so that load from other processes hits all
     alike; the best time counts. The result is cached per network, image
-    shape, batch size, device, thread count and candidates.
+    shape, batch size, device, thread count and candidates, in this process
+    and on disk (:mod:`~retinaseg.inference.choice_cache`: a choice timed by
+    an earlier process on the same machine for the same architecture is
+    reused without timing).
 
     Parameters
     ----------
@@ -162,6 +171,12 @@ def choose_inference_option(
     if key not in cached and len(options) == 1:  # nothing to choose between
         cached[key] = InferenceChoice(options[0], {}, batch_size)
     if key not in cached:
+        stored_as = choice_key(model.network, image_shape, batch_size, device, names)
+        remembered = recall_choice(stored_as)
+        if remembered is not None and remembered["option"] in names:
+            option = inference_option(remembered["option"])
+            cached[key] = InferenceChoice(option, remembered["seconds_per_image"], batch_size, remembered=True)
+    if key not in cached:
         timed_shape = timing_shape(image_shape)
         images = torch.rand(
             (batch_size, model.preprocessing.in_channels, *timed_shape), generator=torch.Generator().manual_seed(0)
@@ -179,6 +194,7 @@ def choose_inference_option(
         scale = (image_shape[0] * image_shape[1]) / (timed_shape[0] * timed_shape[1]) / batch_size
         seconds = {option.name: t * scale for option, t in zip(options, best)}
         cached[key] = InferenceChoice(options[fastest], seconds, batch_size)
+        remember_choice(stored_as, options[fastest].name, seconds)
     return cached[key]
 
 

@@ -477,7 +477,7 @@ def to_eyepy(volume: OctVolume, layers_px: Mapping[str, np.ndarray]) -> EyeVolum
     for name, rows in layers_px.items():
         if np.shape(rows) != (n, width):
             raise ValueError(f"layer {name!r} has shape {np.shape(rows)}, expected {(n, width)}")
-    raw = np.where(np.isnan(volume.reflectance), VOL_INVALID_MARKER, volume.reflectance).astype(np.float32)
+    raw = np.where(np.isnan(volume.reflectance), VOL_INVALID_MARKER, volume.reflectance).astype(np.float32, copy=False)
     bscan_meta = [
         EyeBscanMeta(
             start_pos=g.start_xy_mm,

@@ -1,4 +1,4 @@
-"""Where the real datasets live.
+"""Where the real datasets live, and retinaseg's cache.
 
 Datasets are never shipped with the package. They are looked up in the folder
 named by the ``RETINASEG_DATA`` environment variable, then in ``../shared/data``
@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 
 ENV_VAR = "RETINASEG_DATA"
+CACHE_ENV_VAR = "RETINASEG_CACHE_DIR"
+"""Folder of retinaseg's cache; set to an empty value, nothing is cached on disk."""
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -21,6 +23,14 @@ def data_roots() -> list[Path]:
         roots.append(Path(os.environ[ENV_VAR]).expanduser())
     roots += [Path.cwd() / ".." / "shared" / "data", _REPO_ROOT / ".." / "shared" / "data"]
     return roots
+
+
+def cache_dir() -> Path | None:
+    """``$RETINASEG_CACHE_DIR``, else ``$XDG_CACHE_HOME/retinaseg``, else ``~/.cache/retinaseg``; ``None`` when disabled."""
+    if CACHE_ENV_VAR in os.environ:
+        value = os.environ[CACHE_ENV_VAR]
+        return Path(value).expanduser() if value else None
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "retinaseg"
 
 
 def find_dataset(name: str) -> Path | None:
