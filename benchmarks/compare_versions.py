@@ -34,7 +34,7 @@ def _run(src: Path, command: list[str], tmp: Path, tag: str, index: int) -> floa
     args = [arg.replace("{out}", str(out)) for arg in command]
     env = {**os.environ, "PYTHONPATH": str(src), "RETINASEG_CACHE_DIR": str(tmp / f"{tag}_cache")}
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "retinaseg.cli", *args], env=env, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "retinaseg.cli", *args], check=False, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{tag} failed (exit {result.returncode}): {shlex.join(args)}\n{result.stderr[-2000:]}")

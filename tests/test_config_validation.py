@@ -139,6 +139,7 @@ BAD_VALUES = [
     ("evaluation.flips=[vertical, vertical]", "evaluation.flips", "list of distinct flips"),
     ("evaluation.flips=horizontal", "evaluation.flips", "list of distinct flips"),
     ("evaluation.flips=[[horizontal]]", "evaluation.flips", "unknown flip"),
+    ("evaluation.ordered_layers=1", "evaluation.ordered_layers", "true or false"),
     ("output.runs_dir=''", "output.runs_dir", "non-empty"),
 ]
 

@@ -13,6 +13,7 @@ import tifffile
 import torch
 import yaml
 
+from retinaseg.analysis.layer_order import ordered_layer_map
 from retinaseg.conventions import DUKE_CLASS_NAMES, DUKE_FLUID_CLASS, DUKE_LAYER_CLASSES
 from retinaseg.data.phantom import make_phantom_set
 from retinaseg.errors import InputError
@@ -286,6 +287,27 @@ def test_export_model_stores_how_the_model_is_applied(trained: dict, tmp_path: P
     code, _, stderr = run_cli("export-model", weights, weights)
     assert code == 2 and "exists; retinaseg never replaces a file" in stderr
     assert not refused.exists()
+
+
+def test_predict_with_ordered_layers_writes_the_maps_of_the_ordered_surfaces(
+    trained: dict, images: list[Path], tmp_path: Path, run_cli: Callable
+) -> None:
+    plain, ordered = tmp_path / "plain.pt", tmp_path / "ordered.pt"  # both with the same half-precision weights
+    assert run_cli("export-model", trained["checkpoint"], plain)[0] == 0
+    assert run_cli("export-model", trained["checkpoint"], ordered, "--set", "evaluation.ordered_layers=true")[0] == 0
+    assert load_model(ordered, "cpu").evaluation.ordered_layers and not load_model(plain, "cpu").evaluation.ordered_layers
+    for model, out in ((plain, tmp_path / "raw"), (ordered, tmp_path / "ordered")):
+        predict_files(model, [images[0]], out, device="cpu")
+    raw, rebuilt = (read_image(tmp_path / name / "bscan_classes.png") for name in ("raw", "ordered"))
+    expected = ordered_layer_map(raw, BOUNDARY_CLASSES, [DUKE_FLUID_CLASS])
+    np.testing.assert_array_equal(rebuilt, expected)
+
+
+def test_ordered_layers_are_refused_for_a_model_without_layers(tmp_path: Path, run_cli: Callable) -> None:
+    out = tmp_path / "vessels.pt"
+    code, _, stderr = run_cli("export-model", "chase_vessels_unet", out, "--set", "evaluation.ordered_layers=true")
+    assert code == 2 and "evaluation.ordered_layers: needs a model with layer classes" in stderr
+    assert not out.exists()
 
 
 def test_a_model_file_with_unknown_flips_is_refused_on_loading(trained: dict, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import torch
 from rich.progress import track
 
 from retinaseg.analysis.boundaries import boundaries_from_labels, boundary_mad
+from retinaseg.analysis.layer_order import model_class_map
 from retinaseg.data.dataset import PreparedSample, prepare_samples
 from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_model
@@ -112,7 +113,7 @@ def evaluate_model(
     with staged_output_dir(out_dir, EVALUATION, overwrite=overwrite, inputs=inputs) as staging:
         for sample, stored in zip(track(prepared, description=f"evaluating {split}"), samples.samples, strict=True):
             probabilities = _probabilities(trained, sample)
-            prediction = trained.class_map(probabilities, None if binary is None else binary.threshold)
+            prediction = model_class_map(trained, probabilities, None if binary is None else binary.threshold)
             segmentation.update(prediction, sample.label, mask=sample.fov)
             if binary is not None:
                 binary.update(probabilities[1], sample.label == 1, fov=sample.fov)

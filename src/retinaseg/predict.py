@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from rich.progress import track
 
+from retinaseg.analysis.layer_order import model_class_map
 from retinaseg.data.fov import estimate_fov
 from retinaseg.data.preprocess import prepare_image
 from retinaseg.errors import InputError
@@ -123,7 +124,7 @@ def predict_files(
                 probs[:, ~fov] = 0.0
                 probs[0, ~fov] = 1.0  # outside the field: background, for certain
                 write_image_atomic(staging / f"{path.stem}_fov.png", fov.astype(np.uint8) * 255)
-            classes = trained.class_map(probs)  # binary tasks: at the model's operating threshold
+            classes = model_class_map(trained, probs)  # binary: at the operating threshold; OCT: ordered layers if set
             write_image_atomic(staging / f"{path.stem}_classes.png", classes)
             write_image_atomic(staging / f"{path.stem}_colour.png", colorize(classes, palette))
             write_image_atomic(staging / f"{path.stem}_overlay.png", overlay(image, classes, palette))

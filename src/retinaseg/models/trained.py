@@ -88,6 +88,10 @@ class EvaluationSettings:
         Test-time flips (names of :data:`FLIPS`): the logits are averaged over
         the image as it is and mirrored by every combination of these flips
         (each mirrored back), 2 passes for one flip, 4 for two; ``()``: one pass.
+    ordered_layers
+        OCT layer models: ``predict`` and ``evaluate`` rebuild each class map
+        from its anatomically ordered layer surfaces
+        (:func:`retinaseg.analysis.layer_order.ordered_layer_map`).
     """
 
     roi_size: tuple[int, int] | None
@@ -98,6 +102,7 @@ class EvaluationSettings:
     fluid_classes: tuple[int, ...]
     threshold: float = 0.5
     flips: tuple[str, ...] = ()
+    ordered_layers: bool = False
 
     @classmethod
     def from_config(cls, evaluation: Mapping[str, Any], num_classes: int) -> EvaluationSettings:
@@ -112,7 +117,13 @@ class EvaluationSettings:
             fluid_classes=tuple(int(c) for c in evaluation["fluid_classes"] or ()),
             threshold=float(evaluation.get("threshold", 0.5)),  # models saved before the key existed used 0.5
             flips=_flip_names(evaluation.get("flips")),  # and no flips
+            ordered_layers=evaluation.get("ordered_layers") is True,  # and their literal maps
         )
+
+    def above_retina_class(self, num_classes: int) -> int | None:
+        """The smallest class that is neither a layer nor fluid, what lies above the retina; ``None`` if none is."""
+        others = sorted(set(range(num_classes)) - set(self.boundary_classes) - set(self.fluid_classes))
+        return others[0] if others else None
 
     @property
     def flip_dims(self) -> list[tuple[int, ...]]:

@@ -36,7 +36,7 @@ from retinaseg.models.registry import (
     list_models,
     model_size_multiple,
 )
-from retinaseg.models.trained import FLIPS
+from retinaseg.models.trained import FLIPS, EvaluationSettings
 from retinaseg.numeric import is_finite_number, is_integer
 from retinaseg.training.losses import LOSS_NAMES, check_boundary_weight
 
@@ -91,6 +91,7 @@ DEFAULTS: dict[str, Any] = {
         "fluid_classes": [],  # OCT: classes (fluid) that hide the boundary below them
         "threshold": 0.5,  # binary tasks: foreground where its probability >= this (predict, evaluate)
         "flips": [],  # test-time flips averaged into the logits: horizontal, vertical (validation, predict, evaluate)
+        "ordered_layers": False,  # OCT layers: class maps rebuilt from the ordered layer surfaces (predict, evaluate)
     },
     "output": {"runs_dir": "runs"},
 }
@@ -180,7 +181,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     return config
 
 
-OPERATING_KEYS = ("threshold", "flips", "roi_size", "overlap", "sw_batch_size")
+OPERATING_KEYS = ("threshold", "flips", "roi_size", "overlap", "sw_batch_size", "ordered_layers")
 """``evaluation`` keys that say how a trained model is applied rather than what it learnt."""
 
 
@@ -296,8 +297,8 @@ def validate_against_data(config: dict[str, Any], class_names: Sequence[str], im
     Raises
     ------
     InputError
-        Naming the key: a class id beyond the classes, a class weight per
-        class missing, a training set smaller than the model's smallest
+        Naming the key: a class id beyond the classes, ordered layers without
+        a class above the retina, a class weight per class missing, a training set smaller than the model's smallest
         batch, a patch larger than the smallest image, whole images
         of different sizes in one batch or too small for the model (whole
         images resized by ``data.resize`` are neither).
@@ -311,6 +312,9 @@ def validate_against_data(config: dict[str, Any], class_names: Sequence[str], im
                 f"evaluation.{key}",
                 f"class ids {beyond} do not exist; the data has classes 0-{num_classes - 1} {list(class_names)}",
             )
+    settings = EvaluationSettings.from_config(evaluation, num_classes)
+    if settings.ordered_layers and settings.above_retina_class(num_classes) is None:
+        raise InputError("evaluation.ordered_layers", "needs a class that is neither a layer nor fluid, above the retina")
     weights = config["loss"]["class_weights"]
     if weights is not None and len(weights) != num_classes:
         raise InputError(
@@ -568,6 +572,12 @@ def _smallest_input(config: dict[str, Any]) -> int:
     return 2 * model_size_multiple(config["model"]["name"], config["model"]["options"])
 
 
+def _ordered_layers(config: dict[str, Any]) -> None:
+    """Class maps can be rebuilt from ordered layer surfaces only where the layers are named."""
+    if config["evaluation"]["ordered_layers"] and not config["evaluation"]["boundary_classes"]:
+        raise InputError("evaluation.ordered_layers", "needs evaluation.boundary_classes: the layer classes top to bottom")
+
+
 def _patches_or_resize(config: dict[str, Any]) -> None:
     """Training crops patches or resizes whole images, not both."""
     if config["data"]["patch_size"] is not None and config["data"]["resize"] is not None:
@@ -668,6 +678,7 @@ _RULES: dict[str, Check] = {
     "evaluation.fluid_classes": _optional(_class_ids),
     "evaluation.threshold": _number(0, 1, low_open=True, high_open=True),
     "evaluation.flips": _optional(_flips),
+    "evaluation.ordered_layers": _boolean,
     "output.runs_dir": _text,
 }
 """One check per key of :data:`DEFAULTS`, in its order; the free-form options are :data:`_SECTION_CHECKS`'."""
@@ -680,5 +691,6 @@ _SECTION_CHECKS: list[Callable[[dict[str, Any]], None]] = [
     _batch_fits_model,
     _boundary_weight_loss,
     _validation_rounds,
+    _ordered_layers,
 ]
 """Checks of options that depend on another key (the source, the model) or of rules across keys."""
