@@ -46,11 +46,12 @@ def main() -> None:
     parser.add_argument("before", type=Path, help="src folder of the version to compare against")
     parser.add_argument("after", type=Path, nargs="?", default=HERE.parent / "src", help="src folder (default: this checkout's)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per version after the warm-up (default 5)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the retinaseg command; {out} = a fresh folder")
-    args = parser.parse_args()
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
+    parser.epilog = "After the options: -- and the retinaseg command, {out} standing for a fresh folder."
+    argv = sys.argv[1:]
+    if "--" not in argv or argv.index("--") == len(argv) - 1:
         parser.error("give the command after --")
+    split = argv.index("--")
+    args, command = parser.parse_args(argv[:split]), argv[split + 1 :]
     versions = {"before": args.before.resolve(), "after": args.after.resolve()}
     for tag, src in versions.items():
         if not (src / "retinaseg" / "cli.py").is_file():

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from retinaseg.allocator import reuse_freed_memory
 from retinaseg.conventions import DEFAULT_MODEL
 from retinaseg.errors import InputError
 
@@ -432,6 +433,7 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    reuse_freed_memory()  # before the first large array
     try:
         app()
     except InputError as err:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from retinaseg import __version__
+from retinaseg.allocator import reuse_freed_memory
 from retinaseg.analysis_outputs import AnalysisOutputs
 from retinaseg.analyze import check_analysis_options, check_runtime_options, layer_model, model_device
 from retinaseg.cohort_inputs import ScanEntry, scan_checksum
@@ -321,7 +322,7 @@ def _run_local(jobs: list[ScanJob], model_file: str, device: str, options: Cohor
         return
     window = workers + 1  # scans read ahead, and scans being measured: bounds the memory
     # spawn: PyTorch's thread pools do not survive fork
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=reuse_freed_memory) as pool:
         queue = iter(jobs)
         reading: deque[tuple[ScanJob, Future[Outcome]]] = deque()
         finishing: dict[Future[Outcome], ScanJob] = {}

@@ -478,7 +478,7 @@ class OctVolume:
         """Readable scan pattern (``"line"``, ``"circle"``, ``"volume"`` ...)."""
         return SCAN_PATTERN_NAMES.get(self.scan_pattern, "unknown")
 
-    def display_bscans(self, gamma: float = SPECTRALIS_DISPLAY_GAMMA) -> np.ndarray:
+    def display_bscans(self, gamma: float = SPECTRALIS_DISPLAY_GAMMA, bscans: slice = slice(None)) -> np.ndarray:
         """8-bit display images ``round(255 * r ** gamma)``.
 
         Parameters
@@ -488,16 +488,18 @@ class OctVolume:
             :data:`~retinaseg.conventions.SPECTRALIS_DISPLAY_GAMMA` (fourth
             root), matches the usual Spectralis display (and gives back the
             8-bit Duke DME B-scans exactly from their ``.vol`` files).
+        bscans
+            The B-scans to convert (default: all).
 
         Returns
         -------
         numpy.ndarray
-            ``(N, H, W)`` uint8; invalid (NaN) pixels are 0. Reflectance is
+            ``(n, H, W)`` uint8; invalid (NaN) pixels are 0. Reflectance is
             clipped to ``[0, 1]`` first.
         """
         if not gamma > 0:
             raise ValueError(f"gamma must be positive, got {gamma}")
-        r = np.clip(np.nan_to_num(self.reflectance, nan=0.0), 0.0, 1.0)
+        r = np.clip(np.nan_to_num(self.reflectance[bscans], nan=0.0), 0.0, 1.0)
         return np.round(255.0 * r ** np.float32(gamma)).astype(np.uint8)
 
     def ascan_positions_mm(self) -> np.ndarray:

@@ -27,15 +27,15 @@ from retinaseg.models.trained import TrainedModel
 from retinaseg.volume import OctVolume
 
 
-def network_images(volume: OctVolume) -> np.ndarray:
-    """The 8-bit B-scans a model sees: ``(N, H, W)`` uint8.
+def network_images(volume: OctVolume, bscans: slice = slice(None)) -> np.ndarray:
+    """The 8-bit B-scans a model sees: ``(n, H, W)`` uint8, of all B-scans or those of ``bscans``.
 
     ``round(255 * r ** gamma)`` of the linear reflectance ``r``, ``gamma``
     being :data:`~retinaseg.conventions.SPECTRALIS_DISPLAY_GAMMA`, with invalid
     pixels set to :data:`~retinaseg.conventions.INVALID_DISPLAY_VALUE`.
     """
-    images = volume.display_bscans(SPECTRALIS_DISPLAY_GAMMA)
-    images[np.isnan(volume.reflectance)] = INVALID_DISPLAY_VALUE
+    images = volume.display_bscans(SPECTRALIS_DISPLAY_GAMMA, bscans)
+    images[np.isnan(volume.reflectance[bscans])] = INVALID_DISPLAY_VALUE
     return images
 
 
@@ -88,16 +88,18 @@ def segment_volume(
     InputError
         An unknown ``inference`` option.
     """
-    images = network_images(volume)
+    n_bscans, height, width = volume.shape
     batch_size = default_batch_size(model.device) if batch_size is None else max(1, int(batch_size))
-    runner, option = model_for_inference(model, inference, (images.shape[1], images.shape[2]), batch_size)
-    labels = np.empty(images.shape, dtype=np.uint8)
-    rows = RetinaRows(images.shape[1], model.size_multiple) if retina_rows and model.preprocessing.resize is None else None
-    starts: Iterable[int] = range(0, len(images), batch_size)
+    runner, option = model_for_inference(model, inference, (height, width), batch_size)
+    labels = np.empty(volume.shape, dtype=np.uint8)
+    rows = RetinaRows(height, model.size_multiple) if retina_rows and model.preprocessing.resize is None else None
+    starts: Iterable[int] = range(0, n_bscans, batch_size)
     if progress:
-        starts = track(starts, description=f"segmenting {len(images)} B-scans ({option.name})")
+        starts = track(starts, description=f"segmenting {n_bscans} B-scans ({option.name})")
     for start in starts:
-        batch = np.stack([prepare_image(image, model.preprocessing) for image in images[start : start + batch_size]])
+        # Converted batch by batch: small temporaries are reused, while a whole volume's cost fresh memory.
+        images = network_images(volume, slice(start, start + batch_size))
+        batch = np.stack([prepare_image(image, model.preprocessing) for image in images])
         if rows is None:
             labels[start : start + len(batch)] = _classes(runner, batch)
             continue
@@ -106,7 +108,7 @@ def segment_volume(
         result, passed = rows.place(_classes(runner, batch[:, :, window[0] : window[1]]), window)
         if not passed.all():
             result[~passed] = _classes(runner, batch[~passed])
-        rows.update(result, full_height=passed if window == (0, images.shape[1]) else ~passed)
+        rows.update(result, full_height=passed if window == (0, height) else ~passed)
         labels[start : start + len(batch)] = result
     return labels
 
