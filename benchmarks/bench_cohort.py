@@ -53,6 +53,7 @@ from typing import Any, TypeVar
 import numpy as np
 from machine import cpu_description
 
+from retinaseg.allocator import reuse_freed_memory
 from retinaseg.conventions import DEFAULT_MODEL
 from retinaseg.io.paths import CACHE_ENV_VAR
 
@@ -461,6 +462,7 @@ def main() -> None:
 
     print("```\npython " + " ".join(shlex.quote(a) for a in sys.argv) + "\n```\n")
     print(_machine() + "\n")
+    reuse_freed_memory()  # as the CLI does, so that the stages measured in this process match its
     with tempfile.TemporaryDirectory(prefix="bench_cohort_") as tmp:
         # auto's timing is remembered on disk: start from an empty cache in the temporary folder, not the user's
         os.environ[CACHE_ENV_VAR] = str(Path(tmp, "cache"))

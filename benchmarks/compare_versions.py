@@ -48,10 +48,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="timed runs per version after the warm-up (default 5)")
     parser.epilog = "After the options: -- and the retinaseg command, {out} standing for a fresh folder."
     argv = sys.argv[1:]
-    if "--" not in argv or argv.index("--") == len(argv) - 1:
-        parser.error("give the command after --")
-    split = argv.index("--")
+    split = argv.index("--") if "--" in argv else len(argv)
     args, command = parser.parse_args(argv[:split]), argv[split + 1 :]
+    if not command:
+        parser.error("give the command after --")
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     versions = {"before": args.before.resolve(), "after": args.after.resolve()}
     for tag, src in versions.items():
         if not (src / "retinaseg" / "cli.py").is_file():

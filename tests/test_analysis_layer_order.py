@@ -84,9 +84,18 @@ def test_the_model_setting_decides_which_map_predict_and_evaluate_get() -> None:
     np.testing.assert_array_equal(model_class_map(_model(True), probabilities), _clean(band_rows=8))
 
 
-def test_ordered_layers_need_named_layers_and_a_class_above_the_retina() -> None:
-    with pytest.raises(InputError, match="evaluation.ordered_layers: needs evaluation.boundary_classes"):
-        load_config(None, [*REQUIRED, "evaluation.ordered_layers=true"])
-    config = load_config(None, [*REQUIRED, "evaluation.boundary_classes=[0, 1]", "evaluation.ordered_layers=true"])
-    with pytest.raises(InputError, match="evaluation.ordered_layers: needs a class that is neither a layer nor fluid"):
-        validate_against_data(config, ["a", "b"], [(64, 64)])
+@pytest.mark.parametrize(
+    ("overrides", "classes", "problem"),
+    [
+        ([], ["a", "b", "c"], "needs two or more layer classes"),
+        (["evaluation.boundary_classes=[1]"], ["background", "retina"], "needs two or more layer classes"),
+        (["evaluation.boundary_classes=[0, 1]"], ["a", "b"], "needs a class that is neither a layer nor fluid"),
+    ],
+    ids=["no layers", "one layer", "no class above"],
+)
+def test_ordered_layers_need_two_layers_and_a_class_above_the_retina(
+    overrides: list[str], classes: list[str], problem: str
+) -> None:
+    config = load_config(None, [*REQUIRED, *overrides, "evaluation.ordered_layers=true"])
+    with pytest.raises(InputError, match=f"evaluation.ordered_layers: {problem}"):
+        validate_against_data(config, classes, [(64, 64)])

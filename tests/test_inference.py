@@ -306,7 +306,7 @@ def test_predict_with_ordered_layers_writes_the_maps_of_the_ordered_surfaces(
 def test_ordered_layers_are_refused_for_a_model_without_layers(tmp_path: Path, run_cli: Callable) -> None:
     out = tmp_path / "vessels.pt"
     code, _, stderr = run_cli("export-model", "chase_vessels_unet", out, "--set", "evaluation.ordered_layers=true")
-    assert code == 2 and "evaluation.ordered_layers: needs a model with layer classes" in stderr
+    assert code == 2 and "evaluation.ordered_layers: needs two or more layer classes" in stderr
     assert not out.exists()
 
 

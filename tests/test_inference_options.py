@@ -16,7 +16,7 @@ from retinaseg.data.phantom import make_phantom_oct_volume
 from retinaseg.data.preprocess import Preprocessing, prepare_image
 from retinaseg.errors import InputError
 from retinaseg.inference import choose as choose_module
-from retinaseg.inference.choice_cache import CACHE_FILE
+from retinaseg.inference.choice_cache import CACHE_FILE, CACHE_FORMAT
 from retinaseg.inference.choose import allowed_options, choose_inference_option, default_batch_size
 from retinaseg.inference.fold import fold_batch_norm
 from retinaseg.inference.options import INFERENCE_OPTIONS, TORCH, OptimizedNetwork, prepare_model
@@ -202,7 +202,7 @@ def test_a_later_process_reuses_the_timed_choice_without_timing(
 ) -> None:
     _forget_in_process_choices()
     timed = choose_inference_option(model, (40, 56))
-    assert not timed.remembered and (private_cache / CACHE_FILE).is_file()
+    assert not timed.remembered and json.loads((private_cache / CACHE_FILE).read_text())["format"] == CACHE_FORMAT
     _forget_in_process_choices()
     monkeypatch.setattr(choose_module, "_segment", lambda *args: pytest.fail("timed again"))
     again = choose_inference_option(model, (40, 56))
@@ -226,11 +226,15 @@ def test_another_size_thread_count_or_candidate_list_is_timed_anew(model: Traine
         torch.set_num_threads(threads)
 
 
-def test_a_damaged_cache_file_is_ignored_and_replaced(model: TrainedModel, private_cache: Path) -> None:
-    (private_cache / CACHE_FILE).write_text("{not json")
-    _forget_in_process_choices()
-    assert not choose_inference_option(model, (40, 56)).remembered
-    assert json.loads((private_cache / CACHE_FILE).read_text())
+@pytest.mark.parametrize("content", ["{not json", '{"entries": {}}', "[1, 2]"], ids=["damaged", "no format", "a list"])
+def test_a_cache_file_this_module_did_not_write_is_neither_read_nor_replaced(
+    model: TrainedModel, private_cache: Path, content: str
+) -> None:
+    (private_cache / CACHE_FILE).write_text(content)
+    for _ in range(2):
+        _forget_in_process_choices()
+        assert not choose_inference_option(model, (40, 56)).remembered
+    assert (private_cache / CACHE_FILE).read_text() == content
 
 
 @pytest.mark.parametrize("where", ["disabled", "unwritable"])

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from monai.networks.blocks import Convolution
+from monai.networks.blocks import ADN, Convolution
 from monai.networks.nets.basic_unet import Down, TwoConv, UpCat
 from torch import nn
 
@@ -45,6 +45,14 @@ def test_blocks_equal_monais(norm: str, dropout: float) -> None:
     _same(blocks.conv_norm_act(3, 5, norm, dropout, dilation=2), dilated, x)
     deeper, skip = torch.randn(2, 8, 6, 5), torch.randn(2, 4, 12, 10)
     _same(blocks.UpCat(8, 4, 5, norm, dropout), UpCat(2, 8, 4, 5, RELU, monai_norm, True, dropout), deeper, skip)
+
+
+@pytest.mark.parametrize("channel_dropout", [False, True])
+def test_dropout_is_monais_in_training(channel_dropout: bool) -> None:
+    """Convolution blocks drop activations; the deformable U-Net's ADN (norm_dim=2 only) drops whole maps."""
+    theirs = ADN("NDA", 5, act=RELU, norm="batch", norm_dim=2, dropout=0.5, **({} if channel_dropout else {"dropout_dim": 1}))
+    ours = blocks.norm_dropout_act(5, "batch", 0.5, channel_dropout=channel_dropout)
+    assert [type(m) for m in ours] == [type(m) for m in theirs]
 
 
 def test_upcat_repeats_the_last_row_and_column_for_an_odd_skip_as_monai_does() -> None:

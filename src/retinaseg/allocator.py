@@ -8,9 +8,11 @@ again. On 2 cores that was 1.3-1.45x of the network's time on a 61-B-scan
 volume and about 1-2 s of a whole ``analyze`` (BENCHMARKS.md). The command
 line and the cohort's worker processes therefore raise the threshold and the
 trim limit, as PyTorch's CPU performance guides advise (or a different
-allocator); the memory a process has used stays with it until it exits, so
-its peak resident size is unchanged. Processes retinaseg does not start (a
-user's Python session, Dask workers) are left alone.
+allocator). Freed memory then stays with the process until it exits, to be
+reused: the peak resident size of an ``analyze`` stayed within a few percent
+(BENCHMARKS.md), though a heap's holes can make it grow in a long-lived
+process. Processes retinaseg does not start (a user's Python session, Dask
+workers) are left alone.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import sys
 
 MMAP_THRESHOLD_BYTES = 1 << 30
 """Allocations up to this size come from the reusable heap instead of fresh pages."""
+
+FALLBACK_MMAP_THRESHOLD_BYTES = 32 << 20
+"""The most older glibc versions accept (twice their heap size limit); it still fixes the threshold."""
 
 TRIM_THRESHOLD_BYTES = (1 << 31) - 1
 """Free memory at the top of the heap up to this size is kept for reuse, not returned."""
@@ -33,8 +38,9 @@ def reuse_freed_memory() -> bool:
     Returns
     -------
     bool
-        Whether both settings were applied: ``False`` off Linux or without
-        glibc's ``mallopt`` (musl, macOS, Windows), where nothing changes.
+        Whether both settings were applied (the mmap threshold possibly only
+        at :data:`FALLBACK_MMAP_THRESHOLD_BYTES`): ``False`` off Linux or
+        without glibc's ``mallopt`` (musl, macOS, Windows).
     """
     if not sys.platform.startswith("linux"):
         return False
@@ -43,4 +49,6 @@ def reuse_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    trim = bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    mmap = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) or mallopt(_M_MMAP_THRESHOLD, FALLBACK_MMAP_THRESHOLD_BYTES))
+    return trim and mmap

@@ -433,12 +433,22 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    reuse_freed_memory()  # before the first large array
     try:
         app()
     except InputError as err:
         print(f"retinaseg: error: {_printable(str(err))}", file=sys.stderr)
         sys.exit(2)
+
+
+def run() -> None:
+    """The ``retinaseg`` program: :func:`main` in a process of its own, set up for large arrays.
+
+    Not for calling from another program (tests call :func:`main`): it
+    changes how the whole process allocates and frees memory.
+    """
+    reuse_freed_memory()  # before the first large array
+    try:
+        main()
     finally:
         # Interpreter shutdown would garbage-collect every object still alive (PyTorch's and
         # the model's: 0.3-0.4 s on 2 cores); the memory goes back with the process anyway.
@@ -446,4 +456,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run()

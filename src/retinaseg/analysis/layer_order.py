@@ -9,7 +9,8 @@ reads maps so: it measures the ordered surfaces of
 :func:`~retinaseg.analysis.boundaries.layer_surfaces`. With a model's
 ``evaluation.ordered_layers`` set, ``predict`` and ``evaluate`` give and score
 the class maps those surfaces describe (:func:`ordered_layer_map`), so their
-maps, their scores and ``analyze``'s thickness values agree.
+maps, their scores and ``analyze``'s thickness values agree (up to columns at the retina's edges: ``analyze``
+also knows the device's padding and asks for 50 µm of retina in a column, these 10 pixels).
 """
 
 from __future__ import annotations
@@ -82,6 +83,5 @@ def model_class_map(trained: TrainedModel, probabilities: np.ndarray, threshold:
     if not settings.ordered_layers:
         return classes
     above = settings.above_retina_class(len(trained.class_names))
-    if above is None:  # refused when the setting is stored (export-model, training configs)
-        raise ValueError("ordered layers need a class that is neither a layer nor fluid (above the retina)")
+    assert above is not None  # EvaluationSettings refuses ordered layers without one
     return ordered_layer_map(classes, settings.boundary_classes, settings.fluid_classes, above_class=above)

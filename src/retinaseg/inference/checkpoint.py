@@ -19,7 +19,7 @@ import torch
 from retinaseg.errors import InputError
 from retinaseg.io.model_files import resolve_model_file
 from retinaseg.io.output import check_output_file
-from retinaseg.models.trained import EvaluationSettings, TrainedModel
+from retinaseg.models.trained import TrainedModel
 
 
 def default_device() -> str:
@@ -86,12 +86,5 @@ def export_weights(checkpoint: str | Path, out_path: str | Path, evaluation: Map
         if "threshold" in evaluation and model.task != "binary":
             raise InputError("evaluation.threshold", "applies to binary models only; this one takes the most probable class")
         config = {**model.config, "evaluation": {**model.config["evaluation"], **evaluation}}
-        settings = EvaluationSettings.from_config(config["evaluation"], len(model.class_names))
-        if settings.ordered_layers and (
-            not settings.boundary_classes or settings.above_retina_class(len(model.class_names)) is None
-        ):
-            raise InputError(
-                "evaluation.ordered_layers", "needs a model with layer classes (boundary_classes) and a class above the retina"
-            )
         model = TrainedModel(model.network, config, model.class_names, model.task, model.preprocessing)
     return model.save_pretrained(out_path)

@@ -4,10 +4,13 @@ Timing the options costs 0.5-1 s per process on 2 CPU cores, which a
 single-scan ``analyze`` would pay on every run. Which option is fastest
 depends on the hardware, PyTorch, the thread count, the network's
 architecture (not its weights) and the image size, so the measured choice
-is stored under all of these in ``inference_choices.json`` in the cache
-folder (:func:`retinaseg.io.paths.cache_dir`) and reused while they stay the same. Delete the
-file to measure again. A cache that cannot be read or written is ignored:
-the options are timed as if it did not exist.
+is stored under all of these (and retinaseg's version) in
+``inference_choices.json`` in the cache folder
+(:func:`retinaseg.io.paths.cache_dir`) and reused while they stay the same.
+Delete the file to measure again. A cache that cannot be read or written is
+ignored: the options are timed as if it did not exist. A file of that name
+that this module did not write (no :data:`CACHE_FORMAT` header) is neither
+read nor replaced.
 """
 
 from __future__ import annotations
@@ -22,32 +25,40 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
+from retinaseg import __version__
 from retinaseg.io.paths import cache_dir
 from retinaseg.io.records import write_json
+from retinaseg.models.trained import TrainedModel
 
 CACHE_FILE = "inference_choices.json"
+
+CACHE_FORMAT = "retinaseg-inference-choices-1"
+"""The ``format`` of the cache file: only a file with it is read and replaced."""
 
 MAX_ENTRIES = 256
 """Choices kept; the oldest go first (one per machine, network, image size and batch size)."""
 
 MAX_CACHE_BYTES = 1 << 20
-"""A larger cache file is not one this module wrote: it is ignored (and replaced)."""
+"""A larger cache file is not one this module wrote: it is ignored."""
 
 
 def choice_key(
-    network: nn.Module, image_shape: tuple[int, int], batch_size: int, device: torch.device, candidates: tuple[str, ...]
+    model: TrainedModel, image_shape: tuple[int, int], batch_size: int, device: torch.device, candidates: tuple[str, ...]
 ) -> str:
-    """What the fastest option depends on, as one hash: machine, PyTorch, threads, architecture, sizes, candidates."""
+    """What the fastest option depends on, as one hash: machine, versions, threads, how the model runs, sizes, candidates."""
+    network = model.network
     architecture = [type(network).__qualname__] + [
         f"{name}:{tuple(value.shape)}:{value.dtype}" for name, value in network.state_dict().items()
     ]
+    settings = model.evaluation
     described = {
         "machine": _machine(device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "retinaseg": __version__,
         "architecture": architecture,
+        "applied": [model.preprocessing.resize, settings.roi_size, settings.overlap, settings.sw_batch_size, settings.flips],
         "image_shape": list(image_shape),
         "batch_size": batch_size,
         "candidates": list(candidates),
@@ -57,7 +68,7 @@ def choice_key(
 
 def recall_choice(key: str) -> dict[str, Any] | None:
     """The entry stored under ``key`` (``option``, ``seconds_per_image``), or ``None``."""
-    entry = _entries().get(key)
+    entry = (_entries() or {}).get(key)
     if not isinstance(entry, dict) or not isinstance(entry.get("option"), str):
         return None
     seconds = entry.get("seconds_per_image")
@@ -72,29 +83,35 @@ def remember_choice(key: str, option: str, seconds_per_image: dict[str, float]) 
     if folder is None:
         return
     entries = _entries()
+    if entries is None:  # a file this module did not write: left as it is
+        return
     entries.pop(key, None)
     entries[key] = {"option": option, "seconds_per_image": seconds_per_image, "measured_unix_s": round(time.time())}
     kept = dict(list(entries.items())[-MAX_ENTRIES:])  # insertion order: the oldest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / CACHE_FILE, kept)
+        write_json(folder / CACHE_FILE, {"format": CACHE_FORMAT, "entries": kept})
     except OSError:
         pass
 
 
-def _entries() -> dict[str, Any]:
-    """The cache file's entries; empty when there is none or it is unreadable."""
+def _entries() -> dict[str, Any] | None:
+    """The cache file's entries: empty when there is no file or it is unreadable, ``None`` when it is not ours."""
     folder = cache_dir()
     if folder is None:
         return {}
     path = folder / CACHE_FILE
     try:
-        if not path.is_file() or path.stat().st_size > MAX_CACHE_BYTES:
+        if not path.exists():
             return {}
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return entries if isinstance(entries, dict) else {}
+        if not path.is_file() or path.stat().st_size > MAX_CACHE_BYTES:
+            return None
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(content, dict) or content.get("format") != CACHE_FORMAT or not isinstance(content.get("entries"), dict):
+        return None
+    return content["entries"]
 
 
 @cache

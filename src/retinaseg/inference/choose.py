@@ -171,7 +171,7 @@ def choose_inference_option(
     if key not in cached and len(options) == 1:  # nothing to choose between
         cached[key] = InferenceChoice(options[0], {}, batch_size)
     if key not in cached:
-        stored_as = choice_key(model.network, image_shape, batch_size, device, names)
+        stored_as = choice_key(model, image_shape, batch_size, device, names)
         remembered = recall_choice(stored_as)
         if remembered is not None and remembered["option"] in names:
             option = inference_option(remembered["option"])

@@ -64,7 +64,7 @@ def segment_volume(
         Show a progress bar.
     inference
         ``"auto"``: the fastest allowed option on this machine, timed once
-        per process (:func:`~retinaseg.inference.choose.choose_inference_option`;
+        and remembered (:func:`~retinaseg.inference.choose.choose_inference_option`;
         reduced precision only where validated), or an option's name
         (:data:`~retinaseg.inference.options.INFERENCE_OPTIONS`).
         ``"fp32"`` is the network exactly as trained.

@@ -27,10 +27,13 @@ def data_roots() -> list[Path]:
 
 def cache_dir() -> Path | None:
     """``$RETINASEG_CACHE_DIR``, else ``$XDG_CACHE_HOME/retinaseg``, else ``~/.cache/retinaseg``; ``None`` when disabled."""
-    if CACHE_ENV_VAR in os.environ:
-        value = os.environ[CACHE_ENV_VAR]
-        return Path(value).expanduser() if value else None
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "retinaseg"
+    try:
+        if CACHE_ENV_VAR in os.environ:
+            value = os.environ[CACHE_ENV_VAR]
+            return Path(value).expanduser() if value else None
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "retinaseg"
+    except RuntimeError:  # no home folder to be found (a container's user without one)
+        return None
 
 
 def find_dataset(name: str) -> Path | None:

@@ -22,7 +22,7 @@ from torch import nn
 NORMS = ("batch", "instance", "none")
 
 
-def norm_dropout_act(channels: int, norm: str, dropout: float) -> nn.Sequential:
+def norm_dropout_act(channels: int, norm: str, dropout: float, channel_dropout: bool = False) -> nn.Sequential:
     """Normalisation, dropout, ReLU (MONAI's ``ADN`` in ``"NDA"`` order: modules ``N``, ``D``, ``A``).
 
     Parameters
@@ -33,6 +33,10 @@ def norm_dropout_act(channels: int, norm: str, dropout: float) -> nn.Sequential:
         ``"batch"``, ``"instance"`` (with learnt affine) or ``"none"``.
     dropout
         Dropout probability; 0 adds no dropout module.
+    channel_dropout
+        Drop whole feature maps (``nn.Dropout2d``, what MONAI's ``ADN`` does
+        when given only ``norm_dim=2``) instead of single activations (what
+        its ``Convolution`` does).
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
@@ -42,7 +46,7 @@ def norm_dropout_act(channels: int, norm: str, dropout: float) -> nn.Sequential:
     elif norm == "instance":
         layers["N"] = nn.InstanceNorm2d(channels, affine=True)
     if dropout > 0:
-        layers["D"] = nn.Dropout(dropout)
+        layers["D"] = nn.Dropout2d(dropout) if channel_dropout else nn.Dropout(dropout)
     layers["A"] = nn.ReLU(inplace=True)
     return nn.Sequential(layers)
 

@@ -106,9 +106,16 @@ class EvaluationSettings:
 
     @classmethod
     def from_config(cls, evaluation: Mapping[str, Any], num_classes: int) -> EvaluationSettings:
-        """The settings of a config's ``evaluation`` section for a model of ``num_classes`` classes."""
+        """The settings of a config's ``evaluation`` section for a model of ``num_classes`` classes.
+
+        Raises
+        ------
+        InputError
+            ``evaluation.ordered_layers`` without two or more layer classes
+            or without a class above the retina.
+        """
         roi_size, metric_classes = evaluation["roi_size"], evaluation["metric_classes"]
-        return cls(
+        settings = cls(
             roi_size=None if roi_size is None else (int(roi_size[0]), int(roi_size[1])),
             overlap=float(evaluation["overlap"]),
             sw_batch_size=int(evaluation["sw_batch_size"]),
@@ -119,6 +126,14 @@ class EvaluationSettings:
             flips=_flip_names(evaluation.get("flips")),  # and no flips
             ordered_layers=evaluation.get("ordered_layers") is True,  # and their literal maps
         )
+        if settings.ordered_layers and len(settings.boundary_classes) < 2:
+            raise InputError(
+                "evaluation.ordered_layers",
+                "needs two or more layer classes in evaluation.boundary_classes, the last one reaching the image's bottom",
+            )
+        if settings.ordered_layers and settings.above_retina_class(num_classes) is None:
+            raise InputError("evaluation.ordered_layers", "needs a class that is neither a layer nor fluid, above the retina")
+        return settings
 
     def above_retina_class(self, num_classes: int) -> int | None:
         """The smallest class that is neither a layer nor fluid, what lies above the retina; ``None`` if none is."""

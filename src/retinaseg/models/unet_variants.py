@@ -196,7 +196,7 @@ class DeformableDoubleConv(nn.Sequential):
         layers: list[nn.Module] = []
         for cin in (in_channels, out_channels):
             layers.append(DeformConv2d(cin, out_channels, kernel_size=3, padding=1))
-            layers.append(norm_dropout_act(out_channels, norm, dropout))
+            layers.append(norm_dropout_act(out_channels, norm, dropout, channel_dropout=True))
         super().__init__(*layers)
 
 

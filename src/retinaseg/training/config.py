@@ -298,7 +298,7 @@ def validate_against_data(config: dict[str, Any], class_names: Sequence[str], im
     ------
     InputError
         Naming the key: a class id beyond the classes, ordered layers without
-        a class above the retina, a class weight per class missing, a training set smaller than the model's smallest
+        two layer classes or a class above the retina, a class weight per class missing, a training set smaller than the model's smallest
         batch, a patch larger than the smallest image, whole images
         of different sizes in one batch or too small for the model (whole
         images resized by ``data.resize`` are neither).
@@ -312,9 +312,7 @@ def validate_against_data(config: dict[str, Any], class_names: Sequence[str], im
                 f"evaluation.{key}",
                 f"class ids {beyond} do not exist; the data has classes 0-{num_classes - 1} {list(class_names)}",
             )
-    settings = EvaluationSettings.from_config(evaluation, num_classes)
-    if settings.ordered_layers and settings.above_retina_class(num_classes) is None:
-        raise InputError("evaluation.ordered_layers", "needs a class that is neither a layer nor fluid, above the retina")
+    EvaluationSettings.from_config(evaluation, num_classes)  # checks what ordered layers need of the classes
     weights = config["loss"]["class_weights"]
     if weights is not None and len(weights) != num_classes:
         raise InputError(
@@ -572,12 +570,6 @@ def _smallest_input(config: dict[str, Any]) -> int:
     return 2 * model_size_multiple(config["model"]["name"], config["model"]["options"])
 
 
-def _ordered_layers(config: dict[str, Any]) -> None:
-    """Class maps can be rebuilt from ordered layer surfaces only where the layers are named."""
-    if config["evaluation"]["ordered_layers"] and not config["evaluation"]["boundary_classes"]:
-        raise InputError("evaluation.ordered_layers", "needs evaluation.boundary_classes: the layer classes top to bottom")
-
-
 def _patches_or_resize(config: dict[str, Any]) -> None:
     """Training crops patches or resizes whole images, not both."""
     if config["data"]["patch_size"] is not None and config["data"]["resize"] is not None:
@@ -691,6 +683,5 @@ _SECTION_CHECKS: list[Callable[[dict[str, Any]], None]] = [
     _batch_fits_model,
     _boundary_weight_loss,
     _validation_rounds,
-    _ordered_layers,
 ]
 """Checks of options that depend on another key (the source, the model) or of rules across keys."""
