@@ -427,7 +427,7 @@ def _printable(text: str) -> str:
 
 
 def main() -> None:
-    """Console-script entry point: bad input -> one line on stderr, exit code 2."""
+    """Run the command line: bad input -> one line on stderr, exit code 2 (the program itself is :func:`run`)."""
     # File names that are not valid UTF-8 reach us as surrogate escapes; printing
     # one must never crash a command that has done its work.
     for stream in (sys.stdout, sys.stderr):

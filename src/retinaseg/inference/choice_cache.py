@@ -59,7 +59,7 @@ def choice_key(
         "retinaseg": __version__,
         "architecture": architecture,
         "applied": [model.preprocessing.resize, settings.roi_size, settings.overlap, settings.sw_batch_size, settings.flips],
-        "image_shape": list(image_shape),
+        "image_shape": [int(side) for side in image_shape],
         "batch_size": batch_size,
         "candidates": list(candidates),
     }
