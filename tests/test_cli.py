@@ -82,7 +82,9 @@ def test_models_pretrained_lists_every_shipped_model_with_its_card_facts(monkeyp
         assert name in result.output and facts["test"]["data"] in result.output
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "convert", "models", "analyze", "export-model", "demo"])
+@pytest.mark.parametrize(
+    "command", ["train", "evaluate", "predict", "convert", "models", "analyze", "export-model", "ensemble", "demo"]
+)
 def test_help_shows_an_example(command: str) -> None:
     result = CliRunner().invoke(app, [command, "--help"])
     assert result.exit_code == 0

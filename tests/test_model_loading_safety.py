@@ -87,8 +87,9 @@ def image(tmp_path: Path) -> Path:
             "OD",
         ],
         lambda evil, image, out: ["export-model", evil, out / "exported.pt"],
+        lambda evil, image, out: ["ensemble", "duke_layers_unet_small", evil, "--out", out / "pair.pt"],
     ],
-    ids=["predict", "evaluate", "analyze", "export-model"],
+    ids=["predict", "evaluate", "analyze", "export-model", "ensemble"],
 )
 @pytest.mark.parametrize("suffix", [".ckpt", ".pt"])
 def test_every_command_refuses_a_crafted_model(

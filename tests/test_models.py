@@ -36,6 +36,9 @@ SMALL_OPTIONS = {
     "basic_unet": {"features": [4, 4, 8, 8, 16, 4]},
     "attention_unet": {"channels": [4, 8, 16]},
     "dynunet": {"filters": [4, 8, 16]},
+    "ensemble": {
+        "members": [{"name": "unet", "options": {"base_channels": 4}}, {"name": "sa_unet", "options": {"base_channels": 4}}]
+    },
 }
 
 

@@ -177,6 +177,25 @@ def export_model(
     console.print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB)")
 
 
+@app.command(
+    epilog="Example: retinaseg ensemble duke_layers_unet duke_layers_unet_small --out duke_pair.pt",
+)
+def ensemble(
+    models: Annotated[list[str], typer.Argument(help="2-8 checkpoints, .pt weight files or shipped model names.")],
+    out: Annotated[Path, typer.Option(help="New .pt weight file (usable as --model).")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="How the ensemble is applied, as for export-model; default: as the first model is."),
+    ] = None,
+) -> None:
+    """Join models of the same classes and input into one that averages their logits (half-precision weights)."""
+    from retinaseg.inference.checkpoint import export_ensemble
+    from retinaseg.training.config import operating_settings
+
+    written = export_ensemble(models, out, operating_settings(set_ or []))
+    console.print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB, {len(models)} networks)")
+
+
 @app.command("export-onnx", epilog="Example: retinaseg export-onnx duke_layers_unet duke_layers_unet.onnx")
 def export_onnx(
     model: Annotated[str, typer.Argument(help=_MODEL_HELP)],

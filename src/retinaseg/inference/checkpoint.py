@@ -10,7 +10,7 @@ the models shipped with retinaseg are such files, in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,10 +81,46 @@ def export_weights(checkpoint: str | Path, out_path: str | Path, evaluation: Map
     source = resolve_model_file(checkpoint)
     if source.suffix == ".onnx":
         raise InputError(source, "an ONNX export holds no PyTorch weights: export from the .pt or .ckpt it was made from")
-    model = TrainedModel.from_pretrained(source)
-    if evaluation:
-        if "threshold" in evaluation and model.task != "binary":
-            raise InputError("evaluation.threshold", "applies to binary models only; this one takes the most probable class")
-        config = {**model.config, "evaluation": {**model.config["evaluation"], **evaluation}}
-        model = TrainedModel(model.network, config, model.class_names, model.task, model.preprocessing)
-    return model.save_pretrained(out_path)
+    return _with_evaluation(TrainedModel.from_pretrained(source), evaluation).save_pretrained(out_path)
+
+
+def export_ensemble(models: Sequence[str | Path], out_path: str | Path, evaluation: Mapping[str, Any] | None = None) -> Path:
+    """Write one weight file averaging the logits of several models (:func:`~retinaseg.models.ensemble.ensemble_of`).
+
+    Parameters
+    ----------
+    models
+        2 to 8 ``.ckpt`` or ``.pt`` files or shipped model names, with the
+        same task, classes and preprocessing; the first one's ``evaluation``
+        settings apply to the ensemble.
+    out_path
+        Destination ``.pt`` file; written atomically, never over an existing file.
+    evaluation
+        ``evaluation`` settings to store instead of the first model's (as for :func:`export_weights`).
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+    """
+    from retinaseg.models.ensemble import check_member_count, ensemble_of
+
+    out_path = Path(out_path)
+    check_output_file(out_path, inputs=list(models))
+    check_member_count(len(models), "models")  # before any file is read
+    sources = [resolve_model_file(model) for model in models]
+    for source in sources:
+        if source.suffix == ".onnx":
+            raise InputError(source, "an ONNX export holds no PyTorch weights: join the .pt or .ckpt it was made from")
+    joined = ensemble_of([TrainedModel.from_pretrained(source) for source in sources], [str(model) for model in models])
+    return _with_evaluation(joined, evaluation).save_pretrained(out_path)
+
+
+def _with_evaluation(model: TrainedModel, evaluation: Mapping[str, Any] | None) -> TrainedModel:
+    """``model`` with ``evaluation`` settings replacing its own (checked as :func:`export_weights` says)."""
+    if not evaluation:
+        return model
+    if "threshold" in evaluation and model.task != "binary":
+        raise InputError("evaluation.threshold", "applies to binary models only; this one takes the most probable class")
+    config = {**model.config, "evaluation": {**model.config["evaluation"], **evaluation}}
+    return TrainedModel(model.network, config, model.class_names, model.task, model.preprocessing)

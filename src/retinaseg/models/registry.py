@@ -240,6 +240,7 @@ _BUILTIN_MODULES = {
     "segresnet": "monai_nets",
     "swin_unetr": "monai_nets",
     "flexible_unet": "monai_nets",
+    "ensemble": "ensemble",
 }
 
 

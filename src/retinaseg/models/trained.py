@@ -368,7 +368,7 @@ class TrainedModel:
                 metadata, state_dict = payload["hyper_parameters"], _network_weights(payload["state_dict"])
             preprocessing = Preprocessing(**metadata["preprocessing"])
             config, num_classes = metadata["config"], len(metadata["class_names"])
-            network_config = _without_initial_weights(config["model"])
+            network_config = without_initial_weights(config["model"])
             _check_weights_fit(network_config, preprocessing.in_channels, num_classes, state_dict)
             network = build_model(network_config["name"], preprocessing.in_channels, num_classes, network_config["options"])
             model = cls(network, config, metadata["class_names"], metadata["task"], preprocessing)
@@ -387,9 +387,15 @@ class TrainedModel:
 _TRAINING_START_OPTIONS = {"backbone_weights": "", "freeze_backbone": False}
 
 
-def _without_initial_weights(model_config: Mapping[str, Any]) -> dict[str, Any]:
-    """``model_config`` with :data:`_TRAINING_START_OPTIONS` reset, for rebuilding a saved network."""
-    options = {key: _TRAINING_START_OPTIONS.get(key, value) for key, value in model_config["options"].items()}
+def without_initial_weights(model_config: Mapping[str, Any]) -> dict[str, Any]:
+    """``model_config`` with :data:`_TRAINING_START_OPTIONS` reset, for rebuilding a saved network.
+
+    An ensemble's (:mod:`retinaseg.models.ensemble`) members are reset too:
+    its file holds their trained weights.
+    """
+    options: dict[str, Any] = {key: _TRAINING_START_OPTIONS.get(key, value) for key, value in model_config["options"].items()}
+    if model_config["name"] == "ensemble":
+        options["members"] = [without_initial_weights({"options": {}, **member}) for member in options["members"]]
     return {**model_config, "options": options}
 
 
