@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from retinaseg.errors import InputError
 from retinaseg.inference.checkpoint import load_model
 from retinaseg.models import build_model, model_size_multiple
 from retinaseg.models.ensemble import ensemble_of
+from retinaseg.models.registry import check_model_options, model_min_batch_size
 from retinaseg.models.trained import TrainedModel
 
 UNET = {"name": "unet", "options": {"depth": 3, "base_channels": 4}}
@@ -63,12 +66,23 @@ def test_members_must_segment_the_same_classes_from_the_same_input() -> None:
         ([UNET, {"name": "unett"}], "model.options.members[1].name", "did you mean 'unet'"),
         ([UNET, {"name": "unet", "options": {"depthh": 3}}], "model.options.members[1].options.depthh", "did you mean 'depth'"),
         ([UNET, {"name": "ensemble", "options": {}}], "model.options.members[1].name", "cannot hold another ensemble"),
+        ([UNET, {"name": ["unet"]}], "model.options.members[1].name", "must be the name of a network"),
+        ([UNET, {"name": "unet", "options": [1]}], "model.options.members[1].options", "must be a mapping"),
     ],
 )
 def test_a_bad_member_is_named(members: list, where: str, problem: str) -> None:
     with pytest.raises(InputError, match=problem) as error:
         build_model("ensemble", 1, 3, {"members": members})
     assert error.value.where == where
+    with pytest.raises(InputError, match=problem) as error:  # as a training config checks it
+        check_model_options("ensemble", {"members": members})
+    assert error.value.where == where
+
+
+def test_an_ensemble_trains_on_batches_its_members_can_learn_from() -> None:
+    deeplab = {"name": "deeplabv3_resnet50", "options": {"width": 4}}
+    assert model_min_batch_size("ensemble", {"members": [UNET, DEEPER]}) == 1
+    assert model_min_batch_size("ensemble", {"members": [UNET, deeplab]}) == 2
 
 
 def test_a_config_builds_an_ensemble_that_trains_as_one_network() -> None:
@@ -101,6 +115,48 @@ def test_loading_an_ensemble_never_reads_its_members_initial_weights(tmp_path: P
     assert loaded.predict(torch.rand(1, 1, 16, 16)).shape == (1, 3, 16, 16)
 
 
+def _crafted_checkpoint(path: Path, model_config: dict) -> Path:
+    """A training checkpoint (metadata as pickled hyper_parameters) of a multiclass model with ``model_config``."""
+    config = copy.deepcopy(small_trained_model("unet").config)
+    config["model"] = model_config
+    metadata = {"class_names": ["a", "b", "c"], "task": "multiclass", "preprocessing": {}, "config": config}
+    torch.save({"hyper_parameters": metadata, "state_dict": {}}, path)
+    return path
+
+
+def test_a_crafted_deep_ensemble_is_refused_at_once(tmp_path: Path) -> None:
+    """Members shared by reference pickle small but would unfold into 2**40 configs: refused before any walk."""
+    node: dict = {"name": "unet", "options": {}}
+    for _ in range(40):
+        node = {"name": "ensemble", "options": {"members": [node, node]}}
+    path = _crafted_checkpoint(tmp_path / "deep.ckpt", node)
+    assert path.stat().st_size < 20_000
+    started = time.perf_counter()
+    with pytest.raises(InputError, match="cannot hold another ensemble") as error:
+        load_model(path, "cpu")
+    assert error.value.where == str(path) and time.perf_counter() - started < 5
+
+
+def test_members_without_options_load_with_their_defaults(tmp_path: Path) -> None:
+    model = build_model("ensemble", 1, 3, {"members": [UNET, {"name": "unet", "options": None}]})
+    path = _crafted_checkpoint(
+        tmp_path / "pair.ckpt", {"name": "ensemble", "options": {"members": [UNET, {"name": "unet", "options": None}]}}
+    )
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"] = {f"model.{key}": value for key, value in model.state_dict().items()}
+    torch.save(payload, path)
+    assert load_model(path, "cpu").predict(torch.rand(1, 1, 8, 8)).shape == (1, 3, 8, 8)
+
+
+def test_a_binary_ensemble_starts_at_the_untuned_threshold() -> None:
+    unet = small_trained_model("unet", 2)
+    config = {**unet.config, "evaluation": {**unet.config["evaluation"], "threshold": 0.9}}
+    binary = TrainedModel(unet.network, config, unet.class_names, "binary", unet.preprocessing)
+    other = small_trained_model("sa_unet", 2)
+    other = TrainedModel(other.network, other.config, other.class_names, "binary", other.preprocessing)
+    assert ensemble_of([binary, other], ["a.pt", "b.pt"]).evaluation.threshold == 0.5
+
+
 def test_the_ensemble_command_writes_one_model_file(tmp_path: Path, run_cli: Callable) -> None:
     a, b = small_trained_model("unet"), small_trained_model("sa_unet")
     files = [a.save_pretrained(tmp_path / "a.pt"), b.save_pretrained(tmp_path / "b.pt")]
@@ -122,6 +178,7 @@ def test_the_ensemble_command_writes_one_model_file(tmp_path: Path, run_cli: Cal
         ([files[0], out], f"{out}: is an ensemble already"),
         ([files[0], "chase_vessels_unet"], "chase_vessels_unet: cannot join"),
         ([files[0], tmp_path / "missing.pt"], "missing.pt: no such file"),
+        ([files[0], files[0]], f"{files[0]}: given twice"),
     ):
         code, _, stderr = run_cli("ensemble", *args, "--out", refused)
         assert code == 2 and len(stderr.strip().splitlines()) == 1 and problem in stderr, stderr

@@ -185,7 +185,10 @@ def ensemble(
     out: Annotated[Path, typer.Option(help="New .pt weight file (usable as --model).")],
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="How the ensemble is applied, as for export-model; default: as the first model is."),
+        typer.Option(
+            "--set",
+            help="How the ensemble is applied, as for export-model; default: as the first model is, at threshold 0.5.",
+        ),
     ] = None,
 ) -> None:
     """Join models of the same classes and input into one that averages their logits (half-precision weights)."""

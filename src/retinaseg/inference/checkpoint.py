@@ -90,9 +90,10 @@ def export_ensemble(models: Sequence[str | Path], out_path: str | Path, evaluati
     Parameters
     ----------
     models
-        2 to 8 ``.ckpt`` or ``.pt`` files or shipped model names, with the
-        same task, classes and preprocessing; the first one's ``evaluation``
-        settings apply to the ensemble.
+        2 to 8 different ``.ckpt`` or ``.pt`` files or shipped model names,
+        with the same task, classes and preprocessing; the first one's
+        ``evaluation`` settings apply to the ensemble, but for its threshold
+        (:func:`~retinaseg.models.ensemble.ensemble_of`).
     out_path
         Destination ``.pt`` file; written atomically, never over an existing file.
     evaluation
@@ -109,9 +110,11 @@ def export_ensemble(models: Sequence[str | Path], out_path: str | Path, evaluati
     check_output_file(out_path, inputs=list(models))
     check_member_count(len(models), "models")  # before any file is read
     sources = [resolve_model_file(model) for model in models]
-    for source in sources:
+    for index, source in enumerate(sources):
         if source.suffix == ".onnx":
             raise InputError(source, "an ONNX export holds no PyTorch weights: join the .pt or .ckpt it was made from")
+        if any(source.resolve() == earlier.resolve() for earlier in sources[:index]):
+            raise InputError(models[index], "given twice: an ensemble of one model twice is that model at twice the cost")
     joined = ensemble_of([TrainedModel.from_pretrained(source) for source in sources], [str(model) for model in models])
     return _with_evaluation(joined, evaluation).save_pretrained(out_path)
 

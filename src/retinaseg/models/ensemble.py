@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from retinaseg.errors import InputError
-from retinaseg.models.registry import build_model, get_model_spec, model_size_multiple, register_model
-from retinaseg.models.trained import TrainedModel, without_initial_weights
+from retinaseg.models.registry import build_model, get_model_spec, model_min_batch_size, model_size_multiple, register_model
+from retinaseg.models.trained import TrainedModel, check_weights_fit, without_initial_weights
 
 MAX_MEMBERS = 8
 """Most networks one ensemble may hold: each costs a full forward pass."""
@@ -43,10 +43,12 @@ class LogitMean(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        total = self.members[0](x)
+        first = self.members[0](x)
+        # Summed in at least float32 (a bfloat16 sum rounds each partial result), returned in the members' dtype.
+        total = first.to(torch.promote_types(first.dtype, torch.float32))
         for member in self.members[1:]:
             total = total + member(x)
-        return total / len(self.members)
+        return (total / len(self.members)).to(first.dtype)
 
 
 def check_member_count(count: int, where: str) -> None:
@@ -75,10 +77,14 @@ def member_configs(members: Any) -> list[dict[str, Any]]:
         here = f"{where}[{index}]"
         if not isinstance(member, Mapping) or "name" not in member or set(member) - {"name", "options"}:
             raise InputError(here, f"must be a mapping of name and options, got {member!r}")
+        if not isinstance(member["name"], str):
+            raise InputError(f"{here}.name", f"must be the name of a network, got {member['name']!r}")
         if member["name"] == "ensemble":
             raise InputError(f"{here}.name", "an ensemble cannot hold another ensemble: list its members instead")
+        if not isinstance(member.get("options") or {}, Mapping):
+            raise InputError(f"{here}.options", f"must be a mapping of the network's options, got {member['options']!r}")
         try:
-            options = get_model_spec(member["name"]).resolve(member.get("options"))
+            options = get_model_spec(member["name"]).resolve(dict(member.get("options") or {}))
         except InputError as err:  # names the member's key, not the ensemble's
             raise InputError(f"{here}.{err.where.removeprefix('model.')}", err.problem) from err
         resolved.append({"name": member["name"], "options": options})
@@ -90,23 +96,30 @@ def _size_multiple(options: dict[str, Any]) -> int:
     return math.lcm(*(model_size_multiple(member["name"], member["options"]) for member in member_configs(options["members"])))
 
 
+def _min_batch_size(options: dict[str, Any]) -> int:
+    """The largest of the members' smallest training batches."""
+    return max(model_min_batch_size(member["name"], member["options"]) for member in member_configs(options["members"]))
+
+
 @register_model(
     "ensemble",
     family="ensemble",
     description="mean of the logits of 2-8 networks (members: [{name, options}]); made by retinaseg ensemble",
     defaults={"members": [{"name": "unet", "options": {}}, {"name": "unet", "options": {"base_channels": 16}}]},
     size_multiple=_size_multiple,
+    min_batch_size=_min_batch_size,
 )
 def build_ensemble(in_channels: int, num_classes: int, members: list[dict[str, Any]]) -> nn.Module:
     return LogitMean([build_model(m["name"], in_channels, num_classes, m["options"]) for m in member_configs(members)])
 
 
 def ensemble_of(models: Sequence[TrainedModel], names: Sequence[str]) -> TrainedModel:
-    """One model averaging the logits of ``models``; it is applied as the first one is (its ``evaluation``).
+    """One model averaging the logits of ``models``, in evaluation mode; applied as the first one is.
 
-    The members' networks are used as they are (not copied). Each member's
-    own test-time flips and threshold are not kept: the ensemble's
-    ``evaluation`` section, the first model's, applies to the mean.
+    The members' networks are used as they are (not copied). The first
+    model's ``evaluation`` section applies to the mean (flips, ordered
+    layers, windows), except its threshold: a binary ensemble starts at 0.5,
+    to be chosen again on validation images (``evaluate --threshold val``).
 
     Parameters
     ----------
@@ -119,8 +132,11 @@ def ensemble_of(models: Sequence[TrainedModel], names: Sequence[str]) -> Trained
     Raises
     ------
     InputError
-        Naming the first model that does not fit the others or is an
-        ensemble itself, or too few or many models.
+        Naming the first model that does not fit the others, is an
+        ensemble itself or has no PyTorch weights, or too few or many models.
+    ValueError
+        A member's network changed for inference (wrapped, batch norm folded):
+        join the models as loaded.
     """
     check_member_count(len(models), "models")
     for model, name in zip(models, names, strict=True):
@@ -138,6 +154,10 @@ def ensemble_of(models: Sequence[TrainedModel], names: Sequence[str]) -> Trained
             if mine != theirs:
                 raise InputError(name, f"cannot join {names[0]}: different {what} ({mine} vs {theirs})")
     members = member_configs([without_initial_weights(model.config["model"]) for model in models])
-    config = {**first.config, "model": {"name": "ensemble", "options": {"members": members}}}
+    # A threshold was chosen for the first model's probabilities, not for the mean: back to the untuned 0.5.
+    evaluation = {key: value for key, value in first.config["evaluation"].items() if key != "threshold"}
+    config = {**first.config, "model": {"name": "ensemble", "options": {"members": members}}, "evaluation": evaluation}
     network = LogitMean([model.network for model in models])
-    return TrainedModel(network, config, first.class_names, first.task, first.preprocessing)
+    # A network changed for inference (wrapped, batch norm folded) would be saved in a file no loader reads.
+    check_weights_fit(config["model"], first.preprocessing.in_channels, len(first.class_names), network.state_dict())
+    return TrainedModel(network, config, first.class_names, first.task, first.preprocessing).eval()

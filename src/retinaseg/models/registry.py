@@ -49,9 +49,10 @@ class ModelSpec:
     choices
         ``{option: names}``: the values a string option may take.
     min_batch_size
-        Smallest training batch the network can learn from (DeepLabV3's
-        image-pooling branch has batch norm on a 1x1 map: one value per
-        channel in a batch of one, which training cannot normalise).
+        ``min_batch_size(options) -> int``: smallest training batch the
+        network can learn from (DeepLabV3's image-pooling branch has batch
+        norm on a 1x1 map: one value per channel in a batch of one, which
+        training cannot normalise).
 
     Notes
     -----
@@ -68,7 +69,7 @@ class ModelSpec:
     size_multiple: Callable[[dict[str, Any]], int] = lambda options: 1
     limits: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    min_batch_size: int = 1
+    min_batch_size: Callable[[dict[str, Any]], int] = lambda options: 1
 
     def resolve(self, options: dict[str, Any] | None) -> dict[str, Any]:
         """Defaults updated with ``options``, each checked (see the class notes).
@@ -112,7 +113,7 @@ def register_model(
     size_multiple: Callable[[dict[str, Any]], int] | None = None,
     limits: dict[str, tuple[float | None, float | None]] | None = None,
     choices: dict[str, tuple[str, ...]] | None = None,
-    min_batch_size: int = 1,
+    min_batch_size: Callable[[dict[str, Any]], int] | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator adding a builder function to the registry under ``name`` (arguments: :class:`ModelSpec`)."""
 
@@ -128,7 +129,7 @@ def register_model(
             size_multiple=size_multiple or (lambda options: 1),
             limits=dict(limits or {}),
             choices=dict(choices or {}),
-            min_batch_size=min_batch_size,
+            min_batch_size=min_batch_size or (lambda options: 1),
         )
         return builder
 
@@ -176,6 +177,8 @@ def check_model_options(name: str, options: dict[str, Any] | None = None) -> dic
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             spec.builder(1, 2, **resolved)
+    except InputError:  # a builder that checks its own options (an ensemble's members) names the key itself
+        raise
     except Exception as err:  # third-party builders reject bad sizes with many exception types
         raise InputError("model.options", f"model {name!r} cannot be built with {resolved} ({describe_exception(err)})") from err
     return resolved
@@ -185,6 +188,12 @@ def model_size_multiple(name: str, options: dict[str, Any] | None = None) -> int
     """Multiple that input height and width must have for this model."""
     spec = get_model_spec(name)
     return spec.size_multiple(spec.resolve(options))
+
+
+def model_min_batch_size(name: str, options: dict[str, Any] | None = None) -> int:
+    """Smallest training batch model ``name`` with ``options`` can learn from (:attr:`ModelSpec.min_batch_size`)."""
+    spec = get_model_spec(name)
+    return spec.min_batch_size(spec.resolve(options))
 
 
 def count_parameters(model: nn.Module) -> int:

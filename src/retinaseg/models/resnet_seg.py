@@ -217,6 +217,6 @@ for _head, _depth, _parameters in _VARIANTS:
         f"torchvision's layout: {_parameters} (21 classes)",
         defaults=_DEFAULTS,
         size_multiple=lambda options: 8,
-        min_batch_size=2 if _head == "deeplabv3" else 1,
+        min_batch_size=(lambda options: 2) if _head == "deeplabv3" else None,
         limits={"width": (1, None)},
     )(partial(build_resnet_segmenter, _head, _depth))

@@ -369,7 +369,7 @@ class TrainedModel:
             preprocessing = Preprocessing(**metadata["preprocessing"])
             config, num_classes = metadata["config"], len(metadata["class_names"])
             network_config = without_initial_weights(config["model"])
-            _check_weights_fit(network_config, preprocessing.in_channels, num_classes, state_dict)
+            check_weights_fit(network_config, preprocessing.in_channels, num_classes, state_dict)
             network = build_model(network_config["name"], preprocessing.in_channels, num_classes, network_config["options"])
             model = cls(network, config, metadata["class_names"], metadata["task"], preprocessing)
             model.network.load_state_dict(
@@ -395,13 +395,15 @@ def without_initial_weights(model_config: Mapping[str, Any]) -> dict[str, Any]:
     """
     options: dict[str, Any] = {key: _TRAINING_START_OPTIONS.get(key, value) for key, value in model_config["options"].items()}
     if model_config["name"] == "ensemble":
-        options["members"] = [without_initial_weights({"options": {}, **member}) for member in options["members"]]
+        # Imported here: the ensemble module builds on this one. member_configs checks the members (at most 8,
+        # none an ensemble) before they are walked, so a crafted file cannot make this deep or long.
+        from retinaseg.models.ensemble import member_configs
+
+        options["members"] = [without_initial_weights(member) for member in member_configs(options["members"])]
     return {**model_config, "options": options}
 
 
-def _check_weights_fit(
-    model_config: Mapping[str, Any], in_channels: int, num_classes: int, state_dict: Mapping[str, Any]
-) -> None:
+def check_weights_fit(model_config: Mapping[str, Any], in_channels: int, num_classes: int, state_dict: Mapping[str, Any]) -> None:
     """Refuse weights that do not fit the network a file describes, before that network is allocated.
 
     The network is built on PyTorch's ``meta`` device (no memory), so a file

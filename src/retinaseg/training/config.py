@@ -32,8 +32,8 @@ from retinaseg.io.limits import check_class_names
 from retinaseg.io.sources import SOURCES, check_options
 from retinaseg.models.registry import (
     check_model_options,
-    get_model_spec,
     list_models,
+    model_min_batch_size,
     model_size_multiple,
 )
 from retinaseg.models.trained import FLIPS, EvaluationSettings
@@ -320,7 +320,7 @@ def validate_against_data(config: dict[str, Any], class_names: Sequence[str], im
         )
     data = config["data"]
     items = len(image_sizes) * (data["patches_per_image"] if data["patch_size"] is not None else 1)
-    least = get_model_spec(config["model"]["name"]).min_batch_size
+    least = model_min_batch_size(config["model"]["name"], config["model"]["options"])
     if items < least:  # the whole training set is then one batch (no batch is dropped)
         raise InputError(
             "data.split.train",
@@ -595,7 +595,7 @@ def _input_fits_model(config: dict[str, Any]) -> None:
 
 def _batch_fits_model(config: dict[str, Any]) -> None:
     """A training batch at least as large as the model can learn from (:attr:`ModelSpec.min_batch_size`)."""
-    least = get_model_spec(config["model"]["name"]).min_batch_size
+    least = model_min_batch_size(config["model"]["name"], config["model"]["options"])
     if config["data"]["batch_size"] < least:
         raise InputError(
             "data.batch_size",
