@@ -15,6 +15,7 @@ import pytest
 
 from retinaseg.cohort_inputs import ScanEntry
 from retinaseg.cohort_table import DONE, FAILED, IDENTITY_COLUMNS
+from retinaseg.conventions import DEFAULT_MODEL
 from retinaseg.io.output import COHORT, MARKER_NAME, mark_output_dir
 
 from conftest import file_contents
@@ -121,7 +122,7 @@ def test_dask_local_cluster_gives_the_local_table(local_cohort: tuple[Path, int,
     from retinaseg.cohort_inputs import read_scan_list
 
     out, _, _ = local_cohort
-    options = CohortOptions(model="duke_layers_unet", outputs=AnalysisOutputs(report=False, eye=False), device="cpu")
+    options = CohortOptions(model=DEFAULT_MODEL, outputs=AnalysisOutputs(report=False, eye=False), device="cpu")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
         summary = run_cohort(
             read_scan_list(cohort_list),

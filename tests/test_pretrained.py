@@ -17,7 +17,7 @@ import pytest
 from retinaseg.analysis.layer_order import ordered_layer_map
 from retinaseg.conventions import DUKE_FLUID_CLASS, DUKE_LAYER_CLASSES
 from retinaseg.evaluate import evaluate_model
-from retinaseg.inference.checkpoint import export_weights
+from retinaseg.inference.checkpoint import export_ensemble, export_weights
 from retinaseg.io.images import read_image, write_image_atomic
 from retinaseg.io.model_files import model_card_facts, pretrained_models
 from retinaseg.io.paths import find_dataset
@@ -57,3 +57,14 @@ def test_the_shipped_duke_model_predicts_the_ordered_layer_map(duke_npy_root: Pa
     expected = ordered_layer_map(raw, DUKE_LAYER_CLASSES, [DUKE_FLUID_CLASS])
     assert (expected != raw).sum() > 100
     np.testing.assert_array_equal(shipped, expected)
+
+
+def test_the_ensemble_of_the_shipped_duke_models_reproduces_its_benchmark(duke_npy_root: Path, tmp_path: Path) -> None:
+    """The README's ensemble of the three shipped Duke models, on test subject 06 (all five: BENCHMARKS.md)."""
+    joined = export_ensemble(["duke_layers_unet", "duke_layers_unet_small", "duke_layers_unet_boundary"], tmp_path / "trio.pt")
+    config = copy.deepcopy(TrainedModel.from_pretrained(joined).config)
+    config["data"]["root"], config["data"]["split"]["test"] = str(duke_npy_root), ["Subject_06"]
+    metrics = evaluate_model(joined, tmp_path / "eval", config=config, split="test", panels=False, device="cpu")
+    expected = {"mean_dice": 0.8583, "dice_fluid": 0.7006, "mean_boundary_mad_um": 4.8922}
+    for key, value in expected.items():
+        assert metrics["summary"][key] == pytest.approx(value, abs=1e-3), key

@@ -159,7 +159,7 @@ INVALID_DISPLAY_VALUE = 255
 saturated white.
 """
 
-DEFAULT_MODEL = "duke_layers_unet"
+DEFAULT_MODEL = "duke_layers_unet_boundary"
 """Shipped OCT layer model used when none is named."""
 
 INFERENCE_CHOICES: tuple[str, ...] = (
