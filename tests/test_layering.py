@@ -161,7 +161,7 @@ def test_analysing_with_a_unet_imports_no_monai() -> None:
         "import retinaseg.analyze, retinaseg.analysis_outputs, retinaseg.cohort, retinaseg.cohort_inputs\n"
         "from retinaseg.inference.checkpoint import load_model\n"
         "from retinaseg.inference.volume import segment_volume\n"
-        "for name in ('duke_layers_unet', 'duke_layers_unet_small', 'chase_vessels_unet'):\n"
+        "for name in ('duke_layers_unet', 'duke_layers_unet_small', 'duke_layers_unet_boundary', 'chase_vessels_unet'):\n"
         "    load_model(name, 'cpu').predict(torch.zeros(1, 1, 40, 30))\n"
     )
     assert _loaded_after(code, ("monai",)) == []
