@@ -78,10 +78,7 @@ def export_weights(checkpoint: str | Path, out_path: str | Path, evaluation: Map
     """
     out_path = Path(out_path)
     check_output_file(out_path, inputs=[checkpoint])  # first: an existing output is refused before any reading
-    source = resolve_model_file(checkpoint)
-    if source.suffix == ".onnx":
-        raise InputError(source, "an ONNX export holds no PyTorch weights: export from the .pt or .ckpt it was made from")
-    return _with_evaluation(TrainedModel.from_pretrained(source), evaluation).save_pretrained(out_path)
+    return _with_evaluation(TrainedModel.from_pretrained(_pytorch_model_file(checkpoint)), evaluation).save_pretrained(out_path)
 
 
 def export_ensemble(models: Sequence[str | Path], out_path: str | Path, evaluation: Mapping[str, Any] | None = None) -> Path:
@@ -109,14 +106,20 @@ def export_ensemble(models: Sequence[str | Path], out_path: str | Path, evaluati
     out_path = Path(out_path)
     check_output_file(out_path, inputs=list(models))
     check_member_count(len(models), "models")  # before any file is read
-    sources = [resolve_model_file(model) for model in models]
+    sources = [_pytorch_model_file(model) for model in models]
     for index, source in enumerate(sources):
-        if source.suffix == ".onnx":
-            raise InputError(source, "an ONNX export holds no PyTorch weights: join the .pt or .ckpt it was made from")
         if any(source.resolve() == earlier.resolve() for earlier in sources[:index]):
             raise InputError(models[index], "given twice: an ensemble of one model twice is that model at twice the cost")
     joined = ensemble_of([TrainedModel.from_pretrained(source) for source in sources], [str(model) for model in models])
     return _with_evaluation(joined, evaluation).save_pretrained(out_path)
+
+
+def _pytorch_model_file(name_or_path: str | Path) -> Path:
+    """The ``.pt`` or ``.ckpt`` file a model value names (:func:`resolve_model_file`); an ONNX export is refused."""
+    source = resolve_model_file(name_or_path)
+    if source.suffix == ".onnx":
+        raise InputError(source, "an ONNX export holds no PyTorch weights: use the .pt or .ckpt it was made from")
+    return source
 
 
 def _with_evaluation(model: TrainedModel, evaluation: Mapping[str, Any] | None) -> TrainedModel:
