@@ -9,9 +9,12 @@ import math
 import shutil
 from pathlib import Path
 
+import lightning.pytorch as L
 import pytest
 import torch
 import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader, TensorDataset
 
 from retinaseg.conventions import DUKE_CLASS_NAMES
 from retinaseg.data.phantom import make_phantom_set
@@ -22,6 +25,7 @@ from retinaseg.models import get_model_spec
 from retinaseg.models.trained import TrainedModel
 from retinaseg.training.config import DEFAULTS, load_config
 from retinaseg.training.losses import LOSS_NAMES, build_loss, label_edges
+from retinaseg.training.train import latest_checkpoint
 
 from conftest import file_contents
 
@@ -390,6 +394,37 @@ def test_resume_continues_from_last_checkpoint(smoke_run: tuple, tmp_path: Path)
     assert [int(row["epoch"]) for row in read_rows(run_dir / "metrics.csv")] == [0, 1, 2]
     # Plain data only: the checkpoint loads with the restricted unpickler, as --resume reads it.
     assert torch.load(run_dir / "last.ckpt", weights_only=True)["epoch"] == 2
+
+
+class _WorseEachEpoch(L.LightningModule):
+    """One weight, and a validation score that only gets worse: the best epoch is the first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return (self.weight - batch[0]).pow(2).mean()
+
+    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        self.log("val_dice", -float(self.current_epoch))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_last_checkpoint_is_the_latest_epoch_when_the_score_gets_worse(tmp_path: Path) -> None:
+    # Lightning 2.6's save_last would leave last.ckpt at the best epoch (0), and --resume would repeat epochs 1-2.
+    loader = DataLoader(TensorDataset(torch.ones(2, 1)), batch_size=2)
+    best = ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="val_dice", mode="max", enable_version_counter=False)
+    trainer = L.Trainer(
+        max_epochs=3, callbacks=[best, latest_checkpoint(tmp_path)], logger=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu",
+    )  # fmt: skip
+    trainer.fit(_WorseEachEpoch(), loader, loader)
+    assert torch.load(tmp_path / "best.ckpt", weights_only=True)["epoch"] == 0
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True)["epoch"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt", "last.ckpt"]
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.stem)

@@ -163,15 +163,10 @@ def train(
     L.seed_everything(config["seed"], workers=True, verbose=False)
     monitor = config["trainer"]["monitor"]
     checkpoint = ModelCheckpoint(
-        dirpath=run_dir,
-        filename="best",
-        monitor=monitor,
-        mode=monitor_mode(monitor),
-        save_last=True,
-        enable_version_counter=False,
+        dirpath=run_dir, filename="best", monitor=monitor, mode=monitor_mode(monitor), enable_version_counter=False
     )
     with _lightning_quiet(resuming=resume is not None):
-        trainer = _build_trainer(config, run_dir, checkpoint, callbacks)
+        trainer = _build_trainer(config, run_dir, checkpoint, [latest_checkpoint(run_dir), *callbacks])
 
     sample_set, splits = load_splits(config)
     for split in ("train", "val"):
@@ -294,6 +289,17 @@ def check_hardware(trainer_cfg: dict[str, Any]) -> None:
             raise InputError("trainer.devices", f"{devices} GPUs asked for, {torch.cuda.device_count()} found")
     if accelerator == "mps" and not torch.backends.mps.is_available():
         raise InputError("trainer.accelerator", "'mps' needs an Apple GPU and PyTorch finds none; use cpu or auto")
+
+
+def latest_checkpoint(run_dir: Path) -> ModelCheckpoint:
+    """Callback keeping ``run_dir/last.ckpt`` at the latest validated epoch, what ``--resume`` continues from.
+
+    Not ``ModelCheckpoint(save_last=True)``: since Lightning 2.6 that writes
+    ``last.ckpt`` only when the monitored score improves, so after a run's
+    best epoch it stays a copy of ``best.ckpt``, and a resumed run would
+    repeat every epoch after it.
+    """
+    return ModelCheckpoint(dirpath=run_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
 
 
 def _build_trainer(
