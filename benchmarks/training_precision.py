@@ -7,7 +7,7 @@ config's network. Each variant runs ``--warmup`` steps, then the variants
 take turns ``--steps`` times and the best time per step counts (machines
 are noisy: compare within a run).
 
-- ``32-true``: float32 (the CPU default of ``trainer.precision: auto``);
+- ``32-true``: float32;
 - ``bf16-mixed``: the forward pass and loss under ``torch.autocast(..., bfloat16)``,
   as Lightning's ``bf16-mixed`` does; weights and updates stay float32;
 - each also with weights and batches in channels-last memory layout (the
@@ -21,9 +21,7 @@ Prints the CPU (AVX-512 BF16 / AMX flags) and a markdown table.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -33,13 +31,14 @@ from retinaseg.data.preprocess import Preprocessing
 from retinaseg.models.trained import TrainedModel
 from retinaseg.training.config import load_config
 from retinaseg.training.losses import build_loss
+from retinaseg.training.precision import step_seconds
 
-#: name: (autocast dtype or None, channels-last memory layout)
-VARIANTS: dict[str, tuple[torch.dtype | None, bool]] = {
-    "32-true": (None, False),
-    "bf16-mixed": (torch.bfloat16, False),
-    "32-true, channels-last": (None, True),
-    "bf16-mixed, channels-last": (torch.bfloat16, True),
+#: name: (bf16 autocast, channels-last memory layout)
+VARIANTS: dict[str, tuple[bool, bool]] = {
+    "32-true": (False, False),
+    "bf16-mixed": (True, False),
+    "32-true, channels-last": (False, True),
+    "bf16-mixed, channels-last": (True, True),
 }
 
 
@@ -70,16 +69,8 @@ def main() -> None:
         runs[name] = (network, torch.optim.AdamW(network.parameters(), lr=1e-4))
 
     def step(name: str) -> float:
-        network, optimizer = runs[name]
-        dtype, channels_last = VARIANTS[name]
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        batch = images.contiguous(memory_format=torch.channels_last) if channels_last else images
-        with torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext():
-            loss = loss_fn(network(batch), targets)
-        loss.float().backward()
-        optimizer.step()
-        return time.perf_counter() - start
+        bf16, channels_last = VARIANTS[name]
+        return step_seconds(*runs[name], loss_fn, images, targets, bf16=bf16, channels_last=channels_last)
 
     for name in VARIANTS:
         for _ in range(args.warmup):

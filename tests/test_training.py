@@ -34,7 +34,7 @@ EPOCH_COLUMNS = ["epoch", "train_loss", "val_loss", "val_dice", "val_iou", "val_
 # What results.csv records of every run with a test split (OCT runs add boundary MAD, binary ones F1 and AUC).
 RESULT_COLUMNS = [
     "name", "finished", "data", "model", "model_options", "family", "parameters", "batch_size", "input", "augment",
-    "loss", "optimizer", "lr", "seed", "epochs", "train_minutes", "wall_minutes", "device", "torch_threads",
+    "loss", "optimizer", "lr", "seed", "epochs", "train_minutes", "wall_minutes", "device", "precision", "torch_threads",
     "best_val_dice", "test_mean_dice", "test_mean_iou", "test_accuracy",
 ]  # fmt: skip
 # Duke classes 1-7 and fluid (9) are retina; vitreous (0) and choroid (8) are not.
@@ -413,6 +413,7 @@ class _WorseEachEpoch(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
+@pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")  # Lightning 2.6 on torch 2.13, as train() silences it
 def test_last_checkpoint_is_the_latest_epoch_when_the_score_gets_worse(tmp_path: Path) -> None:
     # Lightning 2.6's save_last would leave last.ckpt at the best epoch (0), and --resume would repeat epochs 1-2.
     loader = DataLoader(TensorDataset(torch.ones(2, 1)), batch_size=2)

@@ -62,8 +62,11 @@ def train(
         return
     if result.test_metrics is not None:
         _print_summary(f"test metrics ({training.run_dir / 'test' / 'metrics.json'})", result.test_metrics["summary"])
+    if training.precision_note is not None:
+        console.print(training.precision_note)
     console.print(
-        f"run folder: {training.run_dir}  best checkpoint: {training.best_checkpoint}  ({training.train_seconds / 60:.1f} min)"
+        f"run folder: {training.run_dir}  best checkpoint: {training.best_checkpoint}  "
+        f"({training.train_seconds / 60:.1f} min, {training.precision})"
     )
 
 

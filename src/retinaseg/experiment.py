@@ -182,6 +182,7 @@ def append_results_row(
         "train_minutes": round(training.train_seconds / 60, 2),
         "wall_minutes": round(wall_seconds / 60, 2),
         "device": training.device,
+        "precision": training.precision,
         # Threads of this (the launching) process: what CPU training and evaluation ran with.
         "torch_threads": torch.get_num_threads(),
         f"best_{config['trainer']['monitor']}": round(training.best_score, 4),

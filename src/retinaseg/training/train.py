@@ -59,6 +59,7 @@ from retinaseg.training.config import (
 )
 from retinaseg.training.data import load_splits, resolve_preprocessing
 from retinaseg.training.module import SegmentationModule, monitor_mode
+from retinaseg.training.precision import PrecisionChoice, choose_cpu_precision
 
 _RESUME_KEYS = ("state_dict", "hyper_parameters", "optimizer_states", "lr_schedulers", "loops", "callbacks", "epoch")
 """What Lightning needs to continue a run; a weight file (``export-model``) has only the first two."""
@@ -88,6 +89,11 @@ class TrainResult:
         ``False`` in DDP's other processes, which write nothing.
     device
         Kind of device trained on: ``"cpu"``, ``"cuda"``, ``"mps"``.
+    precision
+        Lightning precision trained in (``"32-true"``, ``"bf16-mixed"``...).
+    precision_note
+        How ``trainer.precision: auto`` chose it on a CPU, with the step
+        times measured (:mod:`retinaseg.training.precision`); ``None`` otherwise.
     """
 
     run_dir: Path
@@ -99,10 +105,15 @@ class TrainResult:
     train_seconds: float
     is_main_process: bool = True
     device: str = "cpu"
+    precision: str = "32-true"
+    precision_note: str | None = None
 
 
 def precision_for(requested: str) -> LightningPrecision:
     """``auto``: bf16 mixed precision on GPUs that have it, else full float32; other names as they are.
+
+    On a CPU, :func:`train` then times both for the run's network and may
+    choose bf16-mixed (:func:`~retinaseg.training.precision.choose_cpu_precision`).
 
     Raises
     ------
@@ -165,8 +176,10 @@ def train(
     checkpoint = ModelCheckpoint(
         dirpath=run_dir, filename="best", monitor=monitor, mode=monitor_mode(monitor), enable_version_counter=False
     )
+    all_callbacks = [latest_checkpoint(run_dir), *callbacks]
+    requested_precision = config["trainer"]["precision"]
     with _lightning_quiet(resuming=resume is not None):
-        trainer = _build_trainer(config, run_dir, checkpoint, [latest_checkpoint(run_dir), *callbacks])
+        trainer = _build_trainer(config, run_dir, checkpoint, all_callbacks, precision_for(requested_precision))
 
     sample_set, splits = load_splits(config)
     for split in ("train", "val"):
@@ -194,6 +207,10 @@ def train(
     module = SegmentationModule(config, sample_set.class_names, sample_set.task, preprocessing.to_dict())
     if resume is not None and stored_shapes is not None:
         _check_weights_fit(resume, stored_shapes, module)
+    choice = _cpu_precision(trainer, config, train_set, module) if requested_precision == "auto" else None
+    if choice is not None and choice.precision != trainer.precision:
+        with _lightning_quiet(resuming=resume is not None):
+            trainer = _build_trainer(config, run_dir, checkpoint, all_callbacks, choice.precision)
     replacing = is_launcher and resume is None and run_dir.exists()
     if replacing:  # checked again: the folder may have changed while the data was read
         check_output_dir(run_dir, TRAINING_RUN, overwrite=overwrite, inputs=[resolve_data_path(data["root"])])
@@ -215,6 +232,8 @@ def train(
         train_seconds=train_seconds,
         is_main_process=trainer.is_global_zero,
         device=trainer.strategy.root_device.type,
+        precision=str(trainer.precision),
+        precision_note=None if choice is None else choice.describe(),
     )
 
 
@@ -291,6 +310,28 @@ def check_hardware(trainer_cfg: dict[str, Any]) -> None:
         raise InputError("trainer.accelerator", "'mps' needs an Apple GPU and PyTorch finds none; use cpu or auto")
 
 
+def _cpu_precision(
+    trainer: L.Trainer, config: dict[str, Any], train_set: PatchDataset, module: SegmentationModule
+) -> PrecisionChoice | None:
+    """``auto``'s precision for a run in one CPU process, timed on its network and batch shape; else ``None``.
+
+    Multi-process CPU runs keep float32: their processes would time, and might choose, apart.
+    """
+    if trainer.strategy.root_device.type != "cpu" or trainer.world_size != 1:
+        return None
+    data = config["data"]
+    channels, *whole_image = train_set.samples[0].image.shape
+    height, width = data["patch_size"] or whole_image
+    batch_shape = (min(data["batch_size"], len(train_set)), channels, height, width)
+    return choose_cpu_precision(
+        module.model,
+        module.loss,
+        batch_shape,
+        len(module.trained_model.class_names),
+        channels_last=config["trainer"]["channels_last"],
+    )
+
+
 def latest_checkpoint(run_dir: Path) -> ModelCheckpoint:
     """Callback keeping ``run_dir/last.ckpt`` at the latest validated epoch, what ``--resume`` continues from.
 
@@ -303,7 +344,11 @@ def latest_checkpoint(run_dir: Path) -> ModelCheckpoint:
 
 
 def _build_trainer(
-    config: dict[str, Any], run_dir: Path, checkpoint: ModelCheckpoint, extra_callbacks: Sequence[Callback] = ()
+    config: dict[str, Any],
+    run_dir: Path,
+    checkpoint: ModelCheckpoint,
+    extra_callbacks: Sequence[Callback],
+    precision: LightningPrecision,
 ) -> L.Trainer:
     trainer_cfg = config["trainer"]
     monitor = trainer_cfg["monitor"]
@@ -322,7 +367,7 @@ def _build_trainer(
             accelerator=trainer_cfg["accelerator"],
             devices=trainer_cfg["devices"],
             strategy=trainer_cfg["strategy"],
-            precision=precision_for(trainer_cfg["precision"]),
+            precision=precision,
             max_epochs=trainer_cfg["max_epochs"],
             max_time=None if max_time is None else timedelta(minutes=float(max_time)),
             check_val_every_n_epoch=trainer_cfg["check_val_every_n_epoch"],
