@@ -23,8 +23,10 @@ from retinaseg.experiment import ExperimentResult, run_experiment
 from retinaseg.io.dataset_format import write_dataset
 from retinaseg.models import get_model_spec
 from retinaseg.models.trained import TrainedModel
+from retinaseg.training import train as train_module
 from retinaseg.training.config import DEFAULTS, load_config
 from retinaseg.training.losses import LOSS_NAMES, build_loss, label_edges
+from retinaseg.training.precision import PrecisionChoice
 from retinaseg.training.train import latest_checkpoint
 
 from conftest import file_contents
@@ -426,6 +428,39 @@ def test_last_checkpoint_is_the_latest_epoch_when_the_score_gets_worse(tmp_path:
     assert torch.load(tmp_path / "best.ckpt", weights_only=True)["epoch"] == 0
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["epoch"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+@pytest.mark.slow
+def test_auto_precision_is_chosen_once_and_kept_when_the_run_resumes(
+    phantom_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[int, ...]] = []
+
+    def faster_in_bf16(
+        network: object, loss: object, batch_shape: tuple[int, ...], *args: object, **kwargs: object
+    ) -> PrecisionChoice:
+        asked.append(batch_shape)
+        return PrecisionChoice("bf16-mixed", seconds_32=0.3, seconds_bf16=0.2)
+
+    monkeypatch.setattr(train_module, "choose_cpu_precision", faster_in_bf16)
+    config = tiny_config(phantom_dir, tmp_path / "runs", "auto")
+    first = train_module.train(config)
+    assert first.precision == "bf16-mixed" and asked == [(2, 1, 272, 64)]  # whole 272x64 B-scans, batch 2
+    config["trainer"]["max_epochs"] = 2
+    resumed = train_module.train(config, resume=first.run_dir / "last.ckpt")
+    assert resumed.precision == "bf16-mixed" and len(asked) == 1  # taken from the checkpoint, not timed again
+    assert resumed.precision_note is not None and "as the run resumed" in resumed.precision_note
+
+
+@pytest.mark.slow
+def test_last_checkpoint_includes_epochs_without_validation(phantom_dir: Path, tmp_path: Path) -> None:
+    config = tiny_config(
+        phantom_dir, tmp_path / "runs", "sparse", "trainer.max_epochs=3", "trainer.check_val_every_n_epoch=2",
+        "trainer.precision=32-true",
+    )  # fmt: skip
+    result = train_module.train(config)
+    assert torch.load(result.run_dir / "best.ckpt", weights_only=True)["epoch"] == 1  # the one validated epoch
+    assert torch.load(result.run_dir / "last.ckpt", weights_only=True)["epoch"] == 2
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.stem)

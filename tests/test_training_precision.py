@@ -56,16 +56,19 @@ def test_steps_too_short_to_compare_keep_float32(monkeypatch: pytest.MonkeyPatch
     assert choice.precision == "32-true" and calls == [False, False]
 
 
-def test_timing_leaves_the_network_and_the_random_stream_alone() -> None:
-    # Real steps on this CPU, whichever precision they choose.
-    network = tiny_unet().train()
+def test_timing_leaves_the_network_and_the_random_stream_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Real steps in both precisions (bfloat16 is emulated where the CPU lacks it), dropout drawing random numbers.
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(precision, "MIN_STEP_SECONDS", 0.0)
+    torch.manual_seed(0)
+    network = UNet(1, 3, depth=2, base_channels=4, dropout=0.5).train()
     before = {k: v.clone() for k, v in network.state_dict().items()}
     torch.manual_seed(123)
     expected_draw = torch.rand(3)
     torch.manual_seed(123)
     choice = choose_cpu_precision(network, LOSS, SHAPE, 3, channels_last=True)
     assert torch.equal(torch.rand(3), expected_draw)  # a seeded run trains alike, timed or not
-    assert choice.precision in ("32-true", "bf16-mixed")
+    assert choice.precision in ("32-true", "bf16-mixed") and choice.seconds_bf16 > 0
     assert all(torch.equal(value, before[key]) for key, value in network.state_dict().items())
     assert all(p.grad is None for p in network.parameters())
 

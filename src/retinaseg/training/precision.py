@@ -32,16 +32,17 @@ MIN_STEP_SECONDS = 0.05
 
 @dataclass(frozen=True)
 class PrecisionChoice:
-    """What ``auto`` chose on this CPU, and the best measured seconds per optimizer step (NaN: not timed)."""
+    """What ``auto`` chose on this CPU: the best measured seconds per optimizer step, or why it did not compare."""
 
     precision: CpuPrecision
     seconds_32: float = math.nan
     seconds_bf16: float = math.nan
+    reason: str | None = None
 
     def describe(self) -> str:
         """One line for the training log."""
-        if math.isnan(self.seconds_bf16):
-            return f"trainer.precision auto: {self.precision}"
+        if self.reason is not None:
+            return f"trainer.precision auto: {self.precision} ({self.reason})"
         ratio = self.seconds_32 / self.seconds_bf16
         return (
             f"trainer.precision auto: {self.precision} (a bf16-mixed step takes {self.seconds_bf16:.3f} s, "
@@ -50,7 +51,7 @@ class PrecisionChoice:
 
 
 def cpu_has_bf16() -> bool:
-    """Whether PyTorch's CPU kernels have native bfloat16 here (AVX-512 BF16 or AMX on x86)."""
+    """Whether PyTorch's oneDNN runs bfloat16 on this CPU (x86: AVX-512 or newer; fast only on some of them)."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
@@ -107,19 +108,19 @@ def choose_cpu_precision(
     channels_last
         Time the steps in channels-last layout, as ``trainer.channels_last`` trains.
     steps
-        Steps timed per precision after one warm-up step each, taking turns;
-        the best of each counts.
+        Steps timed per precision, taking turns, after two warm-up steps in
+        float32 and one in bf16-mixed; the best of each counts.
 
     Returns
     -------
     PrecisionChoice
-        ``32-true`` without timing on CPUs without native bfloat16
-        (:func:`cpu_has_bf16`) and when a float32 step is shorter than
+        ``32-true`` without timing where PyTorch has no bfloat16 for the CPU
+        (:func:`cpu_has_bf16`), and when a float32 warm-up step is shorter than
         :data:`MIN_STEP_SECONDS` or a bf16-mixed step fails; else
         ``bf16-mixed`` if its best step is :data:`MIN_SPEEDUP` times as fast.
     """
     if not cpu_has_bf16():
-        return PrecisionChoice("32-true")
+        return PrecisionChoice("32-true", reason="no bfloat16 support for this CPU in PyTorch")
     # The global random state is restored, so a seeded run trains the same whether or not it was timed.
     with torch.random.fork_rng(devices=[]):
         generator = torch.Generator().manual_seed(0)
@@ -134,14 +135,15 @@ def choose_cpu_precision(
         def timed(bf16: bool) -> float:
             return step_seconds(copies[bf16], optimizers[bf16], loss, images, targets, bf16=bf16, channels_last=channels_last)
 
-        first_32 = min(timed(False), timed(False))  # the first step also allocates
-        if first_32 < MIN_STEP_SECONDS:
-            return PrecisionChoice("32-true", seconds_32=first_32)
+        timed(False)  # warm-ups: the first steps also allocate
+        warm_32 = timed(False)
+        if warm_32 < MIN_STEP_SECONDS:
+            return PrecisionChoice("32-true", seconds_32=warm_32, reason=f"float32 steps of {warm_32:.3f} s: not worth timing")
         try:
             timed(True)
-        except (RuntimeError, NotImplementedError):  # an operation without a bfloat16 kernel on this CPU
-            return PrecisionChoice("32-true", seconds_32=first_32)
-        best = {False: first_32, True: math.inf}
+        except (RuntimeError, NotImplementedError) as err:  # an operation without a bfloat16 kernel on this CPU
+            return PrecisionChoice("32-true", reason=f"a bf16-mixed step failed: {str(err).splitlines()[0]}")
+        best = {False: math.inf, True: math.inf}
         for _ in range(steps):
             for bf16 in (False, True):
                 best[bf16] = min(best[bf16], timed(bf16))

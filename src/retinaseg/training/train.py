@@ -59,7 +59,7 @@ from retinaseg.training.config import (
 )
 from retinaseg.training.data import load_splits, resolve_preprocessing
 from retinaseg.training.module import SegmentationModule, monitor_mode
-from retinaseg.training.precision import PrecisionChoice, choose_cpu_precision
+from retinaseg.training.precision import CpuPrecision, PrecisionChoice, choose_cpu_precision
 
 _RESUME_KEYS = ("state_dict", "hyper_parameters", "optimizer_states", "lr_schedulers", "loops", "callbacks", "epoch")
 """What Lightning needs to continue a run; a weight file (``export-model``) has only the first two."""
@@ -169,7 +169,7 @@ def train(
     is_launcher = _global_rank() == 0
     if is_launcher:  # DDP's other processes start when rank 0 has already made the folder
         check_run_folder(config, resume=resume, overwrite=overwrite)
-    stored_shapes = None if resume is None else check_resume(resume, config)
+    resume_point = None if resume is None else check_resume(resume, config)
     check_hardware(config["trainer"])
     L.seed_everything(config["seed"], workers=True, verbose=False)
     monitor = config["trainer"]["monitor"]
@@ -205,12 +205,16 @@ def train(
     val_loader = DataLoader(val_set, batch_size=1, **loader_args)
 
     module = SegmentationModule(config, sample_set.class_names, sample_set.task, preprocessing.to_dict())
-    if resume is not None and stored_shapes is not None:
-        _check_weights_fit(resume, stored_shapes, module)
-    choice = _cpu_precision(trainer, config, train_set, module) if requested_precision == "auto" else None
+    if resume is not None and resume_point is not None:
+        _check_weights_fit(resume, resume_point.shapes, module)
+    choice = None
+    if requested_precision == "auto":
+        choice = _cpu_precision(trainer, config, train_set, module, None if resume_point is None else resume_point.precision)
     if choice is not None and choice.precision != trainer.precision:
         with _lightning_quiet(resuming=resume is not None):
             trainer = _build_trainer(config, run_dir, checkpoint, all_callbacks, choice.precision)
+    if choice is not None and is_launcher:
+        print(choice.describe(), flush=True)  # before the progress bar: the timing took a while
     replacing = is_launcher and resume is None and run_dir.exists()
     if replacing:  # checked again: the folder may have changed while the data was read
         check_output_dir(run_dir, TRAINING_RUN, overwrite=overwrite, inputs=[resolve_data_path(data["root"])])
@@ -267,10 +271,20 @@ def check_run_folder(config: dict[str, Any], *, resume: str | Path | None = None
     return run_dir
 
 
-def check_resume(path: str | Path, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """The weight shapes of a checkpoint to resume, read without running code from it, if it fits ``config``.
+@dataclass(frozen=True)
+class ResumePoint:
+    """What :func:`train` needs of a checkpoint it resumes: weight shapes, and the precision it trained in."""
 
-    Only the shapes are kept: Lightning reads the file again to resume.
+    shapes: dict[str, tuple[int, ...]]
+    precision: CpuPrecision | None
+
+
+def check_resume(path: str | Path, config: dict[str, Any]) -> ResumePoint:
+    """The weight shapes and precision of a checkpoint to resume, read without running code from it, if it fits ``config``.
+
+    Only these are kept: Lightning reads the file again to resume. The
+    precision is the one :class:`PrecisionRecord` stored (``None`` for
+    checkpoints without it, or with another value than a CPU precision).
 
     Raises
     ------
@@ -295,7 +309,10 @@ def check_resume(path: str | Path, config: dict[str, Any]) -> dict[str, tuple[in
     state_dict = payload["state_dict"]
     if not isinstance(state_dict, dict):
         raise InputError(path, "not a training checkpoint of retinaseg train (its state_dict is not a mapping)")
-    return {key: tuple(value.shape) for key, value in state_dict.items() if isinstance(value, torch.Tensor)}
+    shapes = {key: tuple(value.shape) for key, value in state_dict.items() if isinstance(value, torch.Tensor)}
+    record = payload["callbacks"].get(PrecisionRecord.__qualname__) if isinstance(payload["callbacks"], dict) else None
+    stored_precision = record.get("precision") if isinstance(record, dict) else None
+    return ResumePoint(shapes, stored_precision if stored_precision in get_args(CpuPrecision) else None)
 
 
 def check_hardware(trainer_cfg: dict[str, Any]) -> None:
@@ -311,14 +328,22 @@ def check_hardware(trainer_cfg: dict[str, Any]) -> None:
 
 
 def _cpu_precision(
-    trainer: L.Trainer, config: dict[str, Any], train_set: PatchDataset, module: SegmentationModule
+    trainer: L.Trainer,
+    config: dict[str, Any],
+    train_set: PatchDataset,
+    module: SegmentationModule,
+    resumed: CpuPrecision | None,
 ) -> PrecisionChoice | None:
     """``auto``'s precision for a run in one CPU process, timed on its network and batch shape; else ``None``.
 
-    Multi-process CPU runs keep float32: their processes would time, and might choose, apart.
+    A resumed run keeps the precision its checkpoint records (``resumed``),
+    so that one run never changes precision halfway. Multi-process CPU runs
+    keep float32: their processes would time, and might choose, apart.
     """
     if trainer.strategy.root_device.type != "cpu" or trainer.world_size != 1:
         return None
+    if resumed is not None:
+        return PrecisionChoice(resumed, reason="as the run resumed")
     data = config["data"]
     channels, *whole_image = train_set.samples[0].image.shape
     height, width = data["patch_size"] or whole_image
@@ -333,14 +358,23 @@ def _cpu_precision(
 
 
 def latest_checkpoint(run_dir: Path) -> ModelCheckpoint:
-    """Callback keeping ``run_dir/last.ckpt`` at the latest validated epoch, what ``--resume`` continues from.
+    """Callback keeping ``run_dir/last.ckpt`` at the latest epoch, what ``--resume`` continues from.
 
-    Not ``ModelCheckpoint(save_last=True)``: since Lightning 2.6 that writes
-    ``last.ckpt`` only when the monitored score improves, so after a run's
-    best epoch it stays a copy of ``best.ckpt``, and a resumed run would
-    repeat every epoch after it.
+    Saved at the end of every training epoch, after that epoch's validation
+    and ``best.ckpt`` (so the best score it records is current), and also
+    for epochs without validation. Not ``ModelCheckpoint(save_last=True)``:
+    since Lightning 2.6 that writes ``last.ckpt`` only when the monitored
+    score improves, so after a run's best epoch it stays a copy of
+    ``best.ckpt``, and a resumed run would repeat every epoch after it.
     """
-    return ModelCheckpoint(dirpath=run_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+    return ModelCheckpoint(
+        dirpath=run_dir,
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
 
 
 def _build_trainer(
@@ -354,6 +388,7 @@ def _build_trainer(
     monitor = trainer_cfg["monitor"]
     callbacks: list[Callback] = [
         _RunFolder(run_dir, config),
+        PrecisionRecord(precision),
         checkpoint,
         EarlyStopping(monitor=monitor, mode=monitor_mode(monitor), patience=trainer_cfg["patience"]),
         EpochTable(run_dir / "metrics.csv"),
@@ -459,6 +494,16 @@ class _RunFolder(Callback):
             save_config(self.config, self.run_dir / "config.yaml")
 
 
+class PrecisionRecord(Callback):
+    """Stores the precision a run trains in with its checkpoints, so that ``--resume`` continues in it."""
+
+    def __init__(self, precision: str) -> None:
+        self.precision = precision
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"precision": self.precision}
+
+
 class EpochTable(Callback):
     """Writes ``metrics.csv``: one row per epoch with losses, val_dice, lr and time."""
 
@@ -466,6 +511,9 @@ class EpochTable(Callback):
         self.path = path
         self._validated: dict[str, float] = {}
         self._started = time.perf_counter()
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()  # elapsed_s counts training, not what came before it
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # on_validation_end runs after the module has logged val_dice.
