@@ -115,8 +115,8 @@ def choose_cpu_precision(
     -------
     PrecisionChoice
         ``32-true`` without timing where PyTorch has no bfloat16 for the CPU
-        (:func:`cpu_has_bf16`), and when a float32 warm-up step is shorter than
-        :data:`MIN_STEP_SECONDS` or a bf16-mixed step fails; else
+        (:func:`cpu_has_bf16`), and without comparing when a float32 warm-up
+        step is shorter than :data:`MIN_STEP_SECONDS` or a bf16-mixed step fails; else
         ``bf16-mixed`` if its best step is :data:`MIN_SPEEDUP` times as fast.
     """
     if not cpu_has_bf16():
@@ -142,7 +142,9 @@ def choose_cpu_precision(
         try:
             timed(True)
         except (RuntimeError, NotImplementedError) as err:  # an operation without a bfloat16 kernel on this CPU
-            return PrecisionChoice("32-true", reason=f"a bf16-mixed step failed: {str(err).splitlines()[0]}")
+            return PrecisionChoice(
+                "32-true", reason=f"a bf16-mixed step failed: {(str(err).splitlines() or [type(err).__name__])[0]}"
+            )
         best = {False: math.inf, True: math.inf}
         for _ in range(steps):
             for bf16 in (False, True):
