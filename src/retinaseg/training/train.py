@@ -211,6 +211,7 @@ def train(
     if requested_precision == "auto":
         choice = _cpu_precision(trainer, config, train_set, module, None if resume_point is None else resume_point.precision)
     if choice is not None and choice.precision != trainer.precision:
+        # The first trainer refused bad settings before the data was read; this one trains in the measured precision.
         with _lightning_quiet(resuming=resume is not None):
             trainer = _build_trainer(config, run_dir, checkpoint, all_callbacks, choice.precision)
     if choice is not None and is_launcher:
