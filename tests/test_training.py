@@ -463,6 +463,32 @@ def test_last_checkpoint_includes_epochs_without_validation(phantom_dir: Path, t
     assert torch.load(result.run_dir / "last.ckpt", weights_only=True)["epoch"] == 2
 
 
+@pytest.mark.slow
+def test_run_without_validation_keeps_its_last_epoch(phantom_dir: Path, tmp_path: Path) -> None:
+    config = tiny_config(
+        phantom_dir, tmp_path / "runs", "final", "data.split.train=[phantom_01, phantom_02, phantom_03]",
+        "data.split.val=[]", "trainer.max_epochs=2", "trainer.patience=0", "trainer.precision=32-true",
+    )  # fmt: skip
+    result = run_experiment(config)
+    run_dir = result.training.run_dir
+    # patience 0 would stop a validating run after its first round; here nothing stops the schedule.
+    assert result.training.best_checkpoint == run_dir / "last.ckpt" and not (run_dir / "best.ckpt").exists()
+    assert torch.load(run_dir / "last.ckpt", weights_only=True)["epoch"] == 1
+    assert [row["val_dice"] for row in read_rows(run_dir / "metrics.csv")] == ["", ""]
+    assert result.test_metrics is not None and (run_dir / "curves.png").is_file()
+    row = read_rows(run_dir.parent / "results.csv")[-1]
+    assert row["best_val_dice"] == "" and row["epochs"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("override", "where"), [("scheduler.name=plateau", "scheduler.name"), ("trainer.snapshot_every=1", "trainer.snapshot_every")]
+)
+def test_what_needs_validation_is_refused_without_it(override: str, where: str) -> None:
+    with pytest.raises(InputError, match=r"data.split.val is \[\]") as error:
+        load_config(None, [*REQUIRED, "data.split.val=[]", override])
+    assert error.value.where == where
+
+
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_configs_load_and_build(path: Path) -> None:
     config = load_config(path)

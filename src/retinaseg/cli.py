@@ -65,7 +65,8 @@ def train(
     if training.precision_note is not None:
         console.print(training.precision_note)
     console.print(
-        f"run folder: {training.run_dir}  best checkpoint: {training.best_checkpoint}  "
+        f"run folder: {training.run_dir}  {'best' if training.validated else 'last epoch (no validation)'} checkpoint: "
+        f"{training.best_checkpoint}  "
         f"({training.train_seconds / 60:.1f} min, {training.precision})"
     )
 

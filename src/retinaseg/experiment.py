@@ -185,7 +185,7 @@ def append_results_row(
         "precision": training.precision,
         # Threads of this (the launching) process: what CPU training and evaluation ran with.
         "torch_threads": torch.get_num_threads(),
-        f"best_{config['trainer']['monitor']}": round(training.best_score, 4),
+        f"best_{config['trainer']['monitor']}": round(training.best_score, 4) if training.validated else "",
         **{f"test_{k}": v for k, v in summary.items()},
     }
     rows = []

@@ -47,7 +47,8 @@ DEFAULTS: dict[str, Any] = {
         "source": None,  # a name from retinaseg.io.sources (duke_npy, chase_db1, folder, ...)
         "root": None,  # folder or file; bare dataset names are looked up in RETINASEG_DATA
         "options": {},  # extra keyword arguments of the source
-        "split": {"train": None, "val": None, "test": None},  # subject ids; None = the rest
+        # Subject ids; None = the rest; val: [] = no validation (a fixed schedule, the last epoch kept).
+        "split": {"train": None, "val": None, "test": None},
         "channels": "auto",  # auto | grey | green | rgb
         "clahe": False,  # contrast-limited histogram equalisation before normalisation
         "normalize": "percentile",  # minmax | zscore | percentile | none
@@ -608,8 +609,26 @@ def _boundary_weight_loss(config: dict[str, Any]) -> None:
     check_boundary_weight(config["loss"]["name"], config["loss"]["boundary_weight"])
 
 
+def validates(config: dict[str, Any]) -> bool:
+    """Whether a run validates: all but those whose ``data.split.val`` is ``[]``.
+
+    Such a run trains for its fixed schedule and keeps the last epoch: how a
+    recipe chosen on the validation subjects is trained again on training
+    and validation subjects together.
+    """
+    return config["data"]["split"]["val"] != []
+
+
 def _validation_rounds(config: dict[str, Any]) -> None:
     trainer = config["trainer"]
+    if not validates(config):
+        if config["scheduler"]["name"] == "plateau":
+            raise InputError(
+                "scheduler.name", "'plateau' follows the validation score, and data.split.val is [] (no validation); use cosine"
+            )
+        if trainer["snapshot_every"] is not None:
+            raise InputError("trainer.snapshot_every", "shows validation images, and data.split.val is [] (no validation)")
+        return
     if trainer["check_val_every_n_epoch"] > trainer["max_epochs"]:
         raise InputError(
             "trainer.check_val_every_n_epoch",

@@ -2,7 +2,8 @@
 
 Each run lives in ``<runs_dir>/<name>/``; :func:`train` writes
 ``config.yaml`` (fully resolved), ``best.ckpt``, ``last.ckpt`` and
-``metrics.csv`` (one row per epoch). ``retinaseg train`` then adds the
+``metrics.csv`` (one row per epoch); a run without validation
+(``data.split.val: []``) has no ``best.ckpt``: its model is ``last.ckpt``. ``retinaseg train`` then adds the
 curves, the test evaluation and the row of the results table
 (:mod:`retinaseg.experiment`).
 
@@ -56,6 +57,7 @@ from retinaseg.training.config import (
     save_config,
     validate_against_data,
     validate_config,
+    validates,
 )
 from retinaseg.training.data import load_splits, resolve_preprocessing
 from retinaseg.training.module import SegmentationModule, monitor_mode
@@ -77,6 +79,8 @@ class TrainResult:
         The checkpoint of the best monitored score (the last one without validation).
     best_score
         That score; NaN when none was logged.
+    validated
+        ``False`` for a run without validation (``data.split.val: []``).
     epochs
         Epochs trained.
     parameters
@@ -107,6 +111,7 @@ class TrainResult:
     device: str = "cpu"
     precision: str = "32-true"
     precision_note: str | None = None
+    validated: bool = True
 
 
 def precision_for(requested: str) -> LightningPrecision:
@@ -173,8 +178,13 @@ def train(
     check_hardware(config["trainer"])
     L.seed_everything(config["seed"], workers=True, verbose=False)
     monitor = config["trainer"]["monitor"]
-    checkpoint = ModelCheckpoint(
-        dirpath=run_dir, filename="best", monitor=monitor, mode=monitor_mode(monitor), enable_version_counter=False
+    validating = validates(config)
+    checkpoint = (
+        ModelCheckpoint(
+            dirpath=run_dir, filename="best", monitor=monitor, mode=monitor_mode(monitor), enable_version_counter=False
+        )
+        if validating
+        else None
     )
     all_callbacks = [latest_checkpoint(run_dir), *callbacks]
     requested_precision = config["trainer"]["precision"]
@@ -182,7 +192,7 @@ def train(
         trainer = _build_trainer(config, run_dir, checkpoint, all_callbacks, precision_for(requested_precision))
 
     sample_set, splits = load_splits(config)
-    for split in ("train", "val"):
+    for split in ("train", "val") if validating else ("train",):
         if len(splits[split]) == 0:
             raise InputError(f"data.split.{split}", f"no samples in the {split} split of {config['data']['root']}")
     validate_against_data(config, sample_set.class_names, [sample.image.shape[:2] for sample in splits["train"].samples])
@@ -196,13 +206,17 @@ def train(
         foreground_crop_prob=data["foreground_crop_prob"],
         seed=config["seed"],
     )
-    # Validated at the training size (data.resize); the test evaluation scores at the labels' own size.
-    val_set = WholeImageDataset(resize_samples(prepare_samples(splits["val"], preprocessing, data["fov"]), preprocessing.resize))
     loader_args = {"num_workers": data["num_workers"], "persistent_workers": data["num_workers"] > 0}
     train_loader = DataLoader(
         train_set, batch_size=data["batch_size"], shuffle=True, drop_last=len(train_set) > data["batch_size"], **loader_args
     )
-    val_loader = DataLoader(val_set, batch_size=1, **loader_args)
+    val_loader = None
+    if validating:
+        # Validated at the training size (data.resize); the test evaluation scores at the labels' own size.
+        val_set = WholeImageDataset(
+            resize_samples(prepare_samples(splits["val"], preprocessing, data["fov"]), preprocessing.resize)
+        )
+        val_loader = DataLoader(val_set, batch_size=1, **loader_args)
 
     module = SegmentationModule(config, sample_set.class_names, sample_set.task, preprocessing.to_dict())
     if resume is not None and resume_point is not None:
@@ -227,10 +241,15 @@ def train(
     ):
         trainer.fit(module, train_loader, val_loader, ckpt_path=None if resume is None else str(resume), weights_only=True)
     train_seconds = time.perf_counter() - started
+    best_path, best_score = run_dir / "last.ckpt", float("nan")
+    if checkpoint is not None and checkpoint.best_model_path:
+        best_path = Path(checkpoint.best_model_path)
+    if checkpoint is not None and checkpoint.best_model_score is not None:
+        best_score = float(checkpoint.best_model_score)
     return TrainResult(
         run_dir=run_dir,
-        best_checkpoint=Path(checkpoint.best_model_path or run_dir / "last.ckpt"),
-        best_score=float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan"),
+        best_checkpoint=best_path,
+        best_score=best_score,
         epochs=trainer.current_epoch,
         parameters=count_parameters(module.model),
         test_images=len(splits["test"]),
@@ -239,6 +258,7 @@ def train(
         device=trainer.strategy.root_device.type,
         precision=str(trainer.precision),
         precision_note=None if choice is None else choice.describe(),
+        validated=validating,
     )
 
 
@@ -381,17 +401,20 @@ def latest_checkpoint(run_dir: Path) -> ModelCheckpoint:
 def _build_trainer(
     config: dict[str, Any],
     run_dir: Path,
-    checkpoint: ModelCheckpoint,
+    checkpoint: ModelCheckpoint | None,
     extra_callbacks: Sequence[Callback],
     precision: LightningPrecision,
 ) -> L.Trainer:
+    """``checkpoint``: the best-score checkpoint, with early stopping on that score; ``None`` for a run without validation."""
     trainer_cfg = config["trainer"]
     monitor = trainer_cfg["monitor"]
+    choosing: list[Callback] = []
+    if checkpoint is not None:
+        choosing = [checkpoint, EarlyStopping(monitor=monitor, mode=monitor_mode(monitor), patience=trainer_cfg["patience"])]
     callbacks: list[Callback] = [
         _RunFolder(run_dir, config),
         PrecisionRecord(precision),
-        checkpoint,
-        EarlyStopping(monitor=monitor, mode=monitor_mode(monitor), patience=trainer_cfg["patience"]),
+        *choosing,
         EpochTable(run_dir / "metrics.csv"),
         _EpochSetter(),
         RichProgressBar(),
@@ -452,7 +475,7 @@ def _lightning_quiet(resuming: bool) -> Iterator[None]:
 
     Lightning logs at INFO level what it set up (devices, precision), why fit
     stopped, and tips for its cloud products; retinaseg reports a run
-    itself. Lightning's warnings still show, but two that cannot be avoided.
+    itself. Lightning's warnings still show, but three that are expected.
     """
     loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
     levels = [logger.level for logger in loggers]
@@ -467,6 +490,8 @@ def _lightning_quiet(resuming: bool) -> Iterator[None]:
                 category=FutureWarning,
                 module=r"lightning\.",
             )
+            # Runs without validation (data.split.val: []) pass no validation loader on purpose.
+            warnings.filterwarnings("ignore", message="You defined a `validation_step` but have no `val_dataloader`")
             if resuming:
                 # A resumed run replaces the checkpoints in its own folder on purpose.
                 warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty", category=UserWarning)
