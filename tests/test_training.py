@@ -464,24 +464,43 @@ def test_last_checkpoint_includes_epochs_without_validation(phantom_dir: Path, t
 
 
 @pytest.mark.slow
-def test_run_without_validation_keeps_its_last_epoch(phantom_dir: Path, tmp_path: Path) -> None:
+def test_run_without_validation_keeps_its_last_epoch(phantom_dir: Path, tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
     config = tiny_config(
         phantom_dir, tmp_path / "runs", "final", "data.split.train=[phantom_01, phantom_02, phantom_03]",
-        "data.split.val=[]", "trainer.max_epochs=2", "trainer.patience=0", "trainer.precision=32-true",
+        "data.split.val=[]", "trainer.max_epochs=2", "trainer.precision=32-true",
     )  # fmt: skip
     result = run_experiment(config)
     run_dir = result.training.run_dir
-    # patience 0 would stop a validating run after its first round; here nothing stops the schedule.
     assert result.training.best_checkpoint == run_dir / "last.ckpt" and not (run_dir / "best.ckpt").exists()
     assert torch.load(run_dir / "last.ckpt", weights_only=True)["epoch"] == 1
     assert [row["val_dice"] for row in read_rows(run_dir / "metrics.csv")] == ["", ""]
     assert result.test_metrics is not None and (run_dir / "curves.png").is_file()
     row = read_rows(run_dir.parent / "results.csv")[-1]
     assert row["best_val_dice"] == "" and row["epochs"] == "2"
+    assert not [w for w in recwarn if "val_dataloader" in str(w.message)]  # meant, so not shown
+    # Resuming it as a validating run would leave a best.ckpt of part of the run.
+    with pytest.raises(InputError, match="trained without validation"):
+        train_module.train(tiny_config(phantom_dir, tmp_path / "runs", "final"), resume=run_dir / "last.ckpt")
+
+
+@pytest.mark.slow
+def test_validation_split_left_empty_by_the_rest_is_refused(phantom_dir: Path, tmp_path: Path) -> None:
+    config = tiny_config(
+        phantom_dir, tmp_path / "runs", "empty", "data.split.train=[phantom_01, phantom_02, phantom_03]",
+        "data.split.val=rest",
+    )  # fmt: skip
+    with pytest.raises(InputError, match=r"no samples in the val split .*data.split.val: \[\] trains without") as error:
+        train_module.train(config)
+    assert error.value.where == "data.split.val" and not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize(
-    ("override", "where"), [("scheduler.name=plateau", "scheduler.name"), ("trainer.snapshot_every=1", "trainer.snapshot_every")]
+    ("override", "where"),
+    [
+        ("scheduler.name=plateau", "scheduler.name"),
+        ("trainer.snapshot_every=1", "trainer.snapshot_every"),
+        ("trainer.max_time_minutes=5", "trainer.max_time_minutes"),
+    ],
 )
 def test_what_needs_validation_is_refused_without_it(override: str, where: str) -> None:
     with pytest.raises(InputError, match=r"data.split.val is \[\]") as error:

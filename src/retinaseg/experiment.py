@@ -3,7 +3,8 @@
 A run lives in ``<runs_dir>/<name>/``: ``config.yaml`` (fully resolved),
 ``best.ckpt``, ``last.ckpt`` and ``metrics.csv`` (one row per epoch) from
 :func:`retinaseg.training.train.train`; then ``curves.png`` and ``test/``
-(the evaluation of ``best.ckpt`` on the test split,
+(the evaluation of ``best.ckpt`` on the test split, ``last.ckpt`` for a run
+without validation;
 :func:`retinaseg.evaluate.evaluate_model`). One row per finished run is
 appended to ``<runs_dir>/results.csv``. With ``trainer.snapshot_every: N``,
 ``snapshots/epoch_XXX.png`` shows the predictions on the first validation

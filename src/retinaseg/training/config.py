@@ -614,7 +614,9 @@ def validates(config: dict[str, Any]) -> bool:
 
     Such a run trains for its fixed schedule and keeps the last epoch: how a
     recipe chosen on the validation subjects is trained again on training
-    and validation subjects together.
+    and validation subjects together (they must then be listed in
+    ``data.split.train``). ``trainer.monitor``, ``patience`` and
+    ``check_val_every_n_epoch`` do not apply.
     """
     return config["data"]["split"]["val"] != []
 
@@ -624,10 +626,16 @@ def _validation_rounds(config: dict[str, Any]) -> None:
     if not validates(config):
         if config["scheduler"]["name"] == "plateau":
             raise InputError(
-                "scheduler.name", "'plateau' follows the validation score, and data.split.val is [] (no validation); use cosine"
+                "scheduler.name",
+                "'plateau' follows the validation score, and data.split.val is [] (no validation); use cosine or none",
             )
         if trainer["snapshot_every"] is not None:
             raise InputError("trainer.snapshot_every", "shows validation images, and data.split.val is [] (no validation)")
+        if trainer["max_time_minutes"] is not None:
+            raise InputError(
+                "trainer.max_time_minutes",
+                "would stop the schedule part-way, and data.split.val is [] (no validation): the last epoch is the model",
+            )
         return
     if trainer["check_val_every_n_epoch"] > trainer["max_epochs"]:
         raise InputError(

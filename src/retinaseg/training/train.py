@@ -194,7 +194,8 @@ def train(
     sample_set, splits = load_splits(config)
     for split in ("train", "val") if validating else ("train",):
         if len(splits[split]) == 0:
-            raise InputError(f"data.split.{split}", f"no samples in the {split} split of {config['data']['root']}")
+            hint = "; data.split.val: [] trains without validation" if split == "val" else ""
+            raise InputError(f"data.split.{split}", f"no samples in the {split} split of {config['data']['root']}{hint}")
     validate_against_data(config, sample_set.class_names, [sample.image.shape[:2] for sample in splits["train"].samples])
     preprocessing = resolve_preprocessing(config, sample_set)
     data = config["data"]
@@ -311,8 +312,9 @@ def check_resume(path: str | Path, config: dict[str, Any]) -> ResumePoint:
     ------
     InputError
         Not a readable PyTorch file, holds more than plain data (it could run
-        code), not a training checkpoint of ``retinaseg train``, or one of
-        another network than ``config`` describes.
+        code), not a training checkpoint of ``retinaseg train``, one of
+        another network than ``config`` describes, or one of a run that
+        validated when ``config`` does not (or the other way round).
     """
     payload = read_torch_file(path, "checkpoint")
     missing = [key for key in _RESUME_KEYS if key not in payload]
@@ -320,13 +322,19 @@ def check_resume(path: str | Path, config: dict[str, Any]) -> ResumePoint:
         raise InputError(
             path, f"not a training checkpoint of retinaseg train (no {missing[0]!r}); only a .ckpt of a run can be resumed"
         )
-    stored, wanted = _stored_model(payload), config["model"]
+    stored_config = _stored_config(payload)
+    stored, wanted = stored_config.get("model"), config["model"]
     if (
         not isinstance(stored, dict)
         or stored.get("name") != wanted["name"]
         or _resolved_options(stored) != _resolved_options(wanted)
     ):
         raise InputError(path, f"was trained with model {stored}, the config asks for {wanted}; resume with the run's own config")
+    validated = _stored_validates(stored_config)
+    if validated is not None and validated != validates(config):
+        # Switching halfway would leave a best.ckpt of part of the run, or stop validating a run that chose by it.
+        was = "with validation" if validated else "without validation (data.split.val: [])"
+        raise InputError(path, f"was trained {was}; resume it the same way, with the run's own config")
     state_dict = payload["state_dict"]
     if not isinstance(state_dict, dict):
         raise InputError(path, "not a training checkpoint of retinaseg train (its state_dict is not a mapping)")
@@ -443,11 +451,18 @@ def _build_trainer(
         raise InputError("trainer", f"Lightning refuses these settings ({describe_exception(err)})") from err
 
 
-def _stored_model(payload: dict[str, Any]) -> Any:
-    """The ``model`` section of the config stored in a checkpoint, or ``None``; the file's layout is not trusted."""
+def _stored_config(payload: dict[str, Any]) -> dict[str, Any]:
+    """The config stored in a checkpoint, ``{}`` if there is none; the file's layout is not trusted."""
     hyper_parameters = payload["hyper_parameters"]
     config = hyper_parameters.get("config") if isinstance(hyper_parameters, dict) else None
-    return config.get("model") if isinstance(config, dict) else None
+    return config if isinstance(config, dict) else {}
+
+
+def _stored_validates(stored: dict[str, Any]) -> bool | None:
+    """Whether the run of a stored config validated (:func:`validates`), ``None`` if the config does not say."""
+    data = stored.get("data")
+    split = data.get("split") if isinstance(data, dict) else None
+    return split.get("val") != [] if isinstance(split, dict) and "val" in split else None
 
 
 def _resolved_options(model_cfg: dict[str, Any]) -> dict[str, Any] | None:
