@@ -475,6 +475,9 @@ def test_run_without_validation_keeps_its_last_epoch(phantom_dir: Path, tmp_path
     assert torch.load(run_dir / "last.ckpt", weights_only=True)["epoch"] == 1
     assert [row["val_dice"] for row in read_rows(run_dir / "metrics.csv")] == ["", ""]
     assert result.test_metrics is not None and (run_dir / "curves.png").is_file()
+    # Scored on its 6 training B-scans, its only check.
+    assert result.train_metrics is not None and result.train_metrics["num_images"] == 6
+    assert (run_dir / "train" / "metrics.json").is_file()
     row = read_rows(run_dir.parent / "results.csv")[-1]
     assert row["best_val_dice"] == "" and row["epochs"] == "2"
     assert not [w for w in recwarn if "val_dataloader" in str(w.message)]  # meant, so not shown

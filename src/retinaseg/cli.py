@@ -62,6 +62,12 @@ def train(
         return
     if result.test_metrics is not None:
         _print_summary(f"test metrics ({training.run_dir / 'test' / 'metrics.json'})", result.test_metrics["summary"])
+    if result.train_metrics is not None:
+        _print_summary(
+            f"no validation ran: the model on its training images, where a class it never learnt shows "
+            f"({training.run_dir / 'train' / 'metrics.json'})",
+            result.train_metrics["summary"],
+        )
     if training.precision_note is not None:
         console.print(training.precision_note)
     console.print(

@@ -3,9 +3,11 @@
 A run lives in ``<runs_dir>/<name>/``: ``config.yaml`` (fully resolved),
 ``best.ckpt``, ``last.ckpt`` and ``metrics.csv`` (one row per epoch) from
 :func:`retinaseg.training.train.train`; then ``curves.png`` and ``test/``
-(the evaluation of ``best.ckpt`` on the test split, ``last.ckpt`` for a run
-without validation;
-:func:`retinaseg.evaluate.evaluate_model`). One row per finished run is
+(the evaluation of ``best.ckpt`` on the test split,
+:func:`retinaseg.evaluate.evaluate_model`). A run without validation
+(``data.split.val: []``) is tested with ``last.ckpt``, and that model is also
+scored on its own training images (``train/``): nothing else tells whether
+some class was never learnt. One row per finished run is
 appended to ``<runs_dir>/results.csv``. With ``trainer.snapshot_every: N``,
 ``snapshots/epoch_XXX.png`` shows the predictions on the first validation
 images every ``N`` epochs (:class:`PredictionSnapshots`).
@@ -50,6 +52,8 @@ class ExperimentResult:
 
     training: TrainResult
     test_metrics: dict[str, Any] | None
+    train_metrics: dict[str, Any] | None = None
+    """The model on its training images; only for a run without validation."""
 
 
 def run_experiment(config: dict[str, Any], resume: str | Path | None = None, overwrite: bool = False) -> ExperimentResult:
@@ -66,9 +70,14 @@ def run_experiment(config: dict[str, Any], resume: str | Path | None = None, ove
         return ExperimentResult(training, None)
     run_dir = training.run_dir
     plot_training_curves(run_dir / "metrics.csv", run_dir / "curves.png")
-    test_metrics = None
+    test_metrics = train_metrics = None
     if training.test_images > 0:
         test_metrics = evaluate_model(training.best_checkpoint, run_dir / "test", config=config, split="test", overwrite=True)
+    if not training.validated:
+        # A seed can leave a class unlearnt (seen: fluid and OPL of a Duke run); validation would have shown it.
+        train_metrics = evaluate_model(
+            training.best_checkpoint, run_dir / "train", config=config, split="train", overwrite=True, panels=False
+        )
     append_results_row(
         Path(config["output"]["runs_dir"]) / "results.csv",
         config,
@@ -76,7 +85,7 @@ def run_experiment(config: dict[str, Any], resume: str | Path | None = None, ove
         test_metrics,
         wall_seconds=time.perf_counter() - started,
     )
-    return ExperimentResult(training, test_metrics)
+    return ExperimentResult(training, test_metrics, train_metrics)
 
 
 class PredictionSnapshots(Callback):
