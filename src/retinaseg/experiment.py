@@ -73,11 +73,6 @@ def run_experiment(config: dict[str, Any], resume: str | Path | None = None, ove
     test_metrics = train_metrics = None
     if training.test_images > 0:
         test_metrics = evaluate_model(training.best_checkpoint, run_dir / "test", config=config, split="test", overwrite=True)
-    if not training.validated:
-        # A seed can leave a class unlearnt (seen: fluid and OPL of a Duke run); validation would have shown it.
-        train_metrics = evaluate_model(
-            training.best_checkpoint, run_dir / "train", config=config, split="train", overwrite=True, panels=False
-        )
     append_results_row(
         Path(config["output"]["runs_dir"]) / "results.csv",
         config,
@@ -85,6 +80,11 @@ def run_experiment(config: dict[str, Any], resume: str | Path | None = None, ove
         test_metrics,
         wall_seconds=time.perf_counter() - started,
     )
+    if not training.validated:
+        # A seed can leave a class unlearnt (seen: fluid and OPL of a Duke run); validation would have shown it.
+        train_metrics = evaluate_model(
+            training.best_checkpoint, run_dir / "train", config=config, split="train", overwrite=True, panels=False
+        )
     return ExperimentResult(training, test_metrics, train_metrics)
 
 
